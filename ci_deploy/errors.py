@@ -1,0 +1,120 @@
+"""The exceptions ci-deploy raises.
+
+Every error a user can cause or meet is a :class:`CiDeployError`: it carries a short
+``title`` for the annotation and a message that says what happened and what to do next.
+No exception message ever contains the API token or an upload URL's signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class CiDeployError(Exception):
+    """Base class: a failure explained to the user, shown without a traceback."""
+
+    title = "Deploy failed"
+
+    def __init__(self, message: str, *, title: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if title is not None:
+            self.title = title
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """One invalid input: its name as in action.yml, and what is wrong with it."""
+
+    name: str
+    message: str
+
+
+class InputError(CiDeployError):
+    """One or more inputs are invalid. Raised before any API call."""
+
+    title = "Invalid input"
+
+    def __init__(self, problems: Sequence[InputProblem]) -> None:
+        self.problems = list(problems)
+        text = "; ".join(f"'{p.name}': {p.message}" for p in self.problems)
+        super().__init__(f"Invalid input {text}")
+
+
+class GitError(CiDeployError):
+    """The repository could not be read, or a commit could not be found."""
+
+    title = "Git error"
+
+
+class BundleError(CiDeployError):
+    """The DAG folder could not be packed into a tarball."""
+
+    title = "Bundle error"
+
+
+class ApiError(CiDeployError):
+    """The Astro API answered with an error.
+
+    ``status_code`` is the HTTP status (0 when no answer came), ``request_id`` the
+    API's request id when it sent one.
+    """
+
+    title = "Astro API error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 0,
+        request_id: str = "",
+        operation: str = "",
+        title: str | None = None,
+    ) -> None:
+        super().__init__(message, title=title)
+        self.status_code = status_code
+        self.request_id = request_id
+        self.operation = operation
+
+
+class AuthError(ApiError):
+    """The API token was rejected (401) or lacks a permission (403)."""
+
+    title = "Astro API token rejected"
+
+
+class NotFoundError(ApiError):
+    """The organization, Deployment or deploy does not exist (404)."""
+
+    title = "Not found on Astro"
+
+
+class ApiUnavailableError(ApiError):
+    """The API could not be reached, or kept failing after retries."""
+
+    title = "Astro API unavailable"
+
+
+class UploadError(CiDeployError):
+    """The tarball upload to the blob store failed. Messages never hold the URL's query."""
+
+    title = "Upload failed"
+
+
+class DeployRejectedError(CiDeployError):
+    """The Deployment cannot take this deploy (for example DAG deploys are disabled)."""
+
+    title = "Deploy not possible"
+
+
+class NotSupportedError(CiDeployError):
+    """The action was asked for something this version cannot do yet."""
+
+    title = "Not supported"
+
+
+class RolloutError(CiDeployError):
+    """After finalize, the Deployment did not come to run the new version."""
+
+    title = "Rollout failed"

@@ -1,0 +1,317 @@
+"""Git change detection against real repositories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import git
+import pytest
+
+from ci_deploy.changes import (
+    ZERO_SHA,
+    ChangeSet,
+    CommitInfo,
+    changed_files,
+    classify,
+    has_commit,
+    head_commit,
+    open_repo,
+    remote_url,
+    repo_relative,
+    strip_credentials,
+)
+from ci_deploy.errors import GitError
+from tests.gitrepo import AUTHOR_EMAIL, AUTHOR_NAME, GitRepo
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    r = GitRepo(tmp_path / "repo")
+    r.write("README.md", "hello\n")
+    r.write("dags/a.py", "A = 1\n")
+    r.write("dags/b.py", "B = 1\n")
+    r.write("requirements.txt", "")
+    r.commit("initial")
+    return r
+
+
+# --- opening ---------------------------------------------------------------------------
+
+
+def test_open_repo_from_a_subfolder_finds_the_checkout(repo: GitRepo) -> None:
+    opened = open_repo(repo.path / "dags")
+    assert Path(opened.working_tree_dir or "").resolve() == repo.path.resolve()
+    assert repo_relative(opened, repo.path / "dags") == "dags"
+    assert repo_relative(opened, repo.path) == "."
+
+
+def test_not_a_repo_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(GitError, match="is not a git checkout; run actions/checkout"):
+        open_repo(tmp_path / "plain")
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(GitError, match="does not exist"):
+        open_repo(tmp_path / "nothing")
+
+
+def test_bare_repository_is_not_a_checkout(repo: GitRepo) -> None:
+    bare = repo.add_origin()
+    with pytest.raises(GitError, match="is not a git checkout"):
+        open_repo(bare)
+
+
+def test_repo_relative_outside_the_checkout(repo: GitRepo, tmp_path: Path) -> None:
+    with pytest.raises(GitError, match="outside the git checkout"):
+        repo_relative(open_repo(repo.path), tmp_path)
+
+
+# --- commits ---------------------------------------------------------------------------
+
+
+def test_head_commit(repo: GitRepo) -> None:
+    sha = repo.commit("Add the thing\n\nWith a body.", author=("Grace Hopper", "grace@example.com"))
+    assert head_commit(open_repo(repo.path)) == CommitInfo(
+        sha=sha,
+        subject="Add the thing",
+        author_name="Grace Hopper",
+        author_email="grace@example.com",
+    )
+
+
+def test_head_commit_on_a_detached_head(repo: GitRepo) -> None:
+    first = repo.head()
+    repo.commit("second")
+    repo.checkout(first)
+    info = head_commit(open_repo(repo.path))
+    assert info.sha == first
+    assert (info.subject, info.author_name, info.author_email) == (
+        "initial",
+        AUTHOR_NAME,
+        AUTHOR_EMAIL,
+    )
+
+
+def test_head_commit_without_commits(tmp_path: Path) -> None:
+    empty = GitRepo(tmp_path / "empty")
+    with pytest.raises(GitError, match="no commit"):
+        head_commit(open_repo(empty.path))
+
+
+def test_has_commit(repo: GitRepo) -> None:
+    opened = open_repo(repo.path)
+    blob = repo.git("rev-parse", "HEAD:README.md").strip()
+    assert has_commit(opened, repo.head())
+    assert has_commit(opened, repo.head()[:10])
+    assert not has_commit(opened, ZERO_SHA)
+    assert not has_commit(opened, "1" * 40)
+    assert not has_commit(opened, blob)  # exists, but is not a commit
+    assert not has_commit(opened, "")
+    assert not has_commit(opened, "--output=/tmp/x")
+
+
+# --- changed files ---------------------------------------------------------------------
+
+
+def test_changed_files_between_commits(repo: GitRepo) -> None:
+    base = repo.head()
+    repo.write("dags/a.py", "A = 2\n")
+    repo.write("dags/new/c.py", "C = 1\n")
+    middle = repo.commit("edit")
+    repo.write("Dockerfile", "FROM x\n")
+    head = repo.commit("docker")
+    opened = open_repo(repo.path)
+
+    assert changed_files(opened, base, middle) == ["dags/a.py", "dags/new/c.py"]
+    assert changed_files(opened, base, head) == ["Dockerfile", "dags/a.py", "dags/new/c.py"]
+    assert changed_files(opened, head, head) == []
+
+
+def test_rename_counts_both_paths_and_deletion_counts(repo: GitRepo) -> None:
+    base = repo.head()
+    repo.rename("dags/a.py", "dags/renamed.py")  # identical content: a pure rename
+    repo.delete("requirements.txt")
+    head = repo.commit("rename and delete")
+    assert changed_files(open_repo(repo.path), base, head) == [
+        "dags/a.py",
+        "dags/renamed.py",
+        "requirements.txt",
+    ]
+
+
+def test_odd_file_names_survive(repo: GitRepo) -> None:
+    base = repo.head()
+    names = ["dags/with space.py", "dags/new\nline.py", "dags/ünïcødé_dag.py", 'dags/"q".py']
+    for name in names:
+        repo.write(name, "x = 1\n")
+    head = repo.commit("odd names")
+    assert changed_files(open_repo(repo.path), base, head) == sorted(names)
+
+
+def test_unknown_base_commit_is_a_clear_error(repo: GitRepo) -> None:
+    opened = open_repo(repo.path)
+    with pytest.raises(GitError, match=r"base commit '1{40}' is not in the repository.*fetch"):
+        changed_files(opened, "1" * 40, repo.head())
+    with pytest.raises(GitError, match="head commit 'nope'"):
+        changed_files(opened, repo.head(), "nope")
+
+
+def test_changed_files_in_a_shallow_clone_misses_the_old_base(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    base = repo.head()
+    repo.write("dags/a.py", "A = 2\n")
+    repo.commit("edit")
+    origin = repo.add_origin()
+    clone = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth=1", f"file://{origin}", str(clone)],
+        check=True,
+        env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull},
+    )
+    opened = open_repo(clone)
+    assert not has_commit(opened, base)
+    with pytest.raises(GitError, match="base commit"):
+        changed_files(opened, base, "HEAD")
+
+
+# --- remote URL ------------------------------------------------------------------------
+
+
+def test_remote_url_strips_credentials(repo: GitRepo) -> None:
+    opened = open_repo(repo.path)
+    assert remote_url(opened) is None
+    repo.set_remote("origin", "https://x-access-token:ghs_secret@github.com/acme/dags.git")
+    assert remote_url(open_repo(repo.path)) == "https://github.com/acme/dags.git"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://user:pa%40ss@host.example:8443/a/b.git", "https://host.example:8443/a/b.git"),
+        ("https://token@github.com/a/b", "https://github.com/a/b"),
+        ("ssh://git@github.com/a/b.git", "ssh://github.com/a/b.git"),
+        ("git@github.com:a/b.git", "git@github.com:a/b.git"),
+        ("https://github.com/a/b.git", "https://github.com/a/b.git"),
+        ("/srv/git/b.git", "/srv/git/b.git"),
+    ],
+)
+def test_strip_credentials(url: str, expected: str) -> None:
+    assert strip_credentials(url) == expected
+
+
+# --- classify --------------------------------------------------------------------------
+
+
+def test_classify_with_the_repo_root_as_project() -> None:
+    result = classify(
+        ["dags/a.py", "dags/sub/b.sql", "Dockerfile", "include/x.py", "dags2/c.py", "dags.py"],
+        ".",
+        "dags",
+    )
+    assert result == ChangeSet(
+        dag_files=("dags/a.py", "dags/sub/b.sql"),
+        image_files=("Dockerfile", "dags.py", "dags2/c.py", "include/x.py"),
+        ignored_files=(),
+    )
+    assert result.relevant
+    assert result.files == tuple(sorted(result.files))
+    assert len(result.files) == 6
+
+
+def test_classify_with_a_nested_root_and_lookalike_prefixes() -> None:
+    files = [
+        "astro/dags/a.py",
+        "astro/dags2/x.py",
+        "astro/Dockerfile",
+        "astro-other/dags/a.py",
+        "astro.txt",
+        "README.md",
+        ".github/workflows/deploy.yml",
+    ]
+    result = classify(files, "astro", "dags")
+    assert result.dag_files == ("astro/dags/a.py",)
+    assert result.image_files == ("astro/Dockerfile", "astro/dags2/x.py")
+    assert result.ignored_files == (
+        ".github/workflows/deploy.yml",
+        "README.md",
+        "astro-other/dags/a.py",
+        "astro.txt",
+    )
+    assert result.files == tuple(sorted(files))
+
+
+@pytest.mark.parametrize(
+    ("root", "dags"),
+    [("./deploy/astro/", "dags/"), ("deploy/astro", "./dags"), ("deploy//astro", "dags")],
+)
+def test_classify_normalises_folder_spellings(root: str, dags: str) -> None:
+    result = classify(["deploy/astro/dags/a.py", "deploy/astro/x", "deploy/y"], root, dags)
+    assert result == ChangeSet(("deploy/astro/dags/a.py",), ("deploy/astro/x",), ("deploy/y",))
+
+
+def test_classify_nested_dags_folder() -> None:
+    result = classify(["p/airflow/dags/a.py", "p/airflow/x.py", "p/req.txt"], "p", "airflow/dags")
+    assert result.dag_files == ("p/airflow/dags/a.py",)
+    assert result.image_files == ("p/airflow/x.py", "p/req.txt")
+
+
+def test_classify_nothing_relevant() -> None:
+    result = classify(["docs/index.md"], "astro", "dags")
+    assert not result.relevant
+    assert result.ignored_files == ("docs/index.md",)
+    assert not classify([], ".", "dags").relevant
+
+
+# --- safe.directory --------------------------------------------------------------------
+
+
+def test_safe_directory_reaches_every_git_process(repo: GitRepo) -> None:
+    opened = open_repo(repo.path)
+    assert "*" in opened.git.config("--get-all", "safe.directory").splitlines()
+    env = opened.git.environment()
+    assert env["GIT_TERMINAL_PROMPT"] == "0"
+    # The persistent cat-file process of the object database uses the same Git object.
+    assert opened.odb._git is opened.git
+
+
+def test_safe_directory_appends_to_existing_config_entries(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "ci-deploy.test")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "kept")
+    opened = open_repo(repo.path)
+    assert opened.git.config("--get", "ci-deploy.test") == "kept"
+    assert "*" in opened.git.config("--get-all", "safe.directory").splitlines()
+
+
+def test_repository_owned_by_another_user(repo: GitRepo) -> None:
+    """The runner's situation: we are root, the checkout belongs to uid 1001."""
+    base = repo.head()
+    repo.write("dags/a.py", "A = 2\n")
+    head = repo.commit("edit")
+    repo.set_remote("origin", "https://github.com/acme/dags.git")
+
+    if os.geteuid() == 0:
+        for dirpath, dirnames, filenames in os.walk(repo.path):
+            for name in [*dirnames, *filenames]:
+                os.lchown(os.path.join(dirpath, name), 1001, 1001)
+        os.chown(repo.path, 1001, 1001)
+        # Control: plain GitPython is refused, so the ownership problem is real.
+        with pytest.raises(git.GitCommandError, match="dubious ownership"):
+            git.Repo(repo.path).git.rev_parse("HEAD")
+    else:
+        # Not root: the repo cannot be handed to another user, so check that the setting
+        # reaches a git process started the ordinary way through the opened repository.
+        assert open_repo(repo.path).git.config("--get-all", "safe.directory") == "*"
+
+    opened = open_repo(repo.path)
+    assert head_commit(opened).sha == head
+    assert has_commit(opened, base)
+    assert changed_files(opened, base, head) == ["dags/a.py"]
+    assert remote_url(opened) == "https://github.com/acme/dags.git"
+    assert opened.head.commit.hexsha == head  # GitPython's own object access works too
