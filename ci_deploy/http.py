@@ -1,0 +1,185 @@
+"""The retry and backoff policy shared by the Astro API client and the blob upload.
+
+A :class:`Retryable` says which answers and transport errors are worth another attempt;
+:func:`send_with_retries` sends a request until it gets a final answer or runs out of
+attempts, sleeping :meth:`Backoff.delay` or the server's ``Retry-After`` in between.
+Retry messages name the request by the caller's label and never hold a URL or a header.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+__all__ = [
+    "API_GET",
+    "API_POST",
+    "BLOB_PUT",
+    "DEFAULT_BACKOFF",
+    "RETRY_AFTER_CAP",
+    "Backoff",
+    "Retryable",
+    "TransportFailure",
+    "parse_retry_after",
+    "send_with_retries",
+]
+
+RETRY_AFTER_CAP = 60.0
+"""The longest ``Retry-After`` honoured, in seconds."""
+
+_SERVER_ERRORS = frozenset({500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Retryable:
+    """Which outcomes of one kind of request may be retried.
+
+    ``statuses`` are the retryable HTTP statuses, ``errors`` the retryable httpx transport
+    errors (checked with ``isinstance``).
+    """
+
+    statuses: frozenset[int]
+    errors: tuple[type[httpx.TransportError], ...]
+
+    def status(self, status_code: int) -> bool:
+        """Whether an answer with this status may be retried."""
+        return status_code in self.statuses
+
+    def error(self, exc: httpx.TransportError) -> bool:
+        """Whether this transport error may be retried.
+
+        An unsupported URL scheme is a configuration error: it never is.
+        """
+        return isinstance(exc, self.errors) and not isinstance(exc, httpx.UnsupportedProtocol)
+
+
+API_GET = Retryable(_SERVER_ERRORS | {429}, (httpx.TransportError,))
+"""API reads: rate limits, server errors and any transport error."""
+
+API_POST = Retryable(frozenset({429}), (httpx.ConnectError, httpx.ConnectTimeout))
+"""API writes: only when the request provably was not processed (429, no connection)."""
+
+BLOB_PUT = Retryable(_SERVER_ERRORS | {408, 429}, (httpx.TransportError,))
+"""Blob PUTs are idempotent: timeouts, rate limits, server and transport errors."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter: ``base``, 2x``base``, 4x``base``... up to ``cap``.
+
+    Each delay is scaled by a random factor in ``[1 - jitter, 1 + jitter)``; ``rng``
+    returns a float in ``[0, 1)`` and can be replaced (for example by a seeded
+    ``random.Random(7).random``) to make delays reproducible.
+    """
+
+    base: float = 1.0
+    cap: float = 15.0
+    jitter: float = 0.2
+    rng: Callable[[], float] = field(default=random.random, compare=False)
+
+    def delay(self, retry: int) -> float:
+        """The delay in seconds before retry number ``retry`` (1 for the second attempt)."""
+        raw = min(self.cap, self.base * 2.0 ** max(retry - 1, 0))
+        factor = 1.0 + self.jitter * (2.0 * self.rng() - 1.0)
+        return min(self.cap, max(0.0, raw * factor))
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP-date), capped at 60.
+
+    Returns ``None`` when the header is missing or unreadable; dates in the past give 0.
+    """
+    if value is None or not value.strip():
+        return None
+    seconds = _seconds(value.strip(), now)
+    if seconds is None or seconds != seconds:  # missing, unreadable or NaN
+        return None
+    return min(RETRY_AFTER_CAP, max(0.0, seconds))
+
+
+def _seconds(text: str, now: datetime | None) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return _seconds_until(text, now)
+
+
+def _seconds_until(http_date: str, now: datetime | None) -> float | None:
+    try:
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - (now or datetime.now(UTC))).total_seconds()
+
+
+class TransportFailure(Exception):
+    """A request got no HTTP answer.
+
+    ``error`` is httpx's exception (its text may hold the URL: redact before showing it),
+    ``attempts`` how many attempts were made, and ``retryable`` whether the error was of
+    a retryable kind (so the attempts ran out) rather than one that must not be retried.
+    """
+
+    def __init__(self, error: httpx.TransportError, *, attempts: int, retryable: bool) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+        self.attempts = attempts
+        self.retryable = retryable
+
+
+def send_with_retries(
+    client: httpx.Client,
+    request_factory: Callable[[], httpx.Request],
+    *,
+    retryable: Retryable,
+    label: str,
+    max_attempts: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[str], None] | None = None,
+    backoff: Backoff = DEFAULT_BACKOFF,
+) -> httpx.Response:
+    """Send a request, retrying what ``retryable`` allows, up to ``max_attempts`` in total.
+
+    Returns the first answer that is not retryable, or the last answer once the attempts
+    run out (its status then is retryable). Raises :class:`TransportFailure` when the last
+    attempt got no answer. ``label`` names the request in the ``on_retry`` messages.
+    """
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+    attempt = 1
+    while True:
+        try:
+            response = client.send(request_factory())
+        except httpx.TransportError as exc:
+            may_retry = retryable.error(exc)
+            if not may_retry or attempt >= max_attempts:
+                raise TransportFailure(exc, attempts=attempt, retryable=may_retry) from exc
+            delay, reason = backoff.delay(attempt), type(exc).__name__
+        else:
+            if not retryable.status(response.status_code) or attempt >= max_attempts:
+                return response
+            delay = _delay_for(response, backoff, attempt)
+            reason = f"HTTP {response.status_code}"
+        attempt += 1
+        if on_retry is not None:
+            on_retry(
+                f"{label}: {reason}, retrying in {delay:.1f} s "
+                f"(attempt {attempt} of {max_attempts})"
+            )
+        sleep(delay)
+
+
+def _delay_for(response: httpx.Response, backoff: Backoff, retry: int) -> float:
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return backoff.delay(retry) if retry_after is None else retry_after

@@ -1,0 +1,205 @@
+"""The retry policy: what is retryable, backoff delays, Retry-After, and the retry loop."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from ci_deploy.http import (
+    API_GET,
+    API_POST,
+    BLOB_PUT,
+    Backoff,
+    Retryable,
+    TransportFailure,
+    parse_retry_after,
+    send_with_retries,
+)
+
+REQUEST = httpx.Request("GET", "https://api.example/x")
+
+
+@pytest.mark.parametrize(
+    ("policy", "retried", "final"),
+    [
+        (API_GET, {429, 500, 502, 503, 504}, {200, 301, 400, 401, 403, 404, 408, 409, 501}),
+        (API_POST, {429}, {200, 400, 408, 500, 502, 503, 504}),
+        (BLOB_PUT, {408, 429, 500, 502, 503, 504}, {201, 400, 403, 404, 409, 412}),
+    ],
+)
+def test_retryable_statuses(policy: Retryable, retried: set[int], final: set[int]) -> None:
+    assert {s for s in retried | final if policy.status(s)} == retried
+
+
+@pytest.mark.parametrize(
+    ("error", "get", "post", "put"),
+    [
+        (httpx.ConnectError("x"), True, True, True),
+        (httpx.ConnectTimeout("x"), True, True, True),
+        (httpx.ReadTimeout("x"), True, False, True),
+        (httpx.WriteTimeout("x"), True, False, True),
+        (httpx.ReadError("x"), True, False, True),
+        (httpx.RemoteProtocolError("x"), True, False, True),
+        (httpx.PoolTimeout("x"), True, False, True),
+        (httpx.UnsupportedProtocol("x"), False, False, False),
+    ],
+)
+def test_retryable_errors(error: httpx.TransportError, get: bool, post: bool, put: bool) -> None:
+    assert (API_GET.error(error), API_POST.error(error), BLOB_PUT.error(error)) == (get, post, put)
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    backoff = Backoff(rng=lambda: 0.5)
+    assert [backoff.delay(n) for n in range(1, 8)] == [1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0]
+
+
+def test_backoff_jitter_bounds() -> None:
+    low, high = Backoff(rng=lambda: 0.0), Backoff(rng=lambda: 0.999999)
+    assert low.delay(1) == pytest.approx(0.8)
+    assert high.delay(1) == pytest.approx(1.2, abs=1e-5)
+    assert high.delay(5) == 15.0  # jitter never goes above the cap
+
+
+def test_backoff_is_reproducible_with_a_seed() -> None:
+    def delays() -> list[float]:
+        backoff = Backoff(rng=random.Random(7).random)
+        return [backoff.delay(n) for n in range(1, 5)]
+
+    assert delays() == delays()
+
+
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("5", 5.0),
+        (" 2.5 ", 2.5),
+        ("0", 0.0),
+        ("-3", 0.0),
+        ("120", 60.0),
+        ("Wed, 01 May 2024 12:00:30 GMT", 30.0),
+        ("Wed, 01 May 2024 13:00:00 GMT", 60.0),
+        ("Wed, 01 May 2024 11:00:00 GMT", 0.0),
+        ("soon", None),
+        ("nan", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(header, now=NOW) == seconds
+
+
+Step = httpx.Response | httpx.TransportError
+
+
+def scripted(*steps: Step) -> tuple[httpx.Client, list[httpx.Request]]:
+    """A client whose transport answers (or fails) with ``steps`` in order."""
+    sent: list[httpx.Request] = []
+    queue = list(steps)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        step = queue.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    return httpx.Client(transport=httpx.MockTransport(handle)), sent
+
+
+def run(
+    client: httpx.Client, policy: Retryable, *, max_attempts: int = 4
+) -> tuple[Callable[[], httpx.Response], list[float], list[str]]:
+    sleeps: list[float] = []
+    lines: list[str] = []
+
+    def send() -> httpx.Response:
+        return send_with_retries(
+            client,
+            lambda: client.build_request("GET", "https://api.example/x"),
+            retryable=policy,
+            label="GET thing",
+            max_attempts=max_attempts,
+            sleep=sleeps.append,
+            on_retry=lines.append,
+            backoff=Backoff(rng=lambda: 0.5),
+        )
+
+    return send, sleeps, lines
+
+
+def test_retries_until_success() -> None:
+    client, sent = scripted(
+        httpx.Response(503), httpx.ConnectError("no"), httpx.Response(200, text="ok")
+    )
+    send, sleeps, lines = run(client, API_GET)
+    assert send().text == "ok"
+    assert len(sent) == 3
+    assert sleeps == [1.0, 2.0]
+    assert lines == [
+        "GET thing: HTTP 503, retrying in 1.0 s (attempt 2 of 4)",
+        "GET thing: ConnectError, retrying in 2.0 s (attempt 3 of 4)",
+    ]
+
+
+def test_retry_after_replaces_the_backoff() -> None:
+    client, _ = scripted(httpx.Response(429, headers={"Retry-After": "9"}), httpx.Response(200))
+    send, sleeps, _ = run(client, API_POST)
+    assert send().status_code == 200
+    assert sleeps == [9.0]
+
+
+def test_returns_the_last_answer_when_attempts_run_out() -> None:
+    client, sent = scripted(*(httpx.Response(503) for _ in range(3)))
+    send, sleeps, _ = run(client, API_GET, max_attempts=3)
+    assert send().status_code == 503
+    assert len(sent) == 3
+    assert sleeps == [1.0, 2.0]
+
+
+def test_final_status_is_returned_at_once() -> None:
+    client, sent = scripted(httpx.Response(500))
+    send, sleeps, lines = run(client, API_POST)
+    assert send().status_code == 500
+    assert (len(sent), sleeps, lines) == (1, [], [])
+
+
+def test_transport_failure_after_the_last_attempt() -> None:
+    client, _ = scripted(httpx.ConnectError("a"), httpx.ConnectError("b"))
+    send, sleeps, _ = run(client, API_POST, max_attempts=2)
+    with pytest.raises(TransportFailure) as caught:
+        send()
+    assert (caught.value.attempts, caught.value.retryable) == (2, True)
+    assert str(caught.value.error) == "b"
+    assert sleeps == [1.0]
+
+
+def test_unretryable_transport_error_fails_at_once() -> None:
+    client, sent = scripted(httpx.ReadTimeout("late"))
+    send, sleeps, lines = run(client, API_POST)
+    with pytest.raises(TransportFailure) as caught:
+        send()
+    assert (caught.value.attempts, caught.value.retryable) == (1, False)
+    assert isinstance(caught.value.error, httpx.ReadTimeout)
+    assert (len(sent), sleeps, lines) == (1, [], [])
+
+
+def test_each_attempt_gets_a_fresh_request() -> None:
+    client, sent = scripted(httpx.Response(503), httpx.Response(200))
+    send, _, _ = run(client, API_GET)
+    send()
+    assert sent[0] is not sent[1]
+
+
+def test_max_attempts_must_be_positive() -> None:
+    client, _ = scripted()
+    send, _, _ = run(client, API_GET, max_attempts=0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        send()
