@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ci_deploy.errors import InputError, InputProblem
+from ci_deploy.models import DESCRIPTION_MAX
 
 __all__ = [
     "DEPLOY_TYPES",
@@ -66,7 +67,6 @@ INPUTS: dict[str, str] = {
 DeployType = Literal["infer", "dags-only", "image-and-dags", "image-only", "bundle"]
 DEPLOY_TYPES: tuple[str, ...] = get_args(DeployType)
 
-DESCRIPTION_MAX = 500
 """The longest deploy description the Astro API accepts, in characters."""
 
 MAX_WAIT_TIMEOUT = 6 * 3600

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DeployType = Literal["DAG_ONLY", "IMAGE_AND_DAG", "IMAGE_ONLY", "BUNDLE"]
 DeployStatus = Literal["INITIALIZED", "DEPLOYED", "FAILED"]
-DeploymentStatus = Literal["CREATING", "DEPLOYING", "HEALTHY", "UNHEALTHY", "UNKNOWN", "HIBERNATING"]
+DeploymentStatus = Literal[
+    "CREATING", "DEPLOYING", "HEALTHY", "UNHEALTHY", "UNKNOWN", "HIBERNATING"
+]
 GitProvider = Literal["GITHUB", "GENERIC"]
 
 DESCRIPTION_MAX = 500

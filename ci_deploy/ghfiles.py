@@ -1,5 +1,8 @@
 """Strict readers of what the runner reads: file commands and workflow commands.
 
+The tests and the local runner simulation (:mod:`ci_deploy.localrun`) read what a step wrote
+with these, as the GitHub runner would.
+
 File commands (GITHUB_OUTPUT, GITHUB_ENV, GITHUB_STATE) follow the grammar of the Linux runner
 (actions/runner): the file is UTF-8 (a leading BOM is dropped), lines end with LF, empty lines
 are skipped, and a record is either ``name=value`` or ``name<<DELIM``, value lines, then a line

@@ -1,0 +1,125 @@
+"""The ``ci-deploy`` command, and the action's entry point.
+
+``ci-deploy`` (or ``ci-deploy deploy``) deploys, reading inputs from ``INPUT_*`` variables as
+the GitHub runner sets them, or from ``--flags`` that override them. The API token is never a
+flag: command lines are visible to other processes, so it comes from the ``api-token``
+input or ``ASTRO_API_TOKEN``. ``ci-deploy emulator`` serves the local Astro emulator.
+
+Exit codes: 0 deployed, skipped or planned; 1 failed (bad input included); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+
+from . import __version__, report
+from .astro import AstroClient
+from .deploy import ClientFactory, Deployer, RunResult
+from .errors import CiDeployError, InputError
+from .github import GitHubContext, load_context
+from .inputs import INPUTS, Inputs, load_inputs, raw_inputs, resolve_token
+from .runner import Runner
+
+COMMANDS = ("deploy", "emulator")
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run ``ci-deploy`` with ``argv`` (default: the process's) and return the exit code."""
+    environ = dict(os.environ if environ is None else environ)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in (*COMMANDS, "-h", "--help", "--version"):
+        args.insert(0, "deploy")
+    parsed = _parser().parse_args(args)
+    if parsed.command == "emulator":
+        from .emulator import serve
+
+        return serve(host=parsed.host, port=parsed.port, rollout_seconds=parsed.rollout_seconds)
+    flags = {name: getattr(parsed, _dest(name)) for name in INPUTS if name != "api-token"}
+    return deploy(environ, flags)
+
+
+def deploy(environ: Mapping[str, str], flags: Mapping[str, str | None]) -> int:
+    """Deploy with inputs from ``environ`` and ``flags``; report through the runner."""
+    runner = Runner(environ)
+    raw = raw_inputs(environ, flags)
+    runner.mask(resolve_token(raw, environ))  # before anything else is printed
+    runner.info(f"ci-deploy {__version__}")
+    result = RunResult()
+    context = load_context({})
+    try:
+        inputs = load_inputs(raw, environ)
+        result.deployment_id = inputs.deployment_id
+        for warning in inputs.warnings:
+            runner.warning(warning, title="Input adjusted")
+        context = load_context(environ)
+        result = Deployer(inputs, context, runner, client_factory=_client_factory(runner)).run()
+    except InputError as exc:
+        for problem in exc.problems:
+            runner.error(problem.message, title=f"Invalid input '{problem.name}'")
+        result.error = exc
+    except CiDeployError as exc:
+        result.error = exc
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for debug logs
+        runner.debug(traceback.format_exc())
+        result.error = CiDeployError(
+            f"ci-deploy hit an unexpected error ({type(exc).__name__}: {exc}). This is a bug: "
+            "please report it with the step's debug log (re-run with debug logging enabled).",
+            title="Unexpected error",
+        )
+    return _finish(runner, result, context)
+
+
+def _finish(runner: Runner, result: RunResult, context: GitHubContext) -> int:
+    if result.error is not None:
+        result.status = "failed" if not result.rolled_back else "rolled-back"
+        if not isinstance(result.error, InputError):
+            runner.error(report.failure_message(result), title=result.error.title)
+    runner.set_outputs(report.outputs(result))
+    runner.append_summary(report.summary(result, context))
+    return 1 if result.error is not None else 0
+
+
+def _client_factory(runner: Runner) -> ClientFactory:
+    def make(inputs: Inputs) -> AstroClient:
+        return AstroClient(
+            inputs.api_url,
+            inputs.api_token.get_secret_value(),
+            inputs.organization_id,
+            client_identifier="github-action" if runner.in_github else "ci-deploy",
+            on_retry=runner.info,
+        )
+
+    return make
+
+
+def _dest(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ci-deploy",
+        description="Deploy an Apache Airflow project to Astronomer's Astro.",
+    )
+    parser.add_argument("--version", action="version", version=f"ci-deploy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    deploy_cmd = commands.add_parser(
+        "deploy",
+        help="deploy (the default command)",
+        description="Deploy. Each flag overrides the INPUT_* variable of the same input; "
+        "the token comes from INPUT_API-TOKEN or ASTRO_API_TOKEN, never from a flag.",
+    )
+    for name, default in INPUTS.items():
+        if name == "api-token":
+            continue
+        shown = f" (default: {default!r})" if default else ""
+        deploy_cmd.add_argument(f"--{name}", dest=_dest(name), metavar="VALUE", help=shown[1:])
+    emulator_cmd = commands.add_parser("emulator", help="serve the local Astro emulator")
+    emulator_cmd.add_argument("--host", default="127.0.0.1")
+    emulator_cmd.add_argument("--port", type=int, default=8765)
+    emulator_cmd.add_argument("--rollout-seconds", type=float, default=1.0)
+    return parser

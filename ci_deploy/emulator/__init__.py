@@ -1,0 +1,29 @@
+"""A local Astro API and Azure-like blob host, for the demo and the tests.
+
+:class:`Emulator` serves the deploy calls of the Astro API v1 (get a Deployment, list,
+create, get, finalize and roll back deploys) and the blob uploads to the deploys' SAS
+URLs, on ``127.0.0.1``, from memory. It records every request, can inject faults, and
+plays a Deployment's rollout after each finalize. :func:`serve` runs one until stopped,
+for ``ci-deploy emulator``.
+"""
+
+from ci_deploy.emulator.faults import Fault, Faults
+from ci_deploy.emulator.server import (
+    DEMO_DEPLOYMENT_ID,
+    DEMO_ORGANIZATION_ID,
+    Emulator,
+    make_token,
+    serve,
+)
+from ci_deploy.emulator.wire import RecordedRequest
+
+__all__ = [
+    "DEMO_DEPLOYMENT_ID",
+    "DEMO_ORGANIZATION_ID",
+    "Emulator",
+    "Fault",
+    "Faults",
+    "RecordedRequest",
+    "make_token",
+    "serve",
+]

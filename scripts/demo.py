@@ -1,0 +1,86 @@
+"""The demo: a real DAG deploy of examples/astro-project to the built-in Astro emulator.
+
+It starts the emulator, makes a throwaway git copy of the example project with one DAG
+edited, runs the action's real entrypoint on it as the GitHub runner would (INPUT_*
+variables, event file, GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files), then prints the log,
+the outputs and the summary, and what the emulator's Deployment now runs.
+
+Run it with ``make demo``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ci_deploy.emulator import Emulator
+from ci_deploy.localrun import push_event, run_step, runner_environment
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
+
+
+def git(cwd: Path, *args: str) -> str:
+    identity = ["-c", "user.name=Mona Lisa", "-c", "user.email=mona@example.com"]
+    done = subprocess.run(
+        ["git", *identity, *args], cwd=cwd, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
+def make_workspace(root: Path) -> tuple[Path, str, str]:
+    """A git repository holding the example project, with a second commit editing one DAG."""
+    workspace = root / "workspace"
+    shutil.copytree(EXAMPLE, workspace)
+    git(workspace, "init", "-q", "-b", "main")
+    git(workspace, "add", "-A")
+    git(workspace, "commit", "-q", "-m", "Add the example Astro project")
+    before = git(workspace, "rev-parse", "HEAD")
+    dag = workspace / "dags" / "example_etl.py"
+    dag.write_text(dag.read_text().replace('schedule="@daily"', 'schedule="@hourly"'))
+    git(workspace, "commit", "-q", "-am", "Run example_etl every hour")
+    after = git(workspace, "rev-parse", "HEAD")
+    return workspace, before, after
+
+
+def heading(text: str) -> None:
+    print(f"\n\033[1m== {text} ==\033[0m", flush=True)
+
+
+def main() -> int:
+    with (
+        tempfile.TemporaryDirectory(prefix="ci-deploy-demo-") as tmp,
+        Emulator(rollout_seconds=3.0) as emulator,
+    ):
+        root = Path(tmp)
+        workspace, before, after = make_workspace(root)
+        heading(f"Emulator at {emulator.api_url}; workspace {workspace}")
+        print(git(workspace, "log", "--oneline", "--stat", "-1"))
+        environ = runner_environment(
+            workspace,
+            root / "runner",
+            {"api-url": emulator.api_url, "deployment-id": emulator.deployment_id},
+            event=push_event(before, after),
+            sha=after,
+            env={"ASTRO_API_TOKEN": emulator.token},
+        )
+        heading("Running entrypoint.py as the GitHub runner would")
+        step = run_step(environ)
+        print(step.stdout, end="")
+        print(step.stderr, end="", file=sys.stderr)
+        heading(f"Exit code {step.returncode}; step outputs")
+        for name, value in step.outputs.items():
+            print(f"{name}: {value}")
+        heading("GITHUB_STEP_SUMMARY")
+        print(step.summary)
+        deployment = emulator.deployment(emulator.deployment_id)
+        heading("The emulator's Deployment now")
+        for key in ("status", "dagTarballVersion", "desiredDagTarballVersion"):
+            print(f"{key}: {deployment.get(key)}")
+        return step.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

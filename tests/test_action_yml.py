@@ -1,0 +1,52 @@
+"""action.yml, the Dockerfile and the code agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ci_deploy.inputs import INPUTS
+from ci_deploy.report import OUTPUT_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def action() -> dict[str, object]:
+    return yaml.safe_load((ROOT / "action.yml").read_text())  # type: ignore[no-any-return]
+
+
+def test_inputs_match_the_code_with_the_same_defaults() -> None:
+    declared = action()["inputs"]
+    assert isinstance(declared, dict)
+    assert list(declared) == list(INPUTS)
+    for name, spec in declared.items():
+        assert str(spec.get("default", "")) == INPUTS[name], name
+        assert spec.get("description"), f"input {name} has no description"
+
+
+def test_outputs_match_the_code() -> None:
+    declared = action()["outputs"]
+    assert isinstance(declared, dict)
+    assert list(declared) == list(OUTPUT_NAMES)
+
+
+def test_runs_as_a_docker_action_built_from_the_dockerfile() -> None:
+    assert action()["runs"] == {"using": "docker", "image": "Dockerfile"}
+
+
+def test_dockerfile_follows_the_runner_rules() -> None:
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    instructions = [
+        line.split()[0]
+        for line in lines
+        if line and not line.startswith("#") and line.split()[0].isupper()
+    ]
+    assert "USER" not in instructions and "WORKDIR" not in instructions
+    entrypoint = [line for line in lines if line.startswith("ENTRYPOINT")]
+    assert len(entrypoint) == 1
+    assert entrypoint[0].startswith('ENTRYPOINT ["/'), "absolute exec-form ENTRYPOINT"
+    text = (ROOT / "Dockerfile").read_text()
+    assert "PYTHONUNBUFFERED=1" in text
+    assert "git config --system --add safe.directory '*'" in text
+    assert "git" in text.split("apt-get install", 1)[1].split("&&", 1)[0]

@@ -1,0 +1,371 @@
+"""End to end: the real entrypoint, as a subprocess, against the emulator on 127.0.0.1.
+
+Each test builds a real git repository holding the example Astro project, runs
+``entrypoint.py`` with ``INPUT_*`` variables, an event file and runner files as the GitHub
+runner does, and checks the exit code, the log, the outputs, the summary, and what the
+emulator's Deployment received.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ci_deploy.emulator import Emulator
+from ci_deploy.ghfiles import WorkflowCommand, parse_output_file, parse_workflow_command
+from ci_deploy.localrun import StepResult, push_event, run_step, runner_environment
+from tests.gitrepo import GitRepo
+from tests.spec import assert_request_matches_spec
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
+OUTPUTS = {
+    "deploy-id",
+    "deploy-type",
+    "skipped",
+    "skip-reason",
+    "dag-tarball-version",
+    "status",
+    "rolled-back",
+    "deployment-url",
+    "changed-files",
+}
+
+
+@dataclass
+class Step:
+    result: StepResult
+    outputs: dict[str, str]
+
+    @property
+    def log(self) -> str:
+        return self.result.stdout + self.result.stderr
+
+    def commands(self, name: str) -> list[WorkflowCommand]:
+        """The workflow commands named ``name`` that the step printed, parsed as the runner does."""
+        parsed = (parse_workflow_command(line) for line in self.result.stdout.splitlines())
+        return [c for c in parsed if c is not None and c.command == name]
+
+    def titles(self, name: str) -> list[str]:
+        return [c.properties.get("title", "") for c in self.commands(name)]
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(rollout_seconds=0.2) as emu:
+        yield emu
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    """The example project at the repository's root, committed once."""
+    repo = GitRepo(tmp_path / "workspace")
+    shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
+    repo.commit("Add the example project")
+    return repo
+
+
+def run_action(
+    repo: GitRepo,
+    emulator: Emulator,
+    before: str,
+    inputs: dict[str, str] | None = None,
+    *,
+    token: str | None = None,
+) -> Step:
+    after = repo.head()
+    environ = runner_environment(
+        repo.path,
+        repo.path.parent / "runner",
+        {"api-url": emulator.api_url, "deployment-id": emulator.deployment_id, **(inputs or {})},
+        event=push_event(before, after),
+        sha=after,
+        env={"ASTRO_API_TOKEN": emulator.token if token is None else token},
+    )
+    result = run_step(environ, timeout=120)
+    outputs = parse_output_file(Path(environ["GITHUB_OUTPUT"]))
+    assert set(outputs) == OUTPUTS, "every output is written on every run"
+    assert "Traceback" not in result.stdout + result.stderr
+    return Step(result, outputs)
+
+
+def api_posts(emulator: Emulator) -> list[str]:
+    return [r.path for r in emulator.requests if r.method == "POST"]
+
+
+def assert_requests_match_spec(emulator: Emulator) -> None:
+    for request in emulator.requests:
+        if request.path.startswith("/v1/"):
+            assert_request_matches_spec(
+                request.method,
+                request.path.removeprefix("/v1"),
+                request.query,
+                request.headers,
+                request.body or None,
+            )
+
+
+def edit_dag(repo: GitRepo) -> None:
+    dag = repo.path / "dags" / "example_etl.py"
+    dag.write_text(dag.read_text().replace('"@daily"', '"@hourly"'))
+
+
+def test_dag_change_deploys_dag_only_and_waits_until_healthy(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    before = repo.head()
+    edit_dag(repo)
+    after = repo.commit("Run example_etl every hour")
+
+    step = run_action(repo, emulator, before)
+
+    assert step.result.returncode == 0, step.log
+    out = step.outputs
+    assert out["status"] == "deployed"
+    assert out["deploy-type"] == "DAG_ONLY"
+    assert out["skipped"] == "false"
+    assert out["skip-reason"] == ""
+    assert out["rolled-back"] == "false"
+    assert json.loads(out["changed-files"]) == ["dags/example_etl.py"]
+    assert out["deployment-url"] == emulator.deployment(emulator.deployment_id)["uiUrl"]
+
+    deployment = emulator.deployment(emulator.deployment_id)
+    assert deployment["status"] == "HEALTHY"
+    assert deployment["dagTarballVersion"] == out["dag-tarball-version"]
+
+    deploys = {d["id"]: d for d in emulator.deploys(emulator.deployment_id)}
+    deploy = deploys[out["deploy-id"]]
+    assert deploy["type"] == "DAG_ONLY"
+    assert deploy["status"] == "DEPLOYED"
+    assert deploy["description"] == "Run example_etl every hour"
+    git = deploy["git"]
+    assert git["provider"] == "GITHUB"
+    assert (git["account"], git["repo"], git["branch"]) == ("example", "astro-project", "main")
+    assert git["commitSha"] == after
+    assert git["beforeCommitSha"] == before
+    assert git["commitUrl"] == f"https://github.com/example/astro-project/commit/{after}"
+    assert git["authorUsername"] == "mona"
+
+    with tarfile.open(fileobj=io.BytesIO(emulator.blobs[out["dag-tarball-version"]])) as tar:
+        names = tar.getnames()
+    assert names == sorted(names)
+    assert "dags/example_etl.py" in names
+    assert "dags/utils/notify.py" in names
+    assert not any(name.startswith(("include/", "Dockerfile")) for name in names)
+
+    blob_requests = [r for r in emulator.requests if r.path.startswith("/blob/")]
+    assert blob_requests, "the tarball was uploaded"
+    assert all("authorization" not in r.headers for r in blob_requests)
+    api_requests = [r for r in emulator.requests if r.path.startswith("/v1/")]
+    assert all(r.headers["authorization"] == f"Bearer {emulator.token}" for r in api_requests)
+    assert_requests_match_spec(emulator)
+
+    assert "## ✅ Deployed to Astro" in step.result.summary
+    assert out["deploy-id"] in step.result.summary
+    assert after[:12] in step.result.summary
+    assert "DAG_ONLY" in step.result.summary
+
+
+def test_token_appears_only_in_the_mask_command(repo: GitRepo, emulator: Emulator) -> None:
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_action(repo, emulator, before)
+
+    assert step.result.returncode == 0, step.log
+    lines = step.log.splitlines()
+    first = parse_workflow_command(lines[0])
+    assert first is not None and first.command == "add-mask", "the mask comes before anything"
+    assert first.message == emulator.token
+    assert [line for line in lines if emulator.token in line] == [lines[0]]
+    assert emulator.token not in step.result.summary
+    assert emulator.token not in step.result.output_file
+    sas_signatures = {
+        part.split("=", 1)[1]
+        for r in emulator.requests
+        if r.path.startswith("/blob/")
+        for part in r.query.split("&")
+        if part.startswith("sig=")
+    }
+    assert sas_signatures
+    masks = [c.message for c in step.commands("add-mask")]
+    for signature in sas_signatures:
+        assert signature in masks
+        assert len([line for line in lines if signature in line]) == 1
+
+
+def test_change_outside_root_folder_skips_without_calling_the_api(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    repo = GitRepo(tmp_path / "workspace")
+    shutil.copytree(EXAMPLE, repo.path / "astro")
+    repo.write("README.md", "# Our data platform\n")
+    before = repo.commit("Add the project under astro/")
+    repo.write("README.md", "# Our data platform\n\nNow with docs.\n")
+    repo.commit("Document the platform")
+
+    step = run_action(repo, emulator, before, {"root-folder": "astro"})
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["status"] == "skipped"
+    assert step.outputs["skipped"] == "true"
+    assert step.outputs["deploy-type"] == ""
+    assert "nothing to deploy" in step.outputs["skip-reason"]
+    assert json.loads(step.outputs["changed-files"]) == ["README.md"]
+    assert step.titles("notice") == ["Deploy skipped"]
+    assert "Deploy skipped" in step.result.summary
+    assert emulator.requests == []
+
+
+def test_invalid_inputs_fail_cleanly_before_any_api_call(repo: GitRepo, emulator: Emulator) -> None:
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_action(repo, emulator, before, {"deploy-type": "dag", "wait": "yes"})
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["Invalid input 'deploy-type'", "Invalid input 'wait'"]
+    messages = [c.message for c in step.commands("error")]
+    assert "infer, dags-only, image-and-dags, image-only, bundle" in messages[0]
+    assert "true or false" in messages[1]
+    assert step.outputs["status"] == "failed"
+    assert step.outputs["deploy-id"] == ""
+    assert "Deploy failed" in step.result.summary
+    assert emulator.requests == []
+
+
+def test_rejected_token_fails_cleanly(repo: GitRepo, emulator: Emulator) -> None:
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+    bad_token = "not-a-valid-token-0123456789"
+
+    step = run_action(
+        repo, emulator, before, {"organization-id": emulator.organization_id}, token=bad_token
+    )
+
+    assert step.result.returncode == 1
+    assert "rejected the token" in step.log
+    assert len(step.commands("error")) == 1
+    assert "Nothing was changed on the Deployment" in step.log
+    assert step.outputs["status"] == "failed"
+    assert step.commands("add-mask")[0].message == bad_token
+    assert len([line for line in step.log.splitlines() if bad_token in line]) == 1
+    assert api_posts(emulator) == []
+
+
+def test_dry_run_plans_and_creates_nothing(repo: GitRepo, emulator: Emulator) -> None:
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_action(repo, emulator, before, {"dry-run": "true"})
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["status"] == "planned"
+    assert step.outputs["deploy-type"] == "DAG_ONLY"
+    assert step.outputs["deploy-id"] == ""
+    assert "Deploy plan (dry run)" in step.result.summary
+    assert api_posts(emulator) == []
+
+
+def test_image_change_fails_clearly_until_image_deploys_exist(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    before = repo.head()
+    repo.write("requirements.txt", "apache-airflow-providers-http==5.3.0\npandas==2.2.3\n")
+    repo.commit("Add pandas")
+
+    step = run_action(repo, emulator, before)
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["IMAGE_AND_DAG deploys are not supported yet"]
+    assert "dags-only" in step.log
+    assert step.outputs["status"] == "failed"
+    assert api_posts(emulator) == []
+
+
+def test_dag_deploy_refused_when_dag_deploys_are_disabled(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    emulator.add_deployment("no-dag-deploys", isDagDeployEnabled=False)
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_action(
+        repo, emulator, before, {"deployment-id": "no-dag-deploys", "deploy-type": "dags-only"}
+    )
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["DAG deploys are disabled"]
+    assert api_posts(emulator) == []
+
+
+def test_rollout_timeout_fails_with_what_was_seen(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.rollout_seconds = 60
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_action(repo, emulator, before, {"wait-timeout": "1"})
+
+    assert step.result.returncode == 1
+    assert "Timed out after 1s" in step.log
+    assert "DEPLOYING" in step.log
+    assert step.outputs["status"] == "failed"
+    assert step.outputs["deploy-id"], "the deploy was created and finalized"
+    assert "was finalized" in step.result.summary
+
+
+def test_unhealthy_rollout_fails(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.unhealthy_after_finalize = True
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_action(repo, emulator, before)
+
+    assert step.result.returncode == 1
+    assert "unhealthy" in step.log
+    assert step.outputs["status"] == "failed"
+
+
+def test_rate_limited_create_is_retried_and_creates_one_deploy(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    emulator.faults.add("POST", r"/deploys$", 429, retry_after="1")
+    deploys_before = len(emulator.deploys(emulator.deployment_id))
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_action(repo, emulator, before)
+
+    assert step.result.returncode == 0, step.log
+    assert "HTTP 429" in step.log
+    assert len(emulator.deploys(emulator.deployment_id)) == deploys_before + 1
+
+
+def test_upload_failure_leaves_the_deployment_as_it_was(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.faults.add("PUT", r"^/blob/", 403, count=10)
+    version_before = emulator.deployment(emulator.deployment_id)["dagTarballVersion"]
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_action(repo, emulator, before)
+
+    assert step.result.returncode == 1
+    assert "was created but not finalized" in step.log
+    assert not any(path.endswith("/finalize") for path in api_posts(emulator))
+    assert emulator.deployment(emulator.deployment_id)["dagTarballVersion"] == version_before
+    assert "sig=" not in step.log
