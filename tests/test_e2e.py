@@ -21,21 +21,12 @@ import pytest
 from ci_deploy.emulator import Emulator
 from ci_deploy.ghfiles import WorkflowCommand, parse_output_file, parse_workflow_command
 from ci_deploy.localrun import StepResult, push_event, run_step, runner_environment
+from ci_deploy.report import OUTPUT_NAMES
 from tests.gitrepo import GitRepo
 from tests.spec import assert_request_matches_spec
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
-OUTPUTS = {
-    "deploy-id",
-    "deploy-type",
-    "skipped",
-    "skip-reason",
-    "dag-tarball-version",
-    "status",
-    "rolled-back",
-    "deployment-url",
-    "changed-files",
-}
+OUTPUTS = set(OUTPUT_NAMES)
 
 
 @dataclass
