@@ -49,8 +49,10 @@ class Step:
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
+    """The emulator; after each test, every API request the action sent must match the spec."""
     with Emulator(rollout_seconds=0.2) as emu:
         yield emu
+    assert_requests_match_spec(emu)
 
 
 @pytest.fixture
@@ -155,7 +157,6 @@ def test_dag_change_deploys_dag_only_and_waits_until_healthy(
     assert all("authorization" not in r.headers for r in blob_requests)
     api_requests = [r for r in emulator.requests if r.path.startswith("/v1/")]
     assert all(r.headers["authorization"] == f"Bearer {emulator.token}" for r in api_requests)
-    assert_requests_match_spec(emulator)
 
     assert "## ✅ Deployed to Astro" in step.result.summary
     assert out["deploy-id"] in step.result.summary
