@@ -24,7 +24,7 @@ from .github import GitHubContext, load_context
 from .inputs import INPUTS, Inputs, load_inputs, raw_inputs, resolve_token
 from .runner import Runner
 
-COMMANDS = ("deploy", "emulator")
+COMMANDS = ("deploy", "plan", "emulator")
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -38,7 +38,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         from .emulator import serve
 
         return serve(host=parsed.host, port=parsed.port, rollout_seconds=parsed.rollout_seconds)
-    flags = {name: getattr(parsed, _dest(name)) for name in INPUTS if name != "api-token"}
+    flags = {name: getattr(parsed, _dest(name), None) for name in INPUTS if name != "api-token"}
+    if parsed.command == "plan":
+        flags["dry-run"] = "true"
     return deploy(environ, flags)
 
 
@@ -113,11 +115,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Deploy. Each flag overrides the INPUT_* variable of the same input; "
         "the token comes from INPUT_API-TOKEN or ASTRO_API_TOKEN, never from a flag.",
     )
-    for name, default in INPUTS.items():
-        if name == "api-token":
-            continue
-        shown = f" (default: {default!r})" if default else ""
-        deploy_cmd.add_argument(f"--{name}", dest=_dest(name), metavar="VALUE", help=shown[1:])
+    plan_cmd = commands.add_parser(
+        "plan",
+        help="decide and report what would be deployed; create nothing (dry-run: true)",
+        description="Read the Deployment and its history, compare commits, and print the "
+        "plan: base, files by class, deploy type and reason. Nothing is created.",
+    )
+    for command in (deploy_cmd, plan_cmd):
+        for name, default in INPUTS.items():
+            if name == "api-token" or (command is plan_cmd and name == "dry-run"):
+                continue
+            shown = f"default: {default!r}" if default else None
+            command.add_argument(f"--{name}", dest=_dest(name), metavar="VALUE", help=shown)
     emulator_cmd = commands.add_parser("emulator", help="serve the local Astro emulator")
     emulator_cmd.add_argument("--host", default="127.0.0.1")
     emulator_cmd.add_argument("--port", type=int, default=8765)

@@ -44,11 +44,17 @@ def choose_deploy_type(
     *,
     dag_deploy_enabled: bool = True,
     no_base_reason: str = "",
+    force: bool = False,
 ) -> Decision:
     """Pick the deploy type from the ``deploy-type`` input and what changed.
 
-    ``changes`` is None when there is no commit to compare with: everything is deployed.
+    ``changes`` is None when there is no commit to compare with: everything is deployed, as
+    it is when nothing relevant changed but ``force`` is set.
     """
+    if changes is not None and not changes.relevant and force:
+        if requested == "infer":
+            return Decision("IMAGE_AND_DAG", "Nothing relevant changed, but force is true.")
+        return Decision(EXPLICIT_TYPES[requested], "Nothing relevant changed, but force is true.")
     if changes is None:
         why = f"no commit to compare with ({no_base_reason})" if no_base_reason else "no base"
         if requested == "infer":

@@ -17,6 +17,15 @@ from git import Repo
 from . import bundle as bundling
 from . import changes as git_changes
 from .astro import AstroClient
+from .base import (
+    BaseChoice,
+    Candidate,
+    Probe,
+    choose_base,
+    deployed_candidate,
+    event_candidate,
+)
+from .changes import ChangeSet
 from .decide import (
     IMAGE_TYPES,
     Decision,
@@ -35,6 +44,7 @@ from .errors import (
 from .github import GitHubContext, git_info
 from .inputs import Inputs
 from .models import CreateDeployRequest, Deploy, Deployment, FinalizeDeployRequest
+from .paths import PathRules, classify
 from .runner import Runner
 from .upload import redact_url, upload_blob
 
@@ -46,6 +56,7 @@ class RunResult:
     """Everything a run learned, for the outputs and the job summary."""
 
     status: str = "failed"  # deployed, skipped, planned, failed, rolled-back
+    skipped: bool = False
     deploy_id: str = ""
     deploy_type: str = ""
     reason: str = ""
@@ -58,9 +69,13 @@ class RunResult:
     head_sha: str = ""
     head_subject: str = ""
     base_sha: str = ""
+    base_source: str = ""
+    base_label: str = ""
+    base_rejected: list[str] = field(default_factory=list)
     changed_files: list[str] = field(default_factory=list)
     dag_files: list[str] = field(default_factory=list)
     image_files: list[str] = field(default_factory=list)
+    ignored_files: list[str] = field(default_factory=list)
     bundle_files: int = 0
     bundle_bytes: int = 0
     finalized: bool = False
@@ -105,14 +120,14 @@ class Deployer:
     def _run(self) -> None:
         inputs, result = self.inputs, self.result
         repo = git_changes.open_repo(inputs.root_path)
-        root_in_repo = git_changes.repo_relative(repo, inputs.root_path)
+        rules = PathRules(
+            git_changes.repo_relative(repo, inputs.root_path),
+            inputs.dag_paths,
+            inputs.image_paths,
+            inputs.ignore_paths,
+        )
         head = git_changes.head_commit(repo)
         result.head_sha, result.head_subject = head.sha, head.subject
-
-        change_set, no_base_reason = self._detect_changes(repo, head.sha, root_in_repo)
-        if change_set is not None and not change_set.relevant:
-            self._skip(choose_deploy_type(inputs.deploy_type, change_set))
-            return
 
         with self.client_factory(inputs) as client:
             deployment = client.get_deployment(inputs.deployment_id)
@@ -123,77 +138,134 @@ class Deployer:
             )
             result.deployment_name = deployment.name
             result.deployment_url = deployment.uiUrl
+
+            choice = self._choose_base(client, repo, head.sha)
+            change_set = self._detect_changes(repo, choice, head.sha, rules)
             decision = choose_deploy_type(
                 inputs.deploy_type,
                 change_set,
                 dag_deploy_enabled=deployment.isDagDeployEnabled,
-                no_base_reason=no_base_reason,
+                no_base_reason="; ".join(choice.rejected),
+                force=inputs.force,
             )
             for warning in decision.warnings:
                 self.runner.warning(warning, title="Not deployed")
             if decision.skipped:
                 self._skip(decision)
-                return
-            assert decision.deploy_type is not None
-            result.deploy_type, result.reason = decision.deploy_type, decision.reason
-            self.runner.info(f"Decision: {decision.deploy_type}. {decision.reason}")
+            else:
+                result.deploy_type, result.reason = decision.deploy_type or "", decision.reason
+                self.runner.info(f"Decision: {decision.deploy_type}. {decision.reason}")
             if inputs.dry_run:
                 self._plan(decision)
                 return
+            if decision.skipped:
+                return
             self._check_possible(decision, deployment)
-            self._deploy(client, deployment, decision, head, root_in_repo, repo)
+            self._deploy(client, deployment, decision, head, rules.root_folder, repo)
 
     # -- change detection ---------------------------------------------------------------
 
-    def _detect_changes(
-        self, repo: Repo, head_sha: str, root_in_repo: str
-    ) -> tuple[git_changes.ChangeSet | None, str]:
-        """The classified changes since the push's ``before``, or None and why there is none."""
-        before = self.context.push_before
-        if before is None:
-            reason = (
-                f"the '{self.context.event_name}' event has no previous commit"
-                if self.context.event_name
-                else "not run by a push event"
-            )
-            self.runner.notice(f"Deploying everything: {reason}.", title="No base commit")
-            return None, reason
-        if not git_changes.has_commit(repo, before):
-            reason = f"the push's previous commit {before[:12]} is not in the checkout"
-            self.runner.notice(
-                f"Deploying everything: {reason} (a shallow clone or a force push).",
+    def _choose_base(self, client: AstroClient, repo: Repo, head_sha: str) -> BaseChoice:
+        """Pick the commit to compare with, and say how and why in the log and result."""
+        inputs, context, runner = self.inputs, self.context, self.runner
+        deployed: tuple[Candidate | None, str] = (None, f"compare-to is {inputs.compare_to}")
+        if inputs.compare_to in ("auto", "deployed"):
+            deployed = deployed_candidate(client.list_deploys(inputs.deployment_id))
+        event = event_candidate(context.event_name, context.event)
+        choice = choose_base(inputs.compare_to, deployed, event, self._probe(repo, head_sha))
+
+        result = self.result
+        result.base_sha, result.base_source = choice.sha or "", choice.source
+        result.base_label, result.base_rejected = choice.label, list(choice.rejected)
+        for rejected in choice.rejected:
+            runner.info(f"Not compared with: {rejected}.")
+        if choice.sha is None:
+            runner.notice(
+                f"Deploying everything: no usable base commit ({'; '.join(choice.rejected)}).",
                 title="No base commit",
             )
-            return None, reason
-        files = git_changes.changed_files(repo, before, head_sha)
-        change_set = git_changes.classify(files, root_in_repo, self.inputs.dags_folder)
+        else:
+            runner.info(f"Comparing with {choice.label} [{choice.source}]: {choice.sha}.")
+        return choice
+
+    def _probe(self, repo: Repo, head_sha: str) -> Probe:
+        def probe(candidate: Candidate, needs_ancestor: bool) -> tuple[str | None, str]:
+            resolved = git_changes.ensure_commit(repo, candidate.rev, log=self.runner.info)
+            if resolved.sha is None:
+                return None, resolved.detail
+            if needs_ancestor or candidate.merge_base:
+                merge_base = git_changes.connect_history(
+                    repo, resolved.sha, head_sha, log=self.runner.info
+                )
+                if merge_base is None:
+                    return None, "it shares no history with HEAD that could be fetched"
+                if needs_ancestor and merge_base != resolved.sha:
+                    return None, "it is not an ancestor of HEAD (deployed from another branch?)"
+            return resolved.sha, resolved.detail
+
+        return probe
+
+    def _detect_changes(
+        self, repo: Repo, choice: BaseChoice, head_sha: str, rules: PathRules
+    ) -> ChangeSet | None:
+        """The classified changes since the chosen base; None when there is no base."""
+        if choice.sha is None:
+            return None
+        base, head = choice.sha, head_sha
+        if choice.head:  # a pull request: its own head, not the test merge commit
+            head = git_changes.ensure_commit(repo, choice.head, log=self.runner.info).sha or head
+        if choice.merge_base:
+            base = git_changes.connect_history(repo, choice.sha, head) or choice.sha
+        files = git_changes.changed_files(repo, base, head)
+        change_set = classify(files, rules)
         result = self.result
-        result.base_sha = before
         result.changed_files = list(change_set.files)
         result.dag_files = list(change_set.dag_files)
         result.image_files = list(change_set.image_files)
-        self.runner.info(
-            f"Compared {before[:12]}..{head_sha[:12]}: {count_files(len(change_set.files))} "
-            f"changed: {len(change_set.dag_files)} DAG, {len(change_set.image_files)} image, "
-            f"{len(change_set.ignored_files)} outside root-folder '{self.inputs.root_folder}'."
-        )
-        return change_set, ""
+        result.ignored_files = list(change_set.ignored_files)
+        how = "..." if choice.merge_base else ".."
+        with self.runner.group(
+            f"Changes {base[:12]}{how}{head[:12]}: {count_files(len(change_set.files))}"
+        ):
+            for title, names in (
+                ("DAG files", change_set.dag_files),
+                ("Image files", change_set.image_files),
+                ("Not relevant", change_set.ignored_files),
+            ):
+                self.runner.info(f"{title} ({len(names)}):")
+                for name in names:
+                    self.runner.info(f"  {name}")
+        return change_set
 
     # -- outcomes without a deploy ------------------------------------------------------
 
     def _skip(self, decision: Decision) -> None:
         self.result.status = "skipped"
+        self.result.skipped = True
         self.result.skip_reason = decision.reason
-        self.runner.notice(decision.reason, title="Deploy skipped")
+        if not self.inputs.dry_run:
+            self.runner.notice(decision.reason, title="Deploy skipped")
 
     def _plan(self, decision: Decision) -> None:
-        self.result.status = "planned"
-        self.runner.notice(
-            f"Dry run: would deploy {decision.deploy_type}. {decision.reason} Nothing was created.",
+        """Report the plan of a dry run; nothing is created."""
+        result, runner = self.result, self.runner
+        result.status = "planned"
+        base = f"{result.base_label} ({result.base_sha[:12]})" if result.base_sha else "none"
+        action = f"deploy {decision.deploy_type}" if decision.deploy_type else "skip"
+        with runner.group("Plan"):
+            runner.info(f"Base: {base} [{result.base_source}]")
+            runner.info(
+                f"Files: {len(result.dag_files)} DAG, {len(result.image_files)} image, "
+                f"{len(result.ignored_files)} not relevant"
+            )
+            runner.info(f"Action: {action}")
+            runner.info(f"Reason: {decision.reason}")
+        runner.notice(
+            f"Dry run: would {action}. {decision.reason} Nothing was created.",
             title="Deploy planned",
         )
-        if decision.deploy_type != "DAG_ONLY":
-            self.runner.warning(
+        if decision.deploy_type not in (None, "DAG_ONLY"):
+            runner.warning(
                 f"This version of ci-deploy cannot run {decision.deploy_type} deploys yet; "
                 "a real run would fail.",
                 title="Not supported yet",

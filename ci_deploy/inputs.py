@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from ci_deploy.errors import InputError, InputProblem
 from ci_deploy.models import DESCRIPTION_MAX
+from ci_deploy.paths import glob_problem
 
 __all__ = [
     "DEPLOY_TYPES",
@@ -48,6 +49,11 @@ __all__ = [
     "resolve_token",
 ]
 
+DEFAULT_IGNORE_PATHS = "**/*.md, .github/**, tests/**, .astro/test_*"
+"""Changes that never need a deploy, as gitignore-style globs relative to root-folder."""
+
+COMPARE_MODES: tuple[str, ...] = ("auto", "deployed", "event")
+
 INPUTS: dict[str, str] = {
     "api-token": "",
     "api-url": "https://api.astronomer.io/v1",
@@ -56,6 +62,11 @@ INPUTS: dict[str, str] = {
     "root-folder": ".",
     "dags-folder": "dags",
     "deploy-type": "infer",
+    "compare-to": "auto",
+    "dag-paths": "",
+    "image-paths": "",
+    "ignore-paths": DEFAULT_IGNORE_PATHS,
+    "force": "false",
     "description": "",
     "wait": "true",
     "wait-timeout": "10m",
@@ -80,6 +91,7 @@ _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 _ID_FORBIDDEN = re.compile(r"[\s/\\?#%\x00-\x1f\x7f]")
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _PROBLEM = "ci_deploy_input"
+_REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
 
 
 class Inputs(BaseModel):
@@ -99,6 +111,13 @@ class Inputs(BaseModel):
     """The DAG folder relative to the root folder."""
     dags_path: Path
     deploy_type: DeployType
+    compare_to: str
+    """``auto``, ``deployed``, ``event``, or a commit SHA or ref."""
+    dag_paths: tuple[str, ...]
+    """Globs relative to root-folder; the default is the DAGs folder."""
+    image_paths: tuple[str, ...]
+    ignore_paths: tuple[str, ...]
+    force: bool
     description: str
     wait: bool
     wait_timeout: float
@@ -220,6 +239,11 @@ def load_inputs(raw: Mapping[str, str], environ: Mapping[str, str]) -> Inputs:
         dags_folder=parsed.dags_folder,
         dags_path=root_path / parsed.dags_folder,
         deploy_type=parsed.deploy_type,
+        compare_to=parsed.compare_to,
+        dag_paths=parsed.dag_paths or (f"{parsed.dags_folder}/**",),
+        image_paths=parsed.image_paths or ("**",),
+        ignore_paths=parsed.ignore_paths,
+        force=parsed.force,
         description=parsed.description,
         wait=parsed.wait,
         wait_timeout=parsed.wait_timeout,
@@ -314,6 +338,11 @@ class _Parsed(BaseModel):
     root_folder: _Root = Field(alias="root-folder")
     dags_folder: str = Field(alias="dags-folder")
     deploy_type: DeployType = Field(alias="deploy-type")
+    compare_to: str = Field(alias="compare-to")
+    dag_paths: tuple[str, ...] = Field(alias="dag-paths")
+    image_paths: tuple[str, ...] = Field(alias="image-paths")
+    ignore_paths: tuple[str, ...] = Field(alias="ignore-paths")
+    force: bool = Field(alias="force")
     description: str = Field(alias="description")
     wait: bool = Field(alias="wait")
     wait_timeout: float = Field(alias="wait-timeout")
@@ -455,7 +484,33 @@ class _Parsed(BaseModel):
     def _description(cls, value: object) -> str:
         return _text(value)[:DESCRIPTION_MAX]
 
-    @field_validator("wait", "rollback_on_failure", "dry_run", mode="before")
+    @field_validator("compare_to", mode="before")
+    @classmethod
+    def _compare_to(cls, value: object) -> str:
+        text = _text(value).strip()
+        if text.lower() in COMPARE_MODES:
+            return text.lower()
+        if _REV.fullmatch(text) and ".." not in text and not text.endswith((".", "/", ".lock")):
+            return text
+        raise _fail(
+            f"must be {', '.join(COMPARE_MODES)}, or a commit SHA or git ref such as "
+            f"main or v1.2.0; got {_shown(text)}"
+        )
+
+    @field_validator("dag_paths", "image_paths", "ignore_paths", mode="before")
+    @classmethod
+    def _globs(cls, value: object) -> tuple[str, ...]:
+        patterns = tuple(p.strip() for p in re.split(r"[\n,]", _text(value)) if p.strip())
+        for pattern in patterns:
+            problem = glob_problem(pattern)
+            if problem:
+                raise _fail(
+                    f"must be gitignore-style globs relative to root-folder, one per line or "
+                    f"separated by commas, such as dags/** or **/*.md; {_shown(pattern)} {problem}"
+                )
+        return patterns
+
+    @field_validator("wait", "rollback_on_failure", "dry_run", "force", mode="before")
     @classmethod
     def _boolean(cls, value: object) -> bool:
         return _parse_bool(value)

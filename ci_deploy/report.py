@@ -20,6 +20,8 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "rolled-back",
     "deployment-url",
     "changed-files",
+    "base-sha",
+    "base-source",
 )
 
 MAX_LISTED_FILES = 200
@@ -37,14 +39,16 @@ def outputs(result: RunResult) -> dict[str, str]:
     """The step outputs for ``result``; empty strings where a value is unknown."""
     return {
         "deploy-id": result.deploy_id,
-        "deploy-type": "" if result.status == "skipped" else result.deploy_type,
-        "skipped": _bool(result.status == "skipped"),
+        "deploy-type": "" if result.skipped else result.deploy_type,
+        "skipped": _bool(result.skipped),
         "skip-reason": result.skip_reason,
         "dag-tarball-version": result.dag_tarball_version,
         "status": result.status,
         "rolled-back": _bool(result.rolled_back),
         "deployment-url": result.deployment_url,
         "changed-files": json.dumps(result.changed_files, ensure_ascii=False),
+        "base-sha": result.base_sha,
+        "base-source": result.base_source,
     }
 
 
@@ -77,8 +81,9 @@ def summary(result: RunResult, context: GitHubContext) -> str:
     lines = [f"## {_HEADINGS.get(result.status, result.status)}", ""]
     if result.error is not None:
         lines += [f"**{_cell(result.error.title)}**", "", _text(failure_message(result)), ""]
-    elif result.status == "skipped":
-        lines += [_text(result.skip_reason), ""]
+    elif result.skipped:
+        plan = "Plan: skip. " if result.status == "planned" else ""
+        lines += [_text(plan + result.skip_reason), ""]
     elif result.reason:
         lines += [_text(result.reason), ""]
 
@@ -89,6 +94,7 @@ def summary(result: RunResult, context: GitHubContext) -> str:
         lines.append("")
     lines += _file_list("DAG files changed", result.dag_files)
     lines += _file_list("Image files changed", result.image_files)
+    lines += _file_list("Changed but not relevant", result.ignored_files)
     return "\n".join(lines)
 
 
@@ -101,12 +107,17 @@ def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
         rows.append(("Deployment", f"`{_cell(result.deployment_id)}`"))
     if result.deploy_id:
         rows.append(("Deploy", f"`{_cell(result.deploy_id)}`"))
-    if result.deploy_type and result.status != "skipped":
+    if result.deploy_type and not result.skipped:
         rows.append(("Type", f"`{result.deploy_type}`"))
     if result.head_sha:
         rows.append(("Commit", _commit(result.head_sha, result.head_subject, context)))
     if result.base_sha:
-        rows.append(("Compared with", _commit(result.base_sha, "", context)))
+        how = f"{_cell(result.base_label)} ({result.base_source})"
+        rows.append(("Compared with", f"{_commit(result.base_sha, '', context)} {how}"))
+    elif result.base_source == "none":
+        rows.append(("Compared with", "nothing: full deploy"))
+    if result.base_rejected:
+        rows.append(("Not compared with", "<br>".join(_cell(r) for r in result.base_rejected)))
     if result.head_sha:
         rows.append(("Files changed", _changed_count(result)))
     if result.bundle_files:
@@ -132,7 +143,7 @@ def _changed_count(result: RunResult) -> str:
         return "not compared (full deploy)"
     return (
         f"{len(result.changed_files)} ({len(result.dag_files)} DAG, "
-        f"{len(result.image_files)} image)"
+        f"{len(result.image_files)} image, {len(result.ignored_files)} not relevant)"
     )
 
 

@@ -60,6 +60,32 @@ class GitRepo:
         """Same as ``GitRepo(path)``: a new (or the existing) repository at ``path``."""
         return cls(path, branch=branch)
 
+    @classmethod
+    def clone(
+        cls,
+        origin_url: str | Path,
+        path: Path,
+        depth: int | None = 1,
+        branch: str | None = None,
+    ) -> GitRepo:
+        """Clone ``origin_url`` into ``path`` like actions/checkout: ``depth`` commits deep.
+
+        A path is turned into a ``file://`` URL so ``--depth`` is honoured (git ignores it
+        for plain local paths); ``depth=None`` makes a complete clone. ``branch`` picks the
+        branch to check out (default: origin's HEAD). A shallow clone fetches that one
+        branch only, like actions/checkout.
+        """
+        url = Path(origin_url).resolve().as_uri() if isinstance(origin_url, Path) else origin_url
+        args = ["clone", "-q"]
+        if depth is not None:
+            args.append(f"--depth={depth}")
+        if branch is not None:
+            args += ["--branch", branch]
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        run_git(target.parent, *args, "--", url, str(target))
+        return cls(target)
+
     def git(self, *args: str, **env: str) -> str:
         """Run a git command in the repository; returns stdout."""
         return run_git(self.path, *args, **env)

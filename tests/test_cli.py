@@ -43,7 +43,7 @@ def test_console_command_is_installed() -> None:
     assert done.stdout.strip() == "ci-deploy 0.1.0"
 
 
-def test_flags_drive_a_dry_run_outside_github(tmp_path: Path, emulator: Emulator) -> None:
+def test_plan_command_with_flags_outside_github(tmp_path: Path, emulator: Emulator) -> None:
     repo = GitRepo(tmp_path / "project")
     shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
     repo.commit("Add the project")
@@ -51,12 +51,11 @@ def test_flags_drive_a_dry_run_outside_github(tmp_path: Path, emulator: Emulator
     done = subprocess.run(
         [
             str(CI_DEPLOY),
+            "plan",
             "--api-url",
             emulator.api_url,
             "--deployment-id",
             emulator.deployment_id,
-            "--dry-run",
-            "true",
             "--deploy-type",
             "dags-only",
         ],
@@ -73,7 +72,8 @@ def test_flags_drive_a_dry_run_outside_github(tmp_path: Path, emulator: Emulator
     assert emulator.token not in done.stdout + done.stderr
     assert "status=planned" in done.stdout
     assert "deploy-type=DAG_ONLY" in done.stdout
-    assert [r.method for r in emulator.requests] == ["GET"]
+    assert "Action: deploy DAG_ONLY" in done.stdout
+    assert [r.method for r in emulator.requests] == ["GET", "GET"], "the Deployment, its history"
 
 
 def test_token_is_not_a_flag(tmp_path: Path) -> None:

@@ -106,3 +106,11 @@ def test_cut_description() -> None:
     assert cut_description("short") == "short"
     cut = cut_description("x" * 600)
     assert len(cut) == 500 and cut.endswith("…")
+
+
+def test_force_deploys_when_nothing_relevant_changed() -> None:
+    assert choose_deploy_type("infer", changes(ignored=1), force=True).deploy_type == "IMAGE_AND_DAG"
+    forced = choose_deploy_type("dags-only", changes(), force=True)
+    assert forced.deploy_type == "DAG_ONLY"
+    assert "force" in forced.reason
+    assert choose_deploy_type("infer", changes(dag=1), force=True).deploy_type == "DAG_ONLY"

@@ -193,7 +193,7 @@ def test_token_appears_only_in_the_mask_command(repo: GitRepo, emulator: Emulato
         assert len([line for line in lines if signature in line]) == 1
 
 
-def test_change_outside_root_folder_skips_without_calling_the_api(
+def test_change_outside_root_folder_skips_without_creating_anything(
     tmp_path: Path, emulator: Emulator
 ) -> None:
     repo = GitRepo(tmp_path / "workspace")
@@ -213,7 +213,7 @@ def test_change_outside_root_folder_skips_without_calling_the_api(
     assert json.loads(step.outputs["changed-files"]) == ["README.md"]
     assert step.titles("notice") == ["Deploy skipped"]
     assert "Deploy skipped" in step.result.summary
-    assert emulator.requests == []
+    assert api_posts(emulator) == []
 
 
 def test_invalid_inputs_fail_cleanly_before_any_api_call(repo: GitRepo, emulator: Emulator) -> None:

@@ -88,6 +88,11 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
         "root-folder": ".",
         "dags-folder": "dags",
         "deploy-type": "infer",
+        "compare-to": "auto",
+        "dag-paths": "",
+        "image-paths": "",
+        "ignore-paths": "**/*.md, .github/**, tests/**, .astro/test_*",
+        "force": "false",
         "description": "",
         "wait": "true",
         "wait-timeout": "10m",
@@ -630,6 +635,11 @@ def test_inputs_can_be_built_directly_for_other_tests(tmp_path: Path) -> None:
         dags_folder="dags",
         dags_path=tmp_path / "dags",
         deploy_type="dags-only",
+        compare_to="auto",
+        dag_paths=("dags/**",),
+        image_paths=("**",),
+        ignore_paths=(),
+        force=False,
         description="",
         wait=True,
         wait_timeout=1.0,
@@ -638,3 +648,46 @@ def test_inputs_can_be_built_directly_for_other_tests(tmp_path: Path) -> None:
     )
     assert inputs.warnings == ()
     assert os.fspath(inputs.dags_path).endswith("dags")
+
+
+# --- change detection inputs (compare-to, path globs, force) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("auto", "auto"), ("Deployed", "deployed"), (" event ", "event"), ("main", "main"),
+     ("v1.2.0", "v1.2.0"), ("origin/release-1", "origin/release-1"), ("a" * 40, "a" * 40)],
+)
+def test_compare_to(workspace: Path, given: str, expected: str) -> None:
+    assert load(workspace, compare_to=given).compare_to == expected
+
+
+@pytest.mark.parametrize("given", ["--upload-pack=x", "a..b", "main branch", "x.lock", "-x"])
+def test_compare_to_refuses_what_is_no_rev(workspace: Path, given: str) -> None:
+    message = only_problem(workspace, "compare-to", compare_to=given)
+    assert "must be auto, deployed, event, or a commit SHA or git ref" in message
+
+
+def test_path_globs_default_to_the_dags_folder_and_everything_else(workspace: Path) -> None:
+    inputs = load(workspace, dags_folder="airflow/dags")
+    assert inputs.dag_paths == ("airflow/dags/**",)
+    assert inputs.image_paths == ("**",)
+    assert inputs.ignore_paths == ("**/*.md", ".github/**", "tests/**", ".astro/test_*")
+    assert inputs.force is False
+
+
+def test_path_globs_split_on_newlines_and_commas(workspace: Path) -> None:
+    inputs = load(workspace, dag_paths="dags/**\nplugins/*.py, \n", ignore_paths="docs/**")
+    assert inputs.dag_paths == ("dags/**", "plugins/*.py")
+    assert inputs.ignore_paths == ("docs/**",)
+
+
+def test_path_globs_must_stay_inside_the_root_folder(workspace: Path) -> None:
+    message = only_problem(workspace, "image-paths", image_paths="Dockerfile\n../shared/**")
+    assert "gitignore-style globs relative to root-folder" in message
+    assert "'../shared/**'" in message
+
+
+def test_force_is_a_boolean(workspace: Path) -> None:
+    assert load(workspace, force="TRUE").force is True
+    assert "true or false" in only_problem(workspace, "force", force="always")

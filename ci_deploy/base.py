@@ -1,0 +1,169 @@
+"""Which commit the changes are measured from.
+
+The candidates are the commit the Deployment actually runs (from its deploy history), the
+event's base (a push's ``before``, a pull request's base, a merge group's base), or a commit
+the user names with ``compare-to``. Extracting them and choosing among them is pure; whether
+a candidate is usable (fetched, an ancestor of HEAD) is asked of a probe that the
+orchestration supplies, so every rule is tested without git or a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import GitError
+from .models import Deploy
+
+BaseSource = Literal["deployed", "event", "input", "none"]
+ZERO_SHA = "0" * 40
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A commit the changes could be measured from.
+
+    ``merge_base`` asks for the diff from the merge base of this commit and the head
+    (``base...head``), as a pull request's changes are read; ``head`` is the pull request's
+    head commit, which the diff runs to instead of HEAD (the test merge commit) when set.
+    """
+
+    source: BaseSource
+    rev: str
+    label: str
+    merge_base: bool = False
+    head: str = ""
+
+
+@dataclass(frozen=True)
+class BaseChoice:
+    """The chosen base: ``sha`` None means there is none and everything is deployed."""
+
+    sha: str | None
+    source: BaseSource
+    label: str
+    reason: str
+    rejected: tuple[str, ...] = ()
+    merge_base: bool = False
+    head: str = ""
+
+
+#: Tells whether a candidate can be used: its full sha, or None and the reason it cannot.
+Probe = Callable[[Candidate, bool], tuple[str | None, str]]
+
+
+def deployed_candidate(deploys: Sequence[Deploy]) -> tuple[Candidate | None, str]:
+    """The commit the Deployment runs: the newest ``DEPLOYED`` deploy with a known commit.
+
+    A rollback deploy counts as the commit of the deploy it restored, found by its DAG
+    tarball version or image tag among the earlier deploys; failing that, its own commit.
+    """
+    if not deploys:
+        return None, "the Deployment has no deploy history"
+    ordered = sorted(deploys, key=lambda d: d.createdAt)
+    for index in range(len(ordered) - 1, -1, -1):
+        deploy = ordered[index]
+        if deploy.status != "DEPLOYED":
+            continue
+        source = _restored(deploy, ordered[:index]) if deploy.rollbackFromId else deploy
+        sha = source.git.commitSha if source.git else ""
+        if sha:
+            how = f", a rollback to deploy {source.id}" if source is not deploy else ""
+            label = f"deploy {deploy.id} ({deploy.createdAt}{how})"
+            return Candidate("deployed", sha, label), ""
+    return None, "no DEPLOYED deploy in the history carries a git commit"
+
+
+def _restored(rollback: Deploy, earlier: Sequence[Deploy]) -> Deploy:
+    """The earlier deploy a rollback restored, or the rollback itself when none matches."""
+    for deploy in reversed(earlier):
+        if deploy.rollbackFromId or deploy.status != "DEPLOYED":
+            continue
+        same_dags = rollback.dagTarballVersion and deploy.dagTarballVersion == (
+            rollback.dagTarballVersion
+        )
+        same_image = rollback.imageTag and deploy.imageTag == rollback.imageTag
+        if same_dags or (not rollback.dagTarballVersion and same_image):
+            return deploy
+    return rollback
+
+
+def event_candidate(event_name: str, event: Mapping[str, Any]) -> tuple[Candidate | None, str]:
+    """The event's own base commit, or None and why it has none."""
+    if event_name == "push":
+        before = str(event.get("before") or "")
+        if not before or before == ZERO_SHA:
+            return None, "the push created the branch (its 'before' is all zeros)"
+        return Candidate("event", before, f"the push's previous commit {before[:12]}"), ""
+    if event_name in ("pull_request", "pull_request_target"):
+        base = _dig(event, "pull_request", "base", "sha")
+        head = _dig(event, "pull_request", "head", "sha")
+        if base:
+            label = f"the pull request's base {base[:12]}"
+            return Candidate("event", base, label, merge_base=True, head=head), ""
+        return None, "the pull_request event has no pull_request.base.sha"
+    if event_name == "merge_group":
+        base = _dig(event, "merge_group", "base_sha")
+        if base:
+            return Candidate("event", base, f"the merge group's base {base[:12]}"), ""
+        return None, "the merge_group event has no merge_group.base_sha"
+    if not event_name:
+        return None, "not run by a GitHub event"
+    return None, f"a {event_name} event has no base commit"
+
+
+def _dig(data: Mapping[str, Any], *keys: str) -> str:
+    value: Any = data
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, str) else ""
+
+
+def choose_base(
+    compare_to: str,
+    deployed: tuple[Candidate | None, str],
+    event: tuple[Candidate | None, str],
+    probe: Probe,
+) -> BaseChoice:
+    """Choose the base for ``compare-to`` (``auto``, ``deployed``, ``event`` or a rev).
+
+    ``auto`` takes the deployed commit when it can be had and is an ancestor of HEAD, else
+    the event's base, else none. A rev named by the user must resolve, or it is an error.
+    """
+    if compare_to not in ("auto", "deployed", "event"):
+        named = Candidate("input", compare_to, f"compare-to {compare_to}")
+        sha, why = probe(named, False)
+        if sha is None:
+            raise GitError(
+                f"compare-to {compare_to!r} is not a commit in the checkout nor on origin "
+                f"({why}). Give a commit SHA or a ref that exists, or use auto.",
+                title="Invalid input 'compare-to'",
+            )
+        return BaseChoice(sha, "input", named.label, "named by compare-to")
+
+    order: list[tuple[tuple[Candidate | None, str], bool]] = []
+    if compare_to in ("auto", "deployed"):
+        order.append((deployed, compare_to == "auto"))
+    if compare_to in ("auto", "event"):
+        order.append((event, False))
+
+    rejected: list[str] = []
+    for (candidate, missing_why), needs_ancestor in order:
+        if candidate is None:
+            rejected.append(missing_why)
+            continue
+        sha, why = probe(candidate, needs_ancestor)
+        if sha is not None:
+            reason = f"compare-to is {compare_to}"
+            return BaseChoice(
+                sha,
+                candidate.source,
+                candidate.label,
+                reason,
+                tuple(rejected),
+                candidate.merge_base,
+                candidate.head,
+            )
+        rejected.append(f"{candidate.label}: {why}")
+    return BaseChoice(None, "none", "", "no usable base commit", tuple(rejected))

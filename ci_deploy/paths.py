@@ -1,0 +1,82 @@
+"""Which changed files count as what: DAG files, image files, or neither.
+
+The rules are gitignore-style globs relative to ``root-folder`` (``dag-paths``,
+``image-paths``, ``ignore-paths``), matched with :mod:`pathspec`'s implementation of git's
+wildmatch: on path-segment boundaries, so ``astro`` never matches ``astro-other/``, and
+``tests/**`` only the top-level ``tests`` folder. Pure: no git, no filesystem.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+from pathspec import GitIgnoreSpec
+
+from .changes import ChangeSet
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a usable glob, or None when it is."""
+    if any(part == ".." for part in pattern.strip("/").split("/")):
+        return "must not contain .. (it would reach outside root-folder)"
+    try:
+        GitIgnoreSpec.from_lines([pattern])
+    except ValueError as exc:  # pathspec's pattern errors are ValueErrors
+        return f"is not a valid glob ({exc})"
+    return None
+
+
+@dataclass(frozen=True)
+class PathRules:
+    """The classification rules of one run. ``root_folder`` is repo-relative; ``.`` is the root."""
+
+    root_folder: str
+    dag_paths: tuple[str, ...]
+    image_paths: tuple[str, ...]
+    ignore_paths: tuple[str, ...] = ()
+
+    @cached_property
+    def _specs(self) -> tuple[GitIgnoreSpec, GitIgnoreSpec, GitIgnoreSpec]:
+        return (
+            GitIgnoreSpec.from_lines(self.ignore_paths),
+            GitIgnoreSpec.from_lines(self.dag_paths),
+            GitIgnoreSpec.from_lines(self.image_paths),
+        )
+
+    def relative(self, path: str) -> str | None:
+        """``path`` (repo-relative) relative to the root folder, or None when outside it."""
+        root = posixpath.normpath(self.root_folder).strip("/")
+        if root in ("", "."):
+            return path
+        return path[len(root) + 1 :] if path.startswith(root + "/") else None
+
+    def kind(self, path: str) -> str:
+        """``dag``, ``image``, ``ignored`` (an ignore-paths match) or ``outside`` (root-folder)."""
+        relative = self.relative(path)
+        if relative is None:
+            return "outside"
+        ignore, dag, image = self._specs
+        if ignore.match_file(relative):
+            return "ignored"
+        if dag.match_file(relative):
+            return "dag"
+        if image.match_file(relative):
+            return "image"
+        return "ignored"
+
+
+def classify(files: Iterable[str], rules: PathRules) -> ChangeSet:
+    """Sort repo-relative ``files`` into DAG files, image files and the rest."""
+    kinds: dict[str, set[str]] = {"dag": set(), "image": set(), "ignored": set(), "outside": set()}
+    for name in files:
+        path = name.removeprefix("./")
+        if path:
+            kinds[rules.kind(path)].add(path)
+    return ChangeSet(
+        dag_files=tuple(sorted(kinds["dag"])),
+        image_files=tuple(sorted(kinds["image"])),
+        ignored_files=tuple(sorted(kinds["ignored"] | kinds["outside"])),
+    )

@@ -1,0 +1,169 @@
+"""Which commit changes are measured from: candidates and the choice among them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ci_deploy.base import (
+    ZERO_SHA,
+    Candidate,
+    choose_base,
+    deployed_candidate,
+    event_candidate,
+)
+from ci_deploy.errors import GitError
+from ci_deploy.models import Deploy, DeployGit
+
+A, B, C, D = ("a" * 40, "b" * 40, "c" * 40, "d" * 40)
+
+
+def deploy(id_: str, created: str, sha: str | None, *, status: str = "DEPLOYED",
+           version: str = "", rollback_from: str | None = None) -> Deploy:
+    git = DeployGit(provider="GITHUB", commitSha=sha) if sha else None
+    return Deploy(id=id_, createdAt=created, status=status, git=git,
+                  dagTarballVersion=version or None, rollbackFromId=rollback_from)
+
+
+def test_newest_deployed_deploy_wins_whatever_the_listing_order() -> None:
+    deploys = [
+        deploy("d2", "2026-01-02T00:00:00Z", B),
+        deploy("d3", "2026-01-03T00:00:00Z", C, status="FAILED"),
+        deploy("d1", "2026-01-01T00:00:00Z", A),
+        deploy("d4", "2026-01-04T00:00:00Z", D, status="INITIALIZED"),
+    ]
+    candidate, _ = deployed_candidate(deploys)
+    assert candidate is not None
+    assert (candidate.source, candidate.rev) == ("deployed", B)
+    assert "d2" in candidate.label
+
+
+def test_deploys_without_a_commit_are_passed_over() -> None:
+    deploys = [deploy("d1", "2026-01-01T00:00:00Z", A), deploy("d2", "2026-01-02T00:00:00Z", None)]
+    candidate, _ = deployed_candidate(deploys)
+    assert candidate is not None and candidate.rev == A
+
+
+def test_a_rollback_counts_as_the_commit_it_restored() -> None:
+    deploys = [
+        deploy("d1", "2026-01-01T00:00:00Z", A, version="v1"),
+        deploy("d2", "2026-01-02T00:00:00Z", B, version="v2"),
+        # the API may carry the failed deploy's commit on the rollback: the version decides
+        deploy("r1", "2026-01-03T00:00:00Z", B, version="v1", rollback_from="d2"),
+    ]
+    candidate, _ = deployed_candidate(deploys)
+    assert candidate is not None
+    assert candidate.rev == A
+    assert "rollback to deploy d1" in candidate.label
+
+
+def test_no_history_and_no_commit_are_explained() -> None:
+    assert deployed_candidate([]) == (None, "the Deployment has no deploy history")
+    candidate, why = deployed_candidate([deploy("d1", "2026-01-01T00:00:00Z", None)])
+    assert candidate is None and "carries a git commit" in why
+
+
+@pytest.mark.parametrize(
+    ("event_name", "event", "rev", "merge_base"),
+    [
+        ("push", {"before": A}, A, False),
+        ("pull_request", {"pull_request": {"base": {"sha": B}}}, B, True),
+        ("pull_request_target", {"pull_request": {"base": {"sha": B}}}, B, True),
+        ("merge_group", {"merge_group": {"base_sha": C}}, C, False),
+    ],
+)
+def test_event_bases(event_name: str, event: dict[str, Any], rev: str, merge_base: bool) -> None:
+    candidate, _ = event_candidate(event_name, event)
+    assert candidate is not None
+    assert (candidate.rev, candidate.merge_base, candidate.source) == (rev, merge_base, "event")
+
+
+@pytest.mark.parametrize(
+    ("event_name", "event", "why"),
+    [
+        ("push", {"before": ZERO_SHA}, "created the branch"),
+        ("workflow_dispatch", {}, "a workflow_dispatch event has no base commit"),
+        ("schedule", {}, "a schedule event has no base commit"),
+        ("release", {}, "a release event has no base commit"),
+        ("pull_request", {}, "no pull_request.base.sha"),
+        ("", {}, "not run by a GitHub event"),
+    ],
+)
+def test_events_without_a_base(event_name: str, event: dict[str, Any], why: str) -> None:
+    candidate, reason = event_candidate(event_name, event)
+    assert candidate is None
+    assert why in reason
+
+
+class FakeProbe:
+    """Answers for each rev: a sha, or a rejection; records what was asked."""
+
+    def __init__(self, answers: dict[str, tuple[str | None, str]]) -> None:
+        self.answers = answers
+        self.asked: list[tuple[str, bool]] = []
+
+    def __call__(self, candidate: Candidate, needs_ancestor: bool) -> tuple[str | None, str]:
+        self.asked.append((candidate.rev, needs_ancestor))
+        return self.answers[candidate.rev]
+
+
+DEPLOYED = (Candidate("deployed", A, "deploy d1"), "")
+EVENT = (Candidate("event", B, "the push's previous commit"), "")
+
+
+def test_auto_prefers_the_deployed_commit_and_requires_it_be_an_ancestor() -> None:
+    probe = FakeProbe({A: (A, "present"), B: (B, "present")})
+    choice = choose_base("auto", DEPLOYED, EVENT, probe)
+    assert (choice.sha, choice.source) == (A, "deployed")
+    assert probe.asked == [(A, True)]
+
+
+def test_auto_falls_back_to_the_event_and_says_why() -> None:
+    probe = FakeProbe({A: (None, "it is not an ancestor of HEAD"), B: (B, "fetched")})
+    choice = choose_base("auto", DEPLOYED, EVENT, probe)
+    assert (choice.sha, choice.source) == (B, "event")
+    assert choice.rejected == ("deploy d1: it is not an ancestor of HEAD",)
+    assert probe.asked == [(A, True), (B, False)]
+
+
+def test_auto_with_nothing_usable_is_none_with_every_reason() -> None:
+    probe = FakeProbe({B: (None, "not on origin")})
+    choice = choose_base("auto", (None, "the Deployment has no deploy history"), EVENT, probe)
+    assert (choice.sha, choice.source) == (None, "none")
+    assert choice.rejected == (
+        "the Deployment has no deploy history",
+        "the push's previous commit: not on origin",
+    )
+
+
+def test_deployed_and_event_use_only_their_candidate() -> None:
+    probe = FakeProbe({A: (A, ""), B: (B, "")})
+    assert choose_base("deployed", DEPLOYED, EVENT, probe).source == "deployed"
+    assert choose_base("event", DEPLOYED, EVENT, probe).source == "event"
+    assert (A, False) in probe.asked, "explicit deployed needs no ancestry"
+    none = choose_base("deployed", (None, "no history"), EVENT, FakeProbe({}))
+    assert none.source == "none" and none.rejected == ("no history",)
+
+
+def test_pull_request_base_is_diffed_from_the_merge_base() -> None:
+    pr = (Candidate("event", B, "the pull request's base", merge_base=True), "")
+    choice = choose_base("event", (None, ""), pr, FakeProbe({B: (B, "")}))
+    assert choice.merge_base
+
+
+def test_named_rev_resolves_or_is_a_clear_error() -> None:
+    choice = choose_base("v1.2.0", DEPLOYED, EVENT, FakeProbe({"v1.2.0": (C, "fetched")}))
+    assert (choice.sha, choice.source) == (C, "input")
+    with pytest.raises(GitError) as raised:
+        choose_base("nope", DEPLOYED, EVENT, FakeProbe({"nope": (None, "not on origin")}))
+    assert "compare-to 'nope'" in raised.value.message
+    assert raised.value.title == "Invalid input 'compare-to'"
+
+
+def test_pull_request_candidate_carries_its_head() -> None:
+    event = {"pull_request": {"base": {"sha": B}, "head": {"sha": C}}}
+    candidate, _ = event_candidate("pull_request", event)
+    assert candidate is not None and candidate.head == C
+    choice = choose_base("event", (None, ""), (candidate, ""), FakeProbe({B: (B, "")}))
+    assert (choice.head, choice.merge_base) == (C, True)
