@@ -10,9 +10,8 @@ from protected (system, global or command-line) configuration.
 from __future__ import annotations
 
 import os
-import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -210,47 +209,6 @@ def repo_relative(repo: git.Repo, path: Path) -> str:
     except ValueError:
         raise GitError(f"{path} is outside the git checkout at {top}") from None
     return rel.as_posix() or "."
-
-
-def _norm(folder: str) -> str:
-    """A repo-relative folder in normal form: no "./", no trailing "/", "" for the root."""
-    folder = folder.replace("\\", "/").strip()
-    normed = posixpath.normpath(folder) if folder else "."
-    return "" if normed in (".", "/") else normed.lstrip("/")
-
-
-def _under(path: str, folder: str) -> bool:
-    """Whether ``path`` is ``folder`` or inside it, on path-segment boundaries."""
-    return not folder or path == folder or path.startswith(folder + "/")
-
-
-def classify(files: Iterable[str], root_folder: str, dags_folder: str) -> ChangeSet:
-    """Sort repo-relative ``files`` by where they sit relative to the project.
-
-    ``root_folder`` is repo-relative ("." is the repository root) and ``dags_folder`` is
-    relative to it. Files under ``<root>/<dags>/`` are DAG files, other files under
-    ``<root>/`` image files, the rest ignored. Pure: no git, no filesystem.
-    """
-    root = _norm(root_folder)
-    dags = _norm(posixpath.join(root, _norm(dags_folder)) if root else _norm(dags_folder))
-    dag_files: set[str] = set()
-    image_files: set[str] = set()
-    ignored: set[str] = set()
-    for name in files:
-        path = name[2:] if name.startswith("./") else name
-        if not path:
-            continue
-        if _under(path, dags):
-            dag_files.add(path)
-        elif _under(path, root):
-            image_files.add(path)
-        else:
-            ignored.add(path)
-    return ChangeSet(
-        dag_files=tuple(sorted(dag_files)),
-        image_files=tuple(sorted(image_files)),
-        ignored_files=tuple(sorted(ignored)),
-    )
 
 
 def strip_credentials(url: str) -> str:

@@ -199,7 +199,7 @@ class Deployer:
                 )
                 if merge_base is None:
                     return None, "it shares no history with HEAD that could be fetched"
-                if needs_ancestor and merge_base != resolved.sha:
+                if needs_ancestor and not git_changes.is_ancestor(repo, resolved.sha, head_sha):
                     return None, "it is not an ancestor of HEAD (deployed from another branch?)"
             return resolved.sha, resolved.detail
 

@@ -19,11 +19,24 @@ from ci_deploy.models import Deploy, DeployGit
 A, B, C, D = ("a" * 40, "b" * 40, "c" * 40, "d" * 40)
 
 
-def deploy(id_: str, created: str, sha: str | None, *, status: str = "DEPLOYED",
-           version: str = "", rollback_from: str | None = None) -> Deploy:
+def deploy(
+    id_: str,
+    created: str,
+    sha: str | None,
+    *,
+    status: str = "DEPLOYED",
+    version: str = "",
+    rollback_from: str | None = None,
+) -> Deploy:
     git = DeployGit(provider="GITHUB", commitSha=sha) if sha else None
-    return Deploy(id=id_, createdAt=created, status=status, git=git,
-                  dagTarballVersion=version or None, rollbackFromId=rollback_from)
+    return Deploy(
+        id=id_,
+        createdAt=created,
+        status=status,
+        git=git,
+        dagTarballVersion=version or None,
+        rollbackFromId=rollback_from,
+    )
 
 
 def test_newest_deployed_deploy_wins_whatever_the_listing_order() -> None:

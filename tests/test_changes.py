@@ -6,15 +6,12 @@ import os
 import subprocess
 from pathlib import Path
 
-import git
 import pytest
 
 from ci_deploy.changes import (
     ZERO_SHA,
-    ChangeSet,
     CommitInfo,
     changed_files,
-    classify,
     has_commit,
     head_commit,
     open_repo,
@@ -201,117 +198,3 @@ def test_remote_url_strips_credentials(repo: GitRepo) -> None:
 )
 def test_strip_credentials(url: str, expected: str) -> None:
     assert strip_credentials(url) == expected
-
-
-# --- classify --------------------------------------------------------------------------
-
-
-def test_classify_with_the_repo_root_as_project() -> None:
-    result = classify(
-        ["dags/a.py", "dags/sub/b.sql", "Dockerfile", "include/x.py", "dags2/c.py", "dags.py"],
-        ".",
-        "dags",
-    )
-    assert result == ChangeSet(
-        dag_files=("dags/a.py", "dags/sub/b.sql"),
-        image_files=("Dockerfile", "dags.py", "dags2/c.py", "include/x.py"),
-        ignored_files=(),
-    )
-    assert result.relevant
-    assert result.files == tuple(sorted(result.files))
-    assert len(result.files) == 6
-
-
-def test_classify_with_a_nested_root_and_lookalike_prefixes() -> None:
-    files = [
-        "astro/dags/a.py",
-        "astro/dags2/x.py",
-        "astro/Dockerfile",
-        "astro-other/dags/a.py",
-        "astro.txt",
-        "README.md",
-        ".github/workflows/deploy.yml",
-    ]
-    result = classify(files, "astro", "dags")
-    assert result.dag_files == ("astro/dags/a.py",)
-    assert result.image_files == ("astro/Dockerfile", "astro/dags2/x.py")
-    assert result.ignored_files == (
-        ".github/workflows/deploy.yml",
-        "README.md",
-        "astro-other/dags/a.py",
-        "astro.txt",
-    )
-    assert result.files == tuple(sorted(files))
-
-
-@pytest.mark.parametrize(
-    ("root", "dags"),
-    [("./deploy/astro/", "dags/"), ("deploy/astro", "./dags"), ("deploy//astro", "dags")],
-)
-def test_classify_normalises_folder_spellings(root: str, dags: str) -> None:
-    result = classify(["deploy/astro/dags/a.py", "deploy/astro/x", "deploy/y"], root, dags)
-    assert result == ChangeSet(("deploy/astro/dags/a.py",), ("deploy/astro/x",), ("deploy/y",))
-
-
-def test_classify_nested_dags_folder() -> None:
-    result = classify(["p/airflow/dags/a.py", "p/airflow/x.py", "p/req.txt"], "p", "airflow/dags")
-    assert result.dag_files == ("p/airflow/dags/a.py",)
-    assert result.image_files == ("p/airflow/x.py", "p/req.txt")
-
-
-def test_classify_nothing_relevant() -> None:
-    result = classify(["docs/index.md"], "astro", "dags")
-    assert not result.relevant
-    assert result.ignored_files == ("docs/index.md",)
-    assert not classify([], ".", "dags").relevant
-
-
-# --- safe.directory --------------------------------------------------------------------
-
-
-def test_safe_directory_reaches_every_git_process(repo: GitRepo) -> None:
-    opened = open_repo(repo.path)
-    assert "*" in opened.git.config("--get-all", "safe.directory").splitlines()
-    env = opened.git.environment()
-    assert env["GIT_TERMINAL_PROMPT"] == "0"
-    # The persistent cat-file process of the object database uses the same Git object.
-    assert opened.odb._git is opened.git
-
-
-def test_safe_directory_appends_to_existing_config_entries(
-    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
-    monkeypatch.setenv("GIT_CONFIG_KEY_0", "ci-deploy.test")
-    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "kept")
-    opened = open_repo(repo.path)
-    assert opened.git.config("--get", "ci-deploy.test") == "kept"
-    assert "*" in opened.git.config("--get-all", "safe.directory").splitlines()
-
-
-def test_repository_owned_by_another_user(repo: GitRepo) -> None:
-    """The runner's situation: we are root, the checkout belongs to uid 1001."""
-    base = repo.head()
-    repo.write("dags/a.py", "A = 2\n")
-    head = repo.commit("edit")
-    repo.set_remote("origin", "https://github.com/acme/dags.git")
-
-    if os.geteuid() == 0:
-        for dirpath, dirnames, filenames in os.walk(repo.path):
-            for name in [*dirnames, *filenames]:
-                os.lchown(os.path.join(dirpath, name), 1001, 1001)
-        os.chown(repo.path, 1001, 1001)
-        # Control: plain GitPython is refused, so the ownership problem is real.
-        with pytest.raises(git.GitCommandError, match="dubious ownership"):
-            git.Repo(repo.path).git.rev_parse("HEAD")
-    else:
-        # Not root: the repo cannot be handed to another user, so check that the setting
-        # reaches a git process started the ordinary way through the opened repository.
-        assert open_repo(repo.path).git.config("--get-all", "safe.directory") == "*"
-
-    opened = open_repo(repo.path)
-    assert head_commit(opened).sha == head
-    assert has_commit(opened, base)
-    assert changed_files(opened, base, head) == ["dags/a.py"]
-    assert remote_url(opened) == "https://github.com/acme/dags.git"
-    assert opened.head.commit.hexsha == head  # GitPython's own object access works too

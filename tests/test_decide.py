@@ -109,7 +109,9 @@ def test_cut_description() -> None:
 
 
 def test_force_deploys_when_nothing_relevant_changed() -> None:
-    assert choose_deploy_type("infer", changes(ignored=1), force=True).deploy_type == "IMAGE_AND_DAG"
+    assert (
+        choose_deploy_type("infer", changes(ignored=1), force=True).deploy_type == "IMAGE_AND_DAG"
+    )
     forced = choose_deploy_type("dags-only", changes(), force=True)
     assert forced.deploy_type == "DAG_ONLY"
     assert "force" in forced.reason

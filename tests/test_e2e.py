@@ -12,47 +12,14 @@ import io
 import json
 import shutil
 import tarfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ci_deploy.emulator import Emulator
-from ci_deploy.ghfiles import WorkflowCommand, parse_output_file, parse_workflow_command
-from ci_deploy.localrun import StepResult, push_event, run_step, runner_environment
-from ci_deploy.report import OUTPUT_NAMES
+from ci_deploy.ghfiles import parse_workflow_command
+from tests.actionrun import EXAMPLE, api_posts, run_push
 from tests.gitrepo import GitRepo
-from tests.spec import assert_request_matches_spec
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
-OUTPUTS = set(OUTPUT_NAMES)
-
-
-@dataclass
-class Step:
-    result: StepResult
-    outputs: dict[str, str]
-
-    @property
-    def log(self) -> str:
-        return self.result.stdout + self.result.stderr
-
-    def commands(self, name: str) -> list[WorkflowCommand]:
-        """The workflow commands named ``name`` that the step printed, parsed as the runner does."""
-        parsed = (parse_workflow_command(line) for line in self.result.stdout.splitlines())
-        return [c for c in parsed if c is not None and c.command == name]
-
-    def titles(self, name: str) -> list[str]:
-        return [c.properties.get("title", "") for c in self.commands(name)]
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    """The emulator; after each test, every API request the action sent must match the spec."""
-    with Emulator(rollout_seconds=0.2) as emu:
-        yield emu
-    assert_requests_match_spec(emu)
 
 
 @pytest.fixture
@@ -62,46 +29,6 @@ def repo(tmp_path: Path) -> GitRepo:
     shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
     repo.commit("Add the example project")
     return repo
-
-
-def run_action(
-    repo: GitRepo,
-    emulator: Emulator,
-    before: str,
-    inputs: dict[str, str] | None = None,
-    *,
-    token: str | None = None,
-) -> Step:
-    after = repo.head()
-    environ = runner_environment(
-        repo.path,
-        repo.path.parent / "runner",
-        {"api-url": emulator.api_url, "deployment-id": emulator.deployment_id, **(inputs or {})},
-        event=push_event(before, after),
-        sha=after,
-        env={"ASTRO_API_TOKEN": emulator.token if token is None else token},
-    )
-    result = run_step(environ, timeout=120)
-    outputs = parse_output_file(Path(environ["GITHUB_OUTPUT"]))
-    assert set(outputs) == OUTPUTS, "every output is written on every run"
-    assert "Traceback" not in result.stdout + result.stderr
-    return Step(result, outputs)
-
-
-def api_posts(emulator: Emulator) -> list[str]:
-    return [r.path for r in emulator.requests if r.method == "POST"]
-
-
-def assert_requests_match_spec(emulator: Emulator) -> None:
-    for request in emulator.requests:
-        if request.path.startswith("/v1/"):
-            assert_request_matches_spec(
-                request.method,
-                request.path.removeprefix("/v1"),
-                request.query,
-                request.headers,
-                request.body or None,
-            )
 
 
 def edit_dag(repo: GitRepo) -> None:
@@ -116,7 +43,7 @@ def test_dag_change_deploys_dag_only_and_waits_until_healthy(
     edit_dag(repo)
     after = repo.commit("Run example_etl every hour")
 
-    step = run_action(repo, emulator, before)
+    step = run_push(repo, emulator, before)
 
     assert step.result.returncode == 0, step.log
     out = step.outputs
@@ -169,7 +96,7 @@ def test_token_appears_only_in_the_mask_command(repo: GitRepo, emulator: Emulato
     edit_dag(repo)
     repo.commit("Edit a DAG")
 
-    step = run_action(repo, emulator, before)
+    step = run_push(repo, emulator, before)
 
     assert step.result.returncode == 0, step.log
     lines = step.log.splitlines()
@@ -203,7 +130,7 @@ def test_change_outside_root_folder_skips_without_creating_anything(
     repo.write("README.md", "# Our data platform\n\nNow with docs.\n")
     repo.commit("Document the platform")
 
-    step = run_action(repo, emulator, before, {"root-folder": "astro"})
+    step = run_push(repo, emulator, before, {"root-folder": "astro"})
 
     assert step.result.returncode == 0, step.log
     assert step.outputs["status"] == "skipped"
@@ -221,7 +148,7 @@ def test_invalid_inputs_fail_cleanly_before_any_api_call(repo: GitRepo, emulator
     edit_dag(repo)
     repo.commit("Edit a DAG")
 
-    step = run_action(repo, emulator, before, {"deploy-type": "dag", "wait": "yes"})
+    step = run_push(repo, emulator, before, {"deploy-type": "dag", "wait": "yes"})
 
     assert step.result.returncode == 1
     assert step.titles("error") == ["Invalid input 'deploy-type'", "Invalid input 'wait'"]
@@ -240,7 +167,7 @@ def test_rejected_token_fails_cleanly(repo: GitRepo, emulator: Emulator) -> None
     repo.commit("Edit a DAG")
     bad_token = "not-a-valid-token-0123456789"
 
-    step = run_action(
+    step = run_push(
         repo, emulator, before, {"organization-id": emulator.organization_id}, token=bad_token
     )
 
@@ -259,7 +186,7 @@ def test_dry_run_plans_and_creates_nothing(repo: GitRepo, emulator: Emulator) ->
     edit_dag(repo)
     repo.commit("Edit a DAG")
 
-    step = run_action(repo, emulator, before, {"dry-run": "true"})
+    step = run_push(repo, emulator, before, {"dry-run": "true"})
 
     assert step.result.returncode == 0, step.log
     assert step.outputs["status"] == "planned"
@@ -276,7 +203,7 @@ def test_image_change_fails_clearly_until_image_deploys_exist(
     repo.write("requirements.txt", "apache-airflow-providers-http==5.3.0\npandas==2.2.3\n")
     repo.commit("Add pandas")
 
-    step = run_action(repo, emulator, before)
+    step = run_push(repo, emulator, before)
 
     assert step.result.returncode == 1
     assert step.titles("error") == ["IMAGE_AND_DAG deploys are not supported yet"]
@@ -293,7 +220,7 @@ def test_dag_deploy_refused_when_dag_deploys_are_disabled(
     edit_dag(repo)
     repo.commit("Edit a DAG")
 
-    step = run_action(
+    step = run_push(
         repo, emulator, before, {"deployment-id": "no-dag-deploys", "deploy-type": "dags-only"}
     )
 
@@ -308,7 +235,7 @@ def test_rollout_timeout_fails_with_what_was_seen(repo: GitRepo, emulator: Emula
     edit_dag(repo)
     repo.commit("Edit a DAG")
 
-    step = run_action(repo, emulator, before, {"wait-timeout": "1"})
+    step = run_push(repo, emulator, before, {"wait-timeout": "1"})
 
     assert step.result.returncode == 1
     assert "Timed out after 1s" in step.log
@@ -324,7 +251,7 @@ def test_unhealthy_rollout_fails(repo: GitRepo, emulator: Emulator) -> None:
     edit_dag(repo)
     repo.commit("Edit a DAG")
 
-    step = run_action(repo, emulator, before)
+    step = run_push(repo, emulator, before)
 
     assert step.result.returncode == 1
     assert "unhealthy" in step.log
@@ -340,7 +267,7 @@ def test_rate_limited_create_is_retried_and_creates_one_deploy(
     edit_dag(repo)
     repo.commit("Edit a DAG")
 
-    step = run_action(repo, emulator, before)
+    step = run_push(repo, emulator, before)
 
     assert step.result.returncode == 0, step.log
     assert "HTTP 429" in step.log
@@ -354,7 +281,7 @@ def test_upload_failure_leaves_the_deployment_as_it_was(repo: GitRepo, emulator:
     edit_dag(repo)
     repo.commit("Edit a DAG")
 
-    step = run_action(repo, emulator, before)
+    step = run_push(repo, emulator, before)
 
     assert step.result.returncode == 1
     assert "was created but not finalized" in step.log

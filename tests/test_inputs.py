@@ -655,8 +655,15 @@ def test_inputs_can_be_built_directly_for_other_tests(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("auto", "auto"), ("Deployed", "deployed"), (" event ", "event"), ("main", "main"),
-     ("v1.2.0", "v1.2.0"), ("origin/release-1", "origin/release-1"), ("a" * 40, "a" * 40)],
+    [
+        ("auto", "auto"),
+        ("Deployed", "deployed"),
+        (" event ", "event"),
+        ("main", "main"),
+        ("v1.2.0", "v1.2.0"),
+        ("origin/release-1", "origin/release-1"),
+        ("a" * 40, "a" * 40),
+    ],
 )
 def test_compare_to(workspace: Path, given: str, expected: str) -> None:
     assert load(workspace, compare_to=given).compare_to == expected

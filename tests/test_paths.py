@@ -10,8 +10,12 @@ from ci_deploy.paths import PathRules, classify, glob_problem
 IGNORE = tuple(p.strip() for p in DEFAULT_IGNORE_PATHS.split(","))
 
 
-def rules(root: str = ".", dag: tuple[str, ...] = ("dags/**",), image: tuple[str, ...] = ("**",),
-          ignore: tuple[str, ...] = IGNORE) -> PathRules:
+def rules(
+    root: str = ".",
+    dag: tuple[str, ...] = ("dags/**",),
+    image: tuple[str, ...] = ("**",),
+    ignore: tuple[str, ...] = IGNORE,
+) -> PathRules:
     return PathRules(root, dag, image, ignore)
 
 
@@ -23,6 +27,7 @@ def rules(root: str = ".", dag: tuple[str, ...] = ("dags/**",), image: tuple[str
         ("dags/.airflowignore", "dag"),
         ("dags/ignored_by_airflow/x.py", "dag"),
         ("dags2/a.py", "image"),
+        ("dags.py", "image"),
         ("requirements.txt", "image"),
         ("include/sql/q.sql", "image"),
         ("x/dags/a.py", "image"),
@@ -62,8 +67,11 @@ def test_nested_root_folder() -> None:
 
 
 def test_custom_globs_and_ignore_takes_precedence() -> None:
-    custom = rules(dag=("dags/**", "plugins/*.py"), image=("Dockerfile", "requirements.txt"),
-                   ignore=("dags/scratch/**",))
+    custom = rules(
+        dag=("dags/**", "plugins/*.py"),
+        image=("Dockerfile", "requirements.txt"),
+        ignore=("dags/scratch/**",),
+    )
     assert custom.kind("plugins/hook.py") == "dag"
     assert custom.kind("plugins/sub/hook.py") == "ignored", "matched by no rule"
     assert custom.kind("Dockerfile") == "image"
@@ -78,11 +86,21 @@ def test_negated_ignore_pattern_re_includes() -> None:
 
 
 def test_classify_sorts_and_keeps_odd_names() -> None:
-    files = ["dags/with space.py", "dags/new\nline.py", "dags/ünï.py", "requirements.txt",
-             "README.md", "./dags/a.py"]
+    files = [
+        "dags/with space.py",
+        "dags/new\nline.py",
+        "dags/ünï.py",
+        "requirements.txt",
+        "README.md",
+        "./dags/a.py",
+    ]
     change_set = classify(files, rules())
-    assert change_set.dag_files == ("dags/a.py", "dags/new\nline.py", "dags/with space.py",
-                                    "dags/ünï.py")
+    assert change_set.dag_files == (
+        "dags/a.py",
+        "dags/new\nline.py",
+        "dags/with space.py",
+        "dags/ünï.py",
+    )
     assert change_set.image_files == ("requirements.txt",)
     assert change_set.ignored_files == ("README.md",)
     assert change_set.relevant

@@ -1,0 +1,94 @@
+"""Running the real entrypoint against the emulator, for the end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci_deploy.emulator import Emulator
+from ci_deploy.ghfiles import WorkflowCommand, parse_workflow_command
+from ci_deploy.localrun import StepResult, push_event, run_step, runner_environment
+from ci_deploy.report import OUTPUT_NAMES
+from tests.gitrepo import GitRepo
+from tests.spec import assert_request_matches_spec
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
+
+
+@dataclass
+class Step:
+    """One run of the action: its result and its outputs."""
+
+    result: StepResult
+    outputs: dict[str, str]
+
+    @property
+    def log(self) -> str:
+        return self.result.stdout + self.result.stderr
+
+    def commands(self, name: str) -> list[WorkflowCommand]:
+        """The workflow commands named ``name`` that the step printed, parsed as the runner does."""
+        parsed = (parse_workflow_command(line) for line in self.result.stdout.splitlines())
+        return [c for c in parsed if c is not None and c.command == name]
+
+    def titles(self, name: str) -> list[str]:
+        return [c.properties.get("title", "") for c in self.commands(name)]
+
+
+def run_action(
+    repo: GitRepo,
+    emulator: Emulator,
+    inputs: Mapping[str, str] | None = None,
+    *,
+    event_name: str = "push",
+    event: Mapping[str, Any] | None = None,
+    token: str | None = None,
+    ref: str = "refs/heads/main",
+) -> Step:
+    """Run the entrypoint in ``repo`` as the runner would, against ``emulator``."""
+    environ = runner_environment(
+        repo.path,
+        repo.path.parent / f"runner-{repo.path.name}",
+        {"api-url": emulator.api_url, "deployment-id": emulator.deployment_id, **(inputs or {})},
+        event_name=event_name,
+        event=event or {},
+        sha=repo.head(),
+        ref=ref,
+        env={"ASTRO_API_TOKEN": emulator.token if token is None else token},
+    )
+    result = run_step(environ, timeout=120)
+    outputs = result.outputs
+    assert set(outputs) == set(OUTPUT_NAMES), "every output is written on every run"
+    assert "Traceback" not in result.stdout + result.stderr
+    return Step(result, outputs)
+
+
+def run_push(
+    repo: GitRepo,
+    emulator: Emulator,
+    before: str,
+    inputs: Mapping[str, str] | None = None,
+    *,
+    token: str | None = None,
+) -> Step:
+    """Run the action for a push of ``before..HEAD``."""
+    return run_action(repo, emulator, inputs, event=push_event(before, repo.head()), token=token)
+
+
+def api_posts(emulator: Emulator) -> list[str]:
+    return [r.path for r in emulator.requests if r.method == "POST"]
+
+
+def assert_requests_match_spec(emulator: Emulator) -> None:
+    """Every API request the emulator received validates against the Astro spec."""
+    for request in emulator.requests:
+        if request.path.startswith("/v1/"):
+            assert_request_matches_spec(
+                request.method,
+                request.path.removeprefix("/v1"),
+                request.query,
+                request.headers,
+                request.body or None,
+            )
