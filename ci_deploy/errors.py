@@ -118,3 +118,21 @@ class RolloutError(CiDeployError):
     """After finalize, the Deployment did not come to run the new version."""
 
     title = "Rollout failed"
+
+
+class ImageError(CiDeployError):
+    """The image could not be built, checked, or pushed. Messages never hold the token."""
+
+    title = "Image error"
+
+
+class SyntaxCheckError(CiDeployError):
+    """A Python file in the DAG bundle does not compile; nothing was deployed."""
+
+    title = "Syntax error in the DAGs"
+
+
+class CancelledError(CiDeployError):
+    """The run was cancelled (SIGTERM or SIGINT)."""
+
+    title = "Deploy cancelled"
