@@ -1,10 +1,13 @@
-"""The Astro API client: the six deploy operations of the Astro platform API v1.
+"""The Astro API client: the deploy operations of the Astro platform API v1.
 
-:class:`AstroClient` speaks JSON to one API host with the bearer token, retries what
-:mod:`ci_deploy.http` allows, parses answers with :mod:`ci_deploy.models`, and turns every
-failure into an :class:`~ci_deploy.errors.ApiError` subclass whose message says what was
-attempted, what the API answered, and what to do. The token never appears in a message,
-a log line or a ``repr``.
+Deployments (get, list, logs, hibernation override) and their deploys (list, create, get,
+finalize, roll back). :class:`AstroClient` speaks JSON to one API host with the bearer
+token, retries what :mod:`ci_deploy.http` allows, parses answers with
+:mod:`ci_deploy.models`, and turns every failure into an
+:class:`~ci_deploy.errors.ApiError` subclass whose message says what was attempted, what
+the API answered, and what to do. A write (POST, DELETE) that may or may not have been
+processed raises :class:`~ci_deploy.errors.ApiAmbiguousError` and is never retried here.
+The token never appears in a message, a log line or a ``repr``.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from __future__ import annotations
 import json
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar
 from urllib.parse import quote, urlsplit
@@ -23,13 +26,31 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from ci_deploy import __version__, models
-from ci_deploy.errors import ApiError, ApiUnavailableError, AuthError, NotFoundError
+from ci_deploy.errors import (
+    ApiAmbiguousError,
+    ApiError,
+    ApiUnavailableError,
+    AuthError,
+    NotFoundError,
+)
 from ci_deploy.http import API_GET, API_POST, Retryable, TransportFailure, send_with_retries
 
-__all__ = ["PAGE_SIZE", "AstroClient"]
+__all__ = ["LOG_PAGES", "LOG_PAGE_SIZE", "PAGE_SIZE", "AstroClient"]
 
 PAGE_SIZE = 100
-"""Deploys asked for per page by :meth:`AstroClient.list_deploys`."""
+"""Deploys or Deployments asked for per page by the ``list_*`` methods."""
+
+LOG_PAGE_SIZE = 500
+"""Log entries asked for per page (the API's default page size)."""
+
+LOG_PAGES = 10
+"""The most pages :meth:`AstroClient.get_deployment_logs` reads."""
+
+_CHECK_HISTORY = "check the Deployment's deploy history before running the job again."
+_CHECK_HIBERNATION = (
+    "check the Deployment's hibernation settings in the Astro UI before running the job again."
+)
+_AMBIGUOUS = "The API may or may not have processed the request, so it was not retried:"
 
 _TEXT_LIMIT = 200
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "-._~+/=")
@@ -46,6 +67,9 @@ class _Call:
     permission: str  # the spec's x-permission
     retryable: Retryable
     not_found: str  # "Deployment 'd1' in organization 'o1'"
+    ids: str = "organization and Deployment ids"  # what to check after a 404
+    tokens: str = "a Deployment API token of this Deployment, or a Workspace API token"
+    check: str = _CHECK_HISTORY  # what to check after an ambiguous failure
 
 
 class AstroClient:
@@ -124,6 +148,140 @@ class AstroClient:
         response = self._send(call, "GET", self._deployment_path(deployment_id))
         return self._parse(call, response, models.Deployment)
 
+    def list_deployments(
+        self, *, names: Sequence[str] = (), workspace_id: str | None = None
+    ) -> list[models.Deployment]:
+        """The organization's Deployments (ListDeployments, all pages).
+
+        In the API's order; the pages are asked for sorted by creation time, oldest first,
+        so offset paging stays stable. ``names`` (exact names, repeated ``names``
+        parameters) and ``workspace_id`` (``workspaceIds``) filter on the server, and again
+        here, so an API that ignores a filter never adds a Deployment that does not match.
+        """
+        wanted = (names,) if isinstance(names, str) else tuple(dict.fromkeys(names))
+        workspace = workspace_id or None
+        org = self.organization_id
+        call = _Call(
+            "ListDeployments",
+            f"List Deployments of organization '{org}'",
+            "organization.deployments.get",
+            API_GET,
+            not_found=f"organization '{org}'",
+            ids="organization id",
+            tokens="a Workspace or Organization API token",
+        )
+        path = f"/organizations/{_segment(org, 'organization id')}/deployments"
+        filters = [("names", name) for name in wanted]
+        if workspace is not None:
+            filters.append(("workspaceIds", workspace))
+        filters.append(("sorts", "createdAt:asc"))  # a stable order for offset paging
+        found: dict[str, models.Deployment] = {}
+        offset = 0
+        while True:
+            params = [*filters, ("offset", str(offset)), ("limit", str(PAGE_SIZE))]
+            response = self._send(call, "GET", path, params=params)
+            page = self._parse(call, response, models.DeploymentsPage)
+            known = len(found)
+            for deployment in page.deployments:
+                found.setdefault(deployment.id, deployment)
+            offset += len(page.deployments)
+            # An empty page, the end, or a page of nothing new (the offset was ignored).
+            if not page.deployments or offset >= page.totalCount or len(found) == known:
+                break
+        return [
+            deployment
+            for deployment in found.values()
+            if (not wanted or deployment.name in wanted)
+            and (workspace is None or deployment.workspaceId == workspace)
+        ]
+
+    def get_deployment_logs(
+        self,
+        deployment_id: str,
+        *,
+        sources: Sequence[str],
+        start: datetime | None = None,
+        end: datetime | None = None,
+        search_text: str | None = None,
+        limit: int = 1000,
+    ) -> list[models.LogEntry]:
+        """A Deployment's log entries (GetDeploymentLogs), oldest first, at most ``limit``.
+
+        ``sources`` (at least one of :data:`ci_deploy.models.LOG_SOURCES`) are sent as
+        repeated ``sources`` parameters. ``start`` and ``end`` must be aware datetimes;
+        they are sent in UTC as ``startDate``/``endDate`` (``...Z``, whole seconds, the
+        range widened to include the partial seconds). ``end`` defaults to now when only
+        ``start`` is given; with neither, the API's default range (the last hour) applies.
+        ``limit`` is also sent as ``maxNumResults``. Pages of :data:`LOG_PAGE_SIZE` entries
+        are read, with the first answer's ``searchId``, until ``limit`` entries, a short
+        page, or :data:`LOG_PAGES` pages (so at most 5000 entries). Raises ValueError for
+        arguments the API would refuse.
+        """
+        query = self._log_query(sources, start, end, search_text, limit)
+        call = self._call(
+            "GetDeploymentLogs",
+            f"Get logs of Deployment '{deployment_id}'",
+            "deployment.logs.get",
+            API_GET,
+            deployment_id,
+        )
+        path = self._deployment_path(deployment_id) + "/logs"
+        page_size = min(limit, LOG_PAGE_SIZE)
+        entries: list[models.LogEntry] = []
+        search_id: str | None = None
+        for _ in range(LOG_PAGES):
+            params = [
+                *query,
+                ("limit", str(page_size)),
+                ("offset", str(len(entries))),
+                ("maxNumResults", str(limit)),
+            ]
+            if search_id:
+                params.append(("searchId", search_id))
+            response = self._send(call, "GET", path, params=params)
+            page = self._parse(call, response, models.DeploymentLogs)
+            entries.extend(page.results)
+            search_id = page.searchId or search_id
+            if len(page.results) < page_size or len(entries) >= limit:
+                break
+        return sorted(entries[:limit], key=lambda entry: entry.timestamp)
+
+    def set_hibernation_override(
+        self, deployment_id: str, request: models.HibernationOverrideRequest
+    ) -> models.HibernationOverride:
+        """Set the Deployment's hibernation override (UpdateDeploymentHibernationOverride).
+
+        ``isHibernating=False`` wakes a hibernating development Deployment. Retried like
+        every write: only when provably not processed.
+        """
+        call = self._call(
+            "UpdateDeploymentHibernationOverride",
+            f"Set the hibernation override of Deployment '{deployment_id}'",
+            "deployment.update",
+            API_POST,
+            deployment_id,
+            check=_CHECK_HIBERNATION,
+        )
+        path = self._deployment_path(deployment_id) + "/hibernation-override"
+        response = self._send(call, "POST", path, body=request)
+        return self._parse(call, response, models.HibernationOverride)
+
+    def delete_hibernation_override(self, deployment_id: str) -> None:
+        """Remove the Deployment's hibernation override (DeleteDeploymentHibernationOverride).
+
+        The hibernation schedule applies again. The API answers 204 No Content.
+        """
+        call = self._call(
+            "DeleteDeploymentHibernationOverride",
+            f"Delete the hibernation override of Deployment '{deployment_id}'",
+            "deployment.update",
+            API_POST,
+            deployment_id,
+            check=_CHECK_HIBERNATION,
+        )
+        path = self._deployment_path(deployment_id) + "/hibernation-override"
+        self._send(call, "DELETE", path)
+
     def list_deploys(self, deployment_id: str) -> list[models.Deploy]:
         """Every deploy of a Deployment (ListDeploys, all pages), oldest first."""
         call = self._call(
@@ -137,7 +295,7 @@ class AstroClient:
         found: dict[str, models.Deploy] = {}
         offset = 0
         while True:
-            params = {"offset": str(offset), "limit": str(PAGE_SIZE)}
+            params = [("offset", str(offset)), ("limit", str(PAGE_SIZE))]
             response = self._send(call, "GET", path, params=params)
             page = self._parse(call, response, models.DeploysPage)
             for deploy in page.deploys:
@@ -150,7 +308,14 @@ class AstroClient:
     def create_deploy(
         self, deployment_id: str, request: models.CreateDeployRequest
     ) -> models.Deploy:
-        """Start a deploy (CreateDeploy); the answer holds the upload URL."""
+        """Start a deploy (CreateDeploy); the answer holds the upload URL.
+
+        Retried only when the API provably did not process the request (429, 503, no
+        connection). After an ambiguous failure (no answer once the request went out, or
+        HTTP 500/502/504) this raises :class:`~ci_deploy.errors.ApiAmbiguousError` and does
+        not retry by itself: a deploy may have been created, so the caller reads the deploy
+        history first and only then creates again if it has to.
+        """
         call = self._call(
             "CreateDeploy",
             f"Create deploy on Deployment '{deployment_id}'",
@@ -226,10 +391,48 @@ class AstroClient:
         retryable: Retryable,
         deployment_id: str,
         deploy_id: str | None = None,
+        *,
+        check: str = _CHECK_HISTORY,
     ) -> _Call:
         where = f"Deployment '{deployment_id}' in organization '{self.organization_id}'"
         not_found = where if deploy_id is None else f"deploy '{deploy_id}' of {where}"
-        return _Call(operation, description, permission, retryable, not_found)
+        return _Call(operation, description, permission, retryable, not_found, check=check)
+
+    @staticmethod
+    def _log_query(
+        sources: Sequence[str],
+        start: datetime | None,
+        end: datetime | None,
+        search_text: str | None,
+        limit: int,
+    ) -> list[tuple[str, str]]:
+        """The filter parameters of GetDeploymentLogs; ValueError for what the API refuses."""
+        chosen = [sources] if isinstance(sources, str) else list(dict.fromkeys(sources))
+        if not chosen:
+            raise ValueError("get_deployment_logs needs at least one log source")
+        unknown = [source for source in chosen if source not in models.LOG_SOURCES]
+        if unknown:
+            raise ValueError(
+                f"unknown log source(s) {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(sorted(models.LOG_SOURCES))}"
+            )
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        query = [("sources", source) for source in chosen]
+        if end is not None and start is None:
+            raise ValueError("an end needs a start: the API takes endDate only with startDate")
+        if start is not None:
+            until = end if end is not None else datetime.now(UTC)
+            start_text = models.rfc3339(start)
+            if until.microsecond:  # round up, so the last partial second is included
+                until += timedelta(microseconds=1_000_000 - until.microsecond)
+            end_text = models.rfc3339(until)
+            if start_text > end_text:
+                raise ValueError(f"the start {start_text} is after the end {end_text}")
+            query += [("startDate", start_text), ("endDate", end_text)]
+        if search_text:
+            query.append(("searchText", search_text))
+        return query
 
     # -- sending and answers ----------------------------------------------------------
 
@@ -239,13 +442,14 @@ class AstroClient:
         method: str,
         path: str,
         *,
-        params: dict[str, str] | None = None,
+        params: Sequence[tuple[str, str]] = (),
         body: BaseModel | None = None,
     ) -> httpx.Response:
         payload = None if body is None else body.model_dump(exclude_none=True)
+        query = tuple(params) or None
 
         def build() -> httpx.Request:
-            return self._http.build_request(method, path, params=params, json=payload)
+            return self._http.build_request(method, path, params=query, json=payload)
 
         try:
             response = send_with_retries(
@@ -280,21 +484,21 @@ class AstroClient:
                 operation=call.operation,
             ) from None
 
-    def _unreachable(self, call: _Call, failure: TransportFailure) -> ApiUnavailableError:
+    def _unreachable(self, call: _Call, failure: TransportFailure) -> ApiError:
         error = self._scrub(f"{type(failure.error).__name__}: {failure.error}")
-        if failure.retryable:
-            message = (
-                f"{call.description} failed: could not reach the Astro API at {self.api_url} "
-                f"(tried {_times(failure.attempts)}; last error {error}). Check the API URL and "
-                "the runner's network, then run the job again."
-            )
-        else:
-            message = (
+        if failure.ambiguous:
+            return ApiAmbiguousError(
                 f"{call.description} failed: no answer from the Astro API at {self.api_url} "
-                f"({error}). Not retried: the API may have processed the request. Check the "
-                "Deployment's deploy history before running the job again."
+                f"({error}). {_AMBIGUOUS} {call.check}",
+                operation=call.operation,
             )
-        return ApiUnavailableError(message, operation=call.operation)
+        tried = f"tried {_times(failure.attempts)}; last error " if failure.retryable else ""
+        return ApiUnavailableError(
+            f"{call.description} failed: could not reach the Astro API at {self.api_url} "
+            f"({tried}{error}). Check the API URL and the runner's network, then run the job "
+            "again.",
+            operation=call.operation,
+        )
 
     def _error(self, call: _Call, response: httpx.Response) -> ApiError:
         status = response.status_code
@@ -328,25 +532,20 @@ class AstroClient:
             )
         if status == 403:
             return AuthError, (
-                f"The token lacks the permission '{call.permission}': use a Deployment API "
-                "token of this Deployment, or a Workspace API token whose role grants "
-                f"'{call.permission}'."
+                f"The token lacks the permission '{call.permission}': use {call.tokens} "
+                f"whose role grants '{call.permission}'."
             )
         if status == 404:
             return NotFoundError, (
-                f"There is no {call.not_found}, or the token cannot see it: check the "
-                "organization and Deployment ids."
+                f"There is no {call.not_found}, or the token cannot see it: check the {call.ids}."
             )
         if 300 <= status < 400:
             return ApiError, (
                 "Redirects are not followed, so the token is never sent elsewhere: check "
                 "the API URL."
             )
-        if status >= 500 and call.retryable is API_POST:
-            return ApiError, (
-                "Not retried: the API may have processed the request. Check the "
-                "Deployment's deploy history before running the job again."
-            )
+        if call.retryable.ambiguous_status(status):
+            return ApiAmbiguousError, f"{_AMBIGUOUS} {call.check}"
         return ApiError, ""
 
     def _scrub(self, text: str) -> str:

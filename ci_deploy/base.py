@@ -66,7 +66,7 @@ def deployed_candidate(deploys: Sequence[Deploy]) -> tuple[Candidate | None, str
         deploy = ordered[index]
         if deploy.status != "DEPLOYED":
             continue
-        source = _restored(deploy, ordered[:index]) if deploy.rollbackFromId else deploy
+        source = restored_deploy(deploy, ordered[:index])
         sha = source.git.commitSha if source.git else ""
         if sha:
             how = f", a rollback to deploy {source.id}" if source is not deploy else ""
@@ -75,8 +75,14 @@ def deployed_candidate(deploys: Sequence[Deploy]) -> tuple[Candidate | None, str
     return None, "no DEPLOYED deploy in the history carries a git commit"
 
 
-def _restored(rollback: Deploy, earlier: Sequence[Deploy]) -> Deploy:
-    """The earlier deploy a rollback restored, or the rollback itself when none matches."""
+def restored_deploy(rollback: Deploy, earlier: Sequence[Deploy]) -> Deploy:
+    """The earlier deploy a rollback restored, or ``rollback`` itself when it is none.
+
+    Matched by DAG tarball version (or image tag for image-only deploys) among the
+    earlier non-rollback ``DEPLOYED`` deploys, newest first.
+    """
+    if not rollback.rollbackFromId:
+        return rollback
     for deploy in reversed(earlier):
         if deploy.rollbackFromId or deploy.status != "DEPLOYED":
             continue

@@ -1,12 +1,17 @@
-"""The deterministic DAG tarball.
+"""The deterministic tarballs: the DAG tarball and the BUNDLE archive.
 
-The archive holds every file of the DAG folder as ``<folder name>/<relative POSIX path>``,
-regular files only, sorted by name, with fixed metadata (mtime 0, owner 0/0 without names,
-mode 0o755 or 0o644) inside a gzip stream whose header has mtime 0 and no file name: the
-same tree always gives the same bytes, so the sha256 identifies the DAG code.
-``__pycache__`` and ``.git`` entries and ``*.pyc`` files are left out at any depth.
-Symlinks that resolve inside the folder are stored as the content they point to; links that
-leave the folder or are broken are errors.
+:func:`build_dag_tarball` packs the DAG folder with every member named
+``<folder name>/<relative POSIX path>``; :func:`build_bundle_tarball` packs the project
+folder's contents with no prefix (``<relative POSIX path>``), as Astro's BUNDLE deploys
+(e.g. dbt) expect. Both are built by one walk and one writer:
+
+- regular files only, sorted by name, with fixed metadata (mtime 0, owner 0/0 without names,
+  mode 0o755 or 0o644) inside a gzip stream whose header has mtime 0 and no file name: the
+  same tree always gives the same bytes, so the sha256 identifies the code;
+- ``__pycache__`` and ``.git`` entries and ``*.pyc`` files are left out at any depth (and
+  ``.venv`` entries too in the BUNDLE archive);
+- symlinks that resolve inside the folder are stored as the content they point to; links that
+  leave the folder, are broken or lead back to a parent folder are errors.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ from pathlib import Path
 
 from ci_deploy.errors import BundleError
 
-_EXCLUDED_NAMES = frozenset({"__pycache__", ".git"})
+_DAG_EXCLUDED_NAMES = frozenset({"__pycache__", ".git"})
+_BUNDLE_EXCLUDED_NAMES = _DAG_EXCLUDED_NAMES | {".venv"}
 _EXCLUDED_SUFFIXES = (".pyc",)
 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A built DAG tarball: the gzip bytes, its member names in order, and their sha256."""
+    """A built tarball: the gzip bytes, its member names in order, and their sha256."""
 
     data: bytes = field(repr=False)
     members: tuple[str, ...]
@@ -44,7 +50,17 @@ class Bundle:
 class _Entry:
     member: str  # name inside the archive
     source: str  # real path of the file to read
-    display: str  # path relative to the DAG folder, as the user sees it
+    display: str  # path relative to the packed folder, as the user sees it
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """What one archive packs, and how its messages name the folder."""
+
+    root: str  # real path of the packed folder: symlinks must resolve inside it
+    prefix: str  # put before every member's relative path: "dags/" or ""
+    excluded_names: frozenset[str]  # file and folder names left out at any depth
+    what: str  # "the DAG folder" or "the project folder"
 
 
 def _inside(path: str, root: str) -> bool:
@@ -52,21 +68,21 @@ def _inside(path: str, root: str) -> bool:
 
 
 def _collect(
+    walk: _Walk,
     directory: str,
     rel_prefix: str,
-    root: str,
     ancestors: frozenset[str],
     out: list[_Entry],
-    prefix: str,
 ) -> None:
     """Append the files under ``directory`` (whose real path is in ``ancestors``) to ``out``."""
+    what = walk.what
     try:
         with os.scandir(directory) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
-        raise BundleError(f"cannot read {rel_prefix or '.'} in the DAG folder: {exc}") from exc
+        raise BundleError(f"cannot read {rel_prefix or '.'} in {what}: {exc}") from exc
     for entry in entries:
-        if entry.name in _EXCLUDED_NAMES:
+        if entry.name in walk.excluded_names:
             continue
         rel = f"{rel_prefix}{entry.name}"
         path = os.path.join(directory, entry.name)
@@ -76,35 +92,33 @@ def _collect(
             target = os.readlink(path)
             if not os.path.exists(real):
                 raise BundleError(
-                    f"symlink {rel!r} -> {target!r} in the DAG folder is broken "
+                    f"symlink {rel!r} -> {target!r} in {what} is broken "
                     "(its target does not exist, or the links loop)"
                 )
-            if not _inside(real, root):
+            if not _inside(real, walk.root):
                 raise BundleError(
-                    f"symlink {rel!r} -> {target!r} points outside the DAG folder "
+                    f"symlink {rel!r} -> {target!r} points outside {what} "
                     f"(to {real}); copy the file into the folder instead"
                 )
         try:
             st = os.stat(real)
         except OSError as exc:
-            raise BundleError(f"cannot read {rel!r} in the DAG folder: {exc}") from exc
+            raise BundleError(f"cannot read {rel!r} in {what}: {exc}") from exc
         if stat.S_ISDIR(st.st_mode):
             real_dir = os.path.realpath(real)
             if real_dir in ancestors:
                 link = f"symlink {rel!r} -> {target!r}" if entry.is_symlink() else repr(rel)
                 raise BundleError(
-                    f"{link} in the DAG folder leads back to one of its own parent folders, "
+                    f"{link} in {what} leads back to one of its own parent folders, "
                     "which would repeat the tree forever"
                 )
-            _collect(path, f"{rel}/", root, ancestors | {real_dir}, out, prefix)
+            _collect(walk, path, f"{rel}/", ancestors | {real_dir}, out)
         elif stat.S_ISREG(st.st_mode):
             if entry.name.endswith(_EXCLUDED_SUFFIXES):
                 continue
-            out.append(_Entry(member=f"{prefix}/{rel}", source=real, display=rel))
+            out.append(_Entry(member=f"{walk.prefix}{rel}", source=real, display=rel))
         else:
-            raise BundleError(
-                f"{rel!r} in the DAG folder is not a regular file, a folder or a symlink"
-            )
+            raise BundleError(f"{rel!r} in {what} is not a regular file, a folder or a symlink")
 
 
 def _tarinfo(name: str, size: int, executable: bool) -> tarfile.TarInfo:
@@ -118,24 +132,22 @@ def _tarinfo(name: str, size: int, executable: bool) -> tarfile.TarInfo:
     return info
 
 
-def build_dag_tarball(dags_dir: Path) -> Bundle:
-    """Pack ``dags_dir`` into a deterministic ``.tar.gz`` (see the module docstring).
+def _require_folder(folder: Path, what: str) -> None:
+    if not folder.exists():
+        raise BundleError(f"{what} {folder} does not exist")
+    if not folder.is_dir():
+        raise BundleError(f"{what} {folder} is not a directory")
 
-    Raises BundleError when the folder is missing, a symlink is broken or leaves the
-    folder, or a file cannot be read.
+
+def _pack(folder: Path, *, prefix: str, excluded_names: frozenset[str], what: str) -> Bundle:
+    """Walk ``folder`` and write the deterministic archive (see the module docstring).
+
+    Every member is named ``prefix`` + its POSIX path relative to ``folder``.
     """
-    if not dags_dir.exists():
-        raise BundleError(f"the DAG folder {dags_dir} does not exist")
-    if not dags_dir.is_dir():
-        raise BundleError(f"the DAG folder {dags_dir} is not a directory")
-    # abspath (not realpath) so "." and ".." give a name but a linked folder keeps its own.
-    prefix = Path(os.path.abspath(dags_dir)).name
-    if not prefix:
-        raise BundleError(f"the DAG folder {dags_dir} has no name to use as the archive prefix")
-    root = os.path.realpath(dags_dir)
-
+    root = os.path.realpath(folder)
+    walk = _Walk(root=root, prefix=prefix, excluded_names=excluded_names, what=what)
     entries: list[_Entry] = []
-    _collect(os.fspath(dags_dir), "", root, frozenset({root}), entries, prefix)
+    _collect(walk, os.fspath(folder), "", frozenset({root}), entries)
     entries.sort(key=lambda e: e.member)
 
     buffer = io.BytesIO()
@@ -151,10 +163,37 @@ def build_dag_tarball(dags_dir: Path) -> Bundle:
                     info = _tarinfo(item.member, st.st_size, bool(st.st_mode & stat.S_IXUSR))
                     tar.addfile(info, fh)
             except OSError as exc:
-                raise BundleError(f"cannot read {item.display!r} in the DAG folder: {exc}") from exc
+                raise BundleError(f"cannot read {item.display!r} in {what}: {exc}") from exc
     data = buffer.getvalue()
     return Bundle(
         data=data,
         members=tuple(e.member for e in entries),
         sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+def build_dag_tarball(dags_dir: Path) -> Bundle:
+    """Pack ``dags_dir`` into a deterministic ``.tar.gz`` named ``<folder name>/...``.
+
+    Raises BundleError when the folder is missing, a symlink is broken or leaves the
+    folder, or a file cannot be read.
+    """
+    what = "the DAG folder"
+    _require_folder(dags_dir, what)
+    # abspath (not realpath) so "." and ".." give a name but a linked folder keeps its own.
+    prefix = Path(os.path.abspath(dags_dir)).name
+    if not prefix:
+        raise BundleError(f"the DAG folder {dags_dir} has no name to use as the archive prefix")
+    return _pack(dags_dir, prefix=f"{prefix}/", excluded_names=_DAG_EXCLUDED_NAMES, what=what)
+
+
+def build_bundle_tarball(root_dir: Path) -> Bundle:
+    """Pack the contents of the project folder ``root_dir`` for a BUNDLE deploy.
+
+    Members are named by their POSIX path relative to ``root_dir``, with no prefix. Besides
+    ``__pycache__``, ``.git`` and ``*.pyc``, ``.venv`` entries are left out at any depth.
+    Raises BundleError like :func:`build_dag_tarball`.
+    """
+    what = "the project folder"
+    _require_folder(root_dir, what)
+    return _pack(root_dir, prefix="", excluded_names=_BUNDLE_EXCLUDED_NAMES, what=what)

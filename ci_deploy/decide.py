@@ -7,11 +7,13 @@ without a server.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from .base import restored_deploy
 from .changes import ChangeSet
-from .models import DESCRIPTION_MAX, Deployment, DeployType
+from .models import DESCRIPTION_MAX, Deploy, Deployment, DeployType
 
 #: The ``deploy-type`` input's values and the API's deploy types they name.
 EXPLICIT_TYPES: dict[str, DeployType] = {
@@ -109,6 +111,19 @@ def count_files(n: int) -> str:
 
 
 @dataclass(frozen=True)
+class Target:
+    """What a rollout must reach: a DAG tarball version, an image tag, or both."""
+
+    dag_version: str | None = None
+    image_tag: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"DAG version {self.dag_version}"] if self.dag_version else []
+        parts += [f"image tag {self.image_tag}"] if self.image_tag else []
+        return " and ".join(parts) or "its new deploy"
+
+
+@dataclass(frozen=True)
 class RolloutState:
     """Where a rollout stands after one look at the Deployment."""
 
@@ -117,22 +132,84 @@ class RolloutState:
     summary: str
 
 
-def rollout_state(deployment: Deployment, version: str) -> RolloutState:
-    """Judge whether the Deployment runs DAG tarball ``version`` yet.
+def rollout_state(deployment: Deployment, target: Target) -> RolloutState:
+    """Judge whether the Deployment runs ``target`` yet.
 
     Done means ``HEALTHY`` (or ``HIBERNATING``, where nothing runs to be unhealthy) with
-    ``dagTarballVersion`` equal to ``version``. ``UNHEALTHY`` is a failure.
+    ``dagTarballVersion == desiredDagTarballVersion ==`` the target version, and the image
+    tag equal to the target's. ``UNHEALTHY`` is a failure.
     """
     status = deployment.status
     current = deployment.dagTarballVersion or "none"
     summary = f"status {status}, running DAG version {current}"
     if deployment.desiredDagTarballVersion and deployment.desiredDagTarballVersion != current:
         summary += f", rolling out {deployment.desiredDagTarballVersion}"
+    if target.image_tag:
+        summary += f", image tag {deployment.imageTag or 'none'}"
     if status == "UNHEALTHY":
         reason = f" ({deployment.statusReason})" if deployment.statusReason else ""
         return RolloutState(False, True, summary + reason)
-    runs_version = deployment.dagTarballVersion == version
-    return RolloutState(runs_version and status in ("HEALTHY", "HIBERNATING"), False, summary)
+    runs_dags = target.dag_version is None or (
+        deployment.dagTarballVersion
+        == (deployment.desiredDagTarballVersion or deployment.dagTarballVersion)
+        == target.dag_version
+    )
+    runs_image = target.image_tag is None or deployment.imageTag == target.image_tag
+    return RolloutState(
+        runs_dags and runs_image and status in ("HEALTHY", "HIBERNATING"), False, summary
+    )
+
+
+_BROKEN_DAG = re.compile(
+    r"(?:Broken DAG: \[(?P<broken>[^\]]+)\]|Failed to import:? (?P<failed>\S+?\.py))"
+)
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """A DAG file of the deploy that Airflow could not import, and the log line saying so."""
+
+    member: str
+    message: str
+
+
+def import_problems(lines: Iterable[str], members: Iterable[str]) -> list[ImportProblem]:
+    """The log lines that report an import error in one of the deployed files ``members``.
+
+    Airflow names the file by its path in the container (``/usr/local/airflow/dags/x.py``);
+    a member (``dags/x.py``) matches when that path ends with ``/`` plus the member.
+    """
+    python_members = [m for m in members if m.endswith(".py")]
+    found: dict[str, ImportProblem] = {}
+    for line in lines:
+        match = _BROKEN_DAG.search(line)
+        if match is None:
+            continue
+        path = match.group("broken") or match.group("failed") or ""
+        for member in python_members:
+            if path == member or path.endswith("/" + member):
+                found.setdefault(member, ImportProblem(member, line.strip()))
+    return [found[m] for m in sorted(found)]
+
+
+def latest_deployed(deploys: Sequence[Deploy]) -> Deploy | None:
+    """The deploy the Deployment runs now: the newest ``DEPLOYED`` one, rollbacks included."""
+    deployed = [d for d in deploys if d.status == "DEPLOYED"]
+    return max(deployed, key=lambda d: d.createdAt) if deployed else None
+
+
+def previous_deploy(deploys: Sequence[Deploy]) -> Deploy | None:
+    """The deploy to undo the last one with: the ``DEPLOYED`` deploy before the one running.
+
+    When the running deploy is itself a rollback, "before" counts from the deploy it
+    restored, so undoing repeatedly walks back one deploy at a time.
+    """
+    ordered = sorted((d for d in deploys if d.status == "DEPLOYED"), key=lambda d: d.createdAt)
+    if not ordered:
+        return None
+    running = restored_deploy(ordered[-1], ordered[:-1])
+    earlier = [d for d in ordered if d.createdAt < running.createdAt and not d.rollbackFromId]
+    return earlier[-1] if earlier else None
 
 
 def poll_delays(

@@ -1,15 +1,21 @@
-"""The orchestration of one run: detect, decide, create, upload, finalize, wait.
+"""The orchestration of one run: detect, decide, build, create, upload, finalize, verify.
 
-Each step's I/O is here; what the facts mean is decided in :mod:`decide`. A run always
-ends in a :class:`RunResult`, also when it fails, so the outputs and the summary can say
-what happened and in which state the Deployment was left.
+Each step's I/O is here; what the facts mean is decided in :mod:`decide` and :mod:`base`,
+and what happens after finalize lives in :mod:`rollout`. Everything that can fail without
+touching the Deployment (bundling, the syntax check, the image build) runs before the
+deploy is created. A run always ends in a :class:`RunResult`, also when it fails, so the
+outputs and the summary can say what happened and in which state the Deployment was left.
 """
 
 from __future__ import annotations
 
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
 from urllib.parse import parse_qs, urlsplit
 
 from git import Repo
@@ -17,38 +23,43 @@ from git import Repo
 from . import bundle as bundling
 from . import changes as git_changes
 from .astro import AstroClient
-from .base import (
-    BaseChoice,
-    Candidate,
-    Probe,
-    choose_base,
-    deployed_candidate,
-    event_candidate,
-)
+from .base import BaseChoice, Candidate, Probe, choose_base, deployed_candidate, event_candidate
+from .bundle import Bundle
 from .changes import ChangeSet
 from .decide import (
     IMAGE_TYPES,
     Decision,
+    Target,
     choose_deploy_type,
     count_files,
     cut_description,
-    poll_delays,
-    rollout_state,
+    latest_deployed,
+    previous_deploy,
 )
 from .errors import (
+    ApiAmbiguousError,
+    CancelledError,
     CiDeployError,
     DeployRejectedError,
-    NotSupportedError,
+    NotFoundError,
     RolloutError,
+    SyntaxCheckError,
 )
 from .github import GitHubContext, git_info
+from .hibernation import awake
+from .image import BuiltImage, ImageBuilder
 from .inputs import Inputs
 from .models import CreateDeployRequest, Deploy, Deployment, FinalizeDeployRequest
 from .paths import PathRules, classify
+from .rollout import Rollout, commit_of
 from .runner import Runner
+from .syntax import check_python_files
 from .upload import redact_url, upload_blob
 
 ClientFactory = Callable[[Inputs], AstroClient]
+ImageBuilderFactory = Callable[[Runner], ImageBuilder]
+
+CREATE_ATTEMPTS = 3
 
 
 @dataclass
@@ -62,10 +73,12 @@ class RunResult:
     reason: str = ""
     skip_reason: str = ""
     dag_tarball_version: str = ""
+    image: str = ""
     deployment_id: str = ""
     deployment_name: str = ""
     deployment_url: str = ""
     rolled_back: bool = False
+    rollback_deploy_id: str = ""
     head_sha: str = ""
     head_subject: str = ""
     base_sha: str = ""
@@ -84,8 +97,17 @@ class RunResult:
     deployment_state: str = ""
 
 
+@dataclass
+class Artifacts:
+    """What a deploy ships, made before the deploy is created."""
+
+    dags: Bundle | None = None
+    bundle: Bundle | None = None
+    image: BuiltImage | None = None
+
+
 class Deployer:
-    """Runs one deploy for validated inputs, reporting progress through a :class:`Runner`."""
+    """Runs one deploy (or a requested rollback) for validated inputs."""
 
     def __init__(
         self,
@@ -94,6 +116,7 @@ class Deployer:
         runner: Runner,
         *,
         client_factory: ClientFactory,
+        image_builder_factory: ImageBuilderFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -101,15 +124,18 @@ class Deployer:
         self.context = context
         self.runner = runner
         self.client_factory = client_factory
+        self.image_builder_factory = image_builder_factory or _default_image_builder
         self.clock = clock
         self.sleep = sleep
+        self.deployment_id = inputs.deployment_id
         self.result = RunResult(deployment_id=inputs.deployment_id)
 
     def run(self) -> RunResult:
-        """Run the deploy; never raises a :class:`CiDeployError`, it lands in the result."""
+        """Run; never raises a :class:`CiDeployError`, it lands in the result."""
         started = self.clock()
         try:
-            self._run()
+            with _cancellable():
+                self._run()
         except CiDeployError as exc:
             self.result.status = "failed"
             self.result.error = exc
@@ -118,7 +144,7 @@ class Deployer:
         return self.result
 
     def _run(self) -> None:
-        inputs, result = self.inputs, self.result
+        inputs, result, runner = self.inputs, self.result, self.runner
         repo = git_changes.open_repo(inputs.root_path)
         rules = PathRules(
             git_changes.repo_relative(repo, inputs.root_path),
@@ -130,16 +156,13 @@ class Deployer:
         result.head_sha, result.head_subject = head.sha, head.subject
 
         with self.client_factory(inputs) as client:
-            deployment = client.get_deployment(inputs.deployment_id)
-            self.runner.info(
-                f"Deployment '{deployment.name}' ({deployment.id}): status {deployment.status}, "
-                f"DAG deploys {'enabled' if deployment.isDagDeployEnabled else 'disabled'}, "
-                f"runtime {deployment.runtimeVersion or 'unknown'}."
-            )
-            result.deployment_name = deployment.name
-            result.deployment_url = deployment.uiUrl
+            deployment = self._deployment(client)
+            history = client.list_deploys(self.deployment_id)
+            if inputs.action == "rollback":
+                self._rollback_on_demand(client, history)
+                return
 
-            choice = self._choose_base(client, repo, head.sha)
+            choice = self._choose_base(history, repo, head.sha)
             change_set = self._detect_changes(repo, choice, head.sha, rules)
             decision = choose_deploy_type(
                 inputs.deploy_type,
@@ -149,28 +172,70 @@ class Deployer:
                 force=inputs.force,
             )
             for warning in decision.warnings:
-                self.runner.warning(warning, title="Not deployed")
+                runner.warning(warning, title="Not deployed")
             if decision.skipped:
                 self._skip(decision)
             else:
                 result.deploy_type, result.reason = decision.deploy_type or "", decision.reason
-                self.runner.info(f"Decision: {decision.deploy_type}. {decision.reason}")
+                runner.info(f"Decision: {decision.deploy_type}. {decision.reason}")
             if inputs.dry_run:
                 self._plan(decision)
                 return
             if decision.skipped:
                 return
             self._check_possible(decision, deployment)
-            self._deploy(client, deployment, decision, head, rules.root_folder, repo)
+            artifacts = self._prepare(decision, deployment, rules.root_folder)
+            rollback_target = latest_deployed(history)
+            with awake(client, deployment, runner, enabled=inputs.wake_on_deploy):
+                self._deploy(
+                    client, deployment, decision, artifacts, head, rules, repo, rollback_target
+                )
 
-    # -- change detection ---------------------------------------------------------------
+    def _deployment(self, client: AstroClient) -> Deployment:
+        """The target Deployment, looked up by name when no ID was given."""
+        if not self.deployment_id:
+            self.deployment_id = self._find_by_name(client)
+            self.result.deployment_id = self.deployment_id
+        deployment = client.get_deployment(self.deployment_id)
+        self.runner.info(
+            f"Deployment '{deployment.name}' ({deployment.id}): status {deployment.status}, "
+            f"DAG deploys {'enabled' if deployment.isDagDeployEnabled else 'disabled'}, "
+            f"runtime {deployment.runtimeVersion or 'unknown'}."
+        )
+        self.result.deployment_name = deployment.name
+        self.result.deployment_url = deployment.uiUrl
+        return deployment
 
-    def _choose_base(self, client: AstroClient, repo: Repo, head_sha: str) -> BaseChoice:
+    def _find_by_name(self, client: AstroClient) -> str:
+        name, workspace = self.inputs.deployment_name, self.inputs.workspace_id
+        found = [
+            d
+            for d in client.list_deployments(names=[name], workspace_id=workspace or None)
+            if d.name == name
+        ]
+        where = f" in workspace {workspace}" if workspace else ""
+        if len(found) == 1:
+            self.runner.info(f"Deployment '{name}'{where} is {found[0].id}.")
+            return found[0].id
+        if not found:
+            raise NotFoundError(
+                f"No Deployment is named '{name}'{where}. Check deployment-name (names are "
+                "case-sensitive), or set deployment-id.",
+                title="Deployment not found",
+            )
+        listed = "; ".join(f"{d.id} in workspace {d.workspaceId}" for d in found)
+        raise DeployRejectedError(
+            f"{len(found)} Deployments are named '{name}'{where}: {listed}. Set workspace-id "
+            "to the right workspace, or set deployment-id.",
+            title="Deployment name is ambiguous",
+        )
+
+    def _choose_base(self, history: Sequence[Deploy], repo: Repo, head_sha: str) -> BaseChoice:
         """Pick the commit to compare with, and say how and why in the log and result."""
         inputs, context, runner = self.inputs, self.context, self.runner
         deployed: tuple[Candidate | None, str] = (None, f"compare-to is {inputs.compare_to}")
         if inputs.compare_to in ("auto", "deployed"):
-            deployed = deployed_candidate(client.list_deploys(inputs.deployment_id))
+            deployed = deployed_candidate(history)
         event = event_candidate(context.event_name, context.event)
         choice = choose_base(inputs.compare_to, deployed, event, self._probe(repo, head_sha))
 
@@ -264,30 +329,80 @@ class Deployer:
             f"Dry run: would {action}. {decision.reason} Nothing was created.",
             title="Deploy planned",
         )
-        if decision.deploy_type not in (None, "DAG_ONLY"):
-            runner.warning(
-                f"This version of ci-deploy cannot run {decision.deploy_type} deploys yet; "
-                "a real run would fail.",
-                title="Not supported yet",
-            )
 
     def _check_possible(self, decision: Decision, deployment: Deployment) -> None:
-        deploy_type = decision.deploy_type
-        if deploy_type in IMAGE_TYPES or deploy_type == "BUNDLE":
-            raise NotSupportedError(
-                f"{decision.reason} This version of ci-deploy deploys DAGs only: "
-                f"{deploy_type} deploys (image build and push, bundles) come in a later "
-                "release. To ship only the DAGs, set deploy-type: dags-only; to deploy the "
-                "image, use the Astro CLI for now.",
-                title=f"{deploy_type} deploys are not supported yet",
-            )
-        if deploy_type == "DAG_ONLY" and not deployment.isDagDeployEnabled:
+        if decision.deploy_type == "DAG_ONLY" and not deployment.isDagDeployEnabled:
             raise DeployRejectedError(
                 f"DAG deploys are disabled on Deployment '{deployment.name or deployment.id}', "
                 "so a DAG-only deploy is not possible. Enable DAG deploys in the Deployment's "
                 "settings, or deploy the image.",
                 title="DAG deploys are disabled",
             )
+        if decision.deploy_type == "BUNDLE" and not deployment.isDagDeployEnabled:
+            raise DeployRejectedError(
+                "Bundle deploys need DAG deploys enabled on the Deployment.",
+                title="DAG deploys are disabled",
+            )
+
+    # -- before the deploy: everything that can fail without touching the Deployment -----
+
+    def _prepare(self, decision: Decision, deployment: Deployment, root_folder: str) -> Artifacts:
+        inputs, runner = self.inputs, self.runner
+        artifacts = Artifacts()
+        deploy_type = decision.deploy_type
+        if deploy_type == "BUNDLE":
+            with runner.group(f"Bundling {inputs.root_folder}/ ({inputs.bundle_type})"):
+                artifacts.bundle = bundling.build_bundle_tarball(inputs.root_path)
+                self._describe(artifacts.bundle)
+            return artifacts
+        if deploy_type == "DAG_ONLY" or (
+            deploy_type == "IMAGE_AND_DAG" and deployment.isDagDeployEnabled
+        ):
+            with runner.group(f"Bundling {inputs.dags_folder}/"):
+                artifacts.dags = bundling.build_dag_tarball(inputs.dags_path)
+                self._describe(artifacts.dags)
+            if inputs.syntax_check:
+                self._syntax_check(artifacts.dags, root_folder)
+        if deploy_type in IMAGE_TYPES:
+            artifacts.image = self._image()
+            self.result.image = artifacts.image.reference
+        return artifacts
+
+    def _describe(self, tarball: Bundle) -> None:
+        self.result.bundle_files, self.result.bundle_bytes = len(tarball.members), tarball.size
+        for member in tarball.members:
+            self.runner.info(f"  {member}")
+        self.runner.info(
+            f"{len(tarball.members)} files, {tarball.size} bytes, sha256 {tarball.sha256}"
+        )
+
+    def _syntax_check(self, tarball: Bundle, root_folder: str) -> None:
+        prefix = "" if root_folder in ("", ".") else root_folder + "/"
+        problems = check_python_files(self.inputs.dags_path, tarball.members, path_prefix=prefix)
+        for problem in problems:
+            self.runner.error(
+                problem.message, title="Python syntax error", file=problem.path, line=problem.line
+            )
+        if problems:
+            files = ", ".join(f"{p.path}:{p.line}" for p in problems)
+            raise SyntaxCheckError(
+                f"{count_files(len(problems))} in the DAG bundle do not compile ({files}); "
+                "nothing was deployed. Fix them, or set syntax-check: false to skip this check."
+            )
+        self.runner.info("Syntax check: every Python file in the DAG bundle compiles.")
+
+    def _image(self) -> BuiltImage:
+        inputs = self.inputs
+        builder = self.image_builder_factory(self.runner)
+        if inputs.image_name:
+            image = builder.existing(inputs.image_name)
+            self.runner.info(f"Using the image {inputs.image_name} built earlier in the workflow.")
+        else:
+            tag = f"ci-deploy/{self.deployment_id.lower()}:{(self.result.head_sha or 'local')[:12]}"
+            image = builder.build(inputs.root_path, tag=tag)
+        version = builder.check_runtime(image)
+        self.runner.info(f"Image {image.reference}: Astro Runtime {version}.")
+        return image
 
     # -- the deploy ---------------------------------------------------------------------
 
@@ -296,51 +411,116 @@ class Deployer:
         client: AstroClient,
         deployment: Deployment,
         decision: Decision,
+        artifacts: Artifacts,
         head: git_changes.CommitInfo,
-        root_in_repo: str,
+        rules: PathRules,
         repo: Repo,
+        rollback_target: Deploy | None,
     ) -> None:
         inputs, result, runner = self.inputs, self.result, self.runner
         assert decision.deploy_type is not None
-        with runner.group(f"Bundling {inputs.dags_folder}/"):
-            tarball = bundling.build_dag_tarball(inputs.dags_path)
-            result.bundle_files, result.bundle_bytes = len(tarball.members), tarball.size
-            for member in tarball.members:
-                runner.info(f"  {member}")
-            runner.info(
-                f"{len(tarball.members)} files, {tarball.size} bytes, sha256 {tarball.sha256}"
-            )
-
-        git = git_info(self.context, head, root_in_repo, git_changes.remote_url(repo))
-        description = inputs.description or cut_description(head.subject)
-        deploy = client.create_deploy(
-            inputs.deployment_id,
-            CreateDeployRequest(
-                type=decision.deploy_type, description=description or None, git=git
-            ),
+        git = git_info(self.context, head, rules.root_folder, git_changes.remote_url(repo))
+        request = CreateDeployRequest(
+            type=decision.deploy_type,
+            description=(inputs.description or cut_description(head.subject)) or None,
+            git=git,
+            bundleType=inputs.bundle_type or None,
+            bundleMountPath=inputs.bundle_mount_path or None,
         )
+        deploy = self._create(client, request)
         result.deploy_id = deploy.id
         runner.info(f"Created deploy {deploy.id} ({deploy.type}) for commit {head.sha[:12]}.")
 
-        version = self._upload(deploy, tarball.data)
-        result.dag_tarball_version = version
-        finalized = client.finalize_deploy(
-            inputs.deployment_id, deploy.id, FinalizeDeployRequest(dagTarballVersion=version)
-        )
-        result.finalized = True
-        runner.info(f"Finalized deploy {finalized.id}: status {finalized.status}.")
+        finalize = FinalizeDeployRequest()
+        if artifacts.dags is not None:
+            version = self._upload(deploy, deploy.dagsUploadUrl, artifacts.dags.data)
+            result.dag_tarball_version = version
+            finalize = FinalizeDeployRequest(dagTarballVersion=version)
+        elif artifacts.bundle is not None:
+            version = self._upload(deploy, deploy.bundleUploadUrl, artifacts.bundle.data)
+            finalize = FinalizeDeployRequest(bundleTarballVersion=version)
+        elif decision.deploy_type == "IMAGE_ONLY" or (
+            decision.deploy_type in IMAGE_TYPES and deployment.isDagDeployEnabled
+        ):
+            finalize = FinalizeDeployRequest(dagTarballVersion="")
+        if artifacts.image is not None:
+            self._push(artifacts.image, deploy)
 
-        if inputs.wait:
-            self._wait(client, version)
-        else:
+        finalized_at = datetime.now(UTC)
+        client.finalize_deploy(self.deployment_id, deploy.id, finalize)
+        result.finalized = True
+        runner.info(f"Finalized deploy {deploy.id}.")
+
+        if not inputs.wait:
             result.deployment_state = "not awaited (wait: false)"
+            result.status = "deployed"
+            return
+        rollout = Rollout(
+            client,
+            self.deployment_id,
+            runner,
+            timeout=inputs.wait_timeout,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+        target = Target(
+            dag_version=result.dag_tarball_version or None,
+            image_tag=deploy.imageTag if artifacts.image is not None else None,
+        )
+        try:
+            rollout.wait(target, f"deploy {deploy.id}")
+            if inputs.check_import_errors and artifacts.dags is not None:
+                prefix = _dags_prefix(rules.root_folder, inputs.dags_folder)
+                rollout.check_imports(finalized_at, artifacts.dags.members, prefix)
+        except RolloutError as failure:
+            result.deployment_state = rollout.last_seen
+            self._after_failed_rollout(rollout, failure, deploy, rollback_target)
+        result.deployment_state = rollout.last_seen
         result.status = "deployed"
 
-    def _upload(self, deploy: Deploy, data: bytes) -> str:
-        url = deploy.dagsUploadUrl
+    def _create(self, client: AstroClient, request: CreateDeployRequest) -> Deploy:
+        """Create the deploy exactly once, even when an answer is lost on the way back.
+
+        After an ambiguous failure the deploy history is read again: a new ``INITIALIZED``
+        deploy of this commit is the one the lost answer would have named.
+        """
+        known = {d.id for d in client.list_deploys(self.deployment_id)}
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return client.create_deploy(self.deployment_id, request)
+            except ApiAmbiguousError as exc:
+                self.runner.info(
+                    f"The answer to creating the deploy was lost ({exc.message}); reading the "
+                    "deploy history to see whether it was created."
+                )
+                adopted = self._created_meanwhile(client, request, known)
+                if adopted is not None:
+                    self.runner.info(f"It was: deploy {adopted.id}. Continuing with it.")
+                    return adopted
+                if attempt == CREATE_ATTEMPTS:
+                    raise
+                self.runner.info(f"It was not; creating it again (attempt {attempt + 1}).")
+        raise AssertionError("unreachable")
+
+    def _created_meanwhile(
+        self, client: AstroClient, request: CreateDeployRequest, known: set[str]
+    ) -> Deploy | None:
+        sha = request.git.commitSha if request.git else None
+        for deploy in reversed(client.list_deploys(self.deployment_id)):
+            same_commit = sha is None or (deploy.git is not None and deploy.git.commitSha == sha)
+            if (
+                deploy.id not in known
+                and deploy.status == "INITIALIZED"
+                and deploy.type == request.type
+                and same_commit
+            ):
+                return client.get_deploy(self.deployment_id, deploy.id)
+        return None
+
+    def _upload(self, deploy: Deploy, url: str | None, data: bytes) -> str:
         if not url:
             raise DeployRejectedError(
-                f"The API created deploy {deploy.id} without a DAG upload URL, so the DAGs "
+                f"The API created deploy {deploy.id} without an upload URL, so the files "
                 "cannot be uploaded."
             )
         for signature in parse_qs(urlsplit(url).query).get("sig", []):
@@ -348,33 +528,132 @@ class Deployer:
         self.runner.info(f"Uploading {len(data)} bytes to {redact_url(url)}")
         return upload_blob(url, data, sleep=self.sleep, on_retry=self.runner.info)
 
-    def _wait(self, client: AstroClient, version: str) -> None:
-        inputs, runner = self.inputs, self.runner
-        started = self.clock()
-        deadline = started + inputs.wait_timeout
-        delays = poll_delays()
-        with runner.group(f"Waiting for the Deployment to run DAG version {version}"):
-            while True:
-                deployment = client.get_deployment(inputs.deployment_id)
-                state = rollout_state(deployment, version)
-                elapsed = self.clock() - started
-                runner.info(f"[{elapsed:5.0f}s] {state.summary}")
-                self.result.deployment_state = state.summary
-                if state.done:
-                    runner.info(f"The Deployment runs the new version after {elapsed:.0f}s.")
-                    return
-                if state.failed:
-                    raise RolloutError(
-                        f"The Deployment became unhealthy after deploy {self.result.deploy_id} "
-                        f"was finalized: {state.summary}. Automatic rollback is not available "
-                        "in this version: check the Deployment in the Astro UI."
-                    )
-                remaining = deadline - self.clock()
-                if remaining <= 0:
-                    raise RolloutError(
-                        f"Timed out after {inputs.wait_timeout:.0f}s (wait-timeout) waiting for "
-                        f"the Deployment to run DAG version {version}; last seen: {state.summary}. "
-                        f"Deploy {self.result.deploy_id} is finalized and may still roll out: "
-                        "check the Deployment in the Astro UI, or raise wait-timeout."
-                    )
-                self.sleep(min(next(delays), remaining))
+    def _push(self, image: BuiltImage, deploy: Deploy) -> None:
+        if not deploy.imageRepository or not deploy.imageTag:
+            raise DeployRejectedError(
+                f"The API created deploy {deploy.id} without an image repository and tag, so "
+                "the image cannot be pushed."
+            )
+        builder = self.image_builder_factory(self.runner)
+        builder.push(
+            image,
+            deploy.imageRepository,
+            deploy.imageTag,
+            token=self.inputs.api_token.get_secret_value(),
+        )
+        self.result.image = f"{deploy.imageRepository}:{deploy.imageTag}"
+        self.runner.info(f"Pushed {self.result.image}.")
+
+    # -- after a failed rollout ---------------------------------------------------------
+
+    def _after_failed_rollout(
+        self,
+        rollout: Rollout,
+        failure: RolloutError,
+        deploy: Deploy,
+        target: Deploy | None,
+    ) -> None:
+        if not self.inputs.rollback_on_failure:
+            raise RolloutError(
+                f"{failure.message} rollback-on-failure is false, so deploy {deploy.id} was "
+                "left in place: check the Deployment in the Astro UI."
+            ) from failure
+        if target is None:
+            raise RolloutError(
+                f"{failure.message} A rollback was impossible: the Deployment has no earlier "
+                "DEPLOYED deploy to return to."
+            ) from failure
+        description = f"ci-deploy: automatic rollback after deploy {deploy.id} failed" + (
+            f" ({self.context.run_url})" if self.context.run_url else ""
+        )
+        rollback, how = rollout.roll_back(target, description)
+        self.result.rolled_back = True
+        self.result.rollback_deploy_id = rollback.id
+        self.result.deployment_state = rollout.last_seen
+        raise RolloutError(
+            f"{failure.message} The Deployment was rolled back to deploy {target.id} "
+            f"({commit_of(target)}) with rollback deploy {rollback.id}; {how}.",
+            title="Rollout failed and was rolled back",
+        ) from failure
+
+    def _rollback_on_demand(self, client: AstroClient, history: Sequence[Deploy]) -> None:
+        """``action: rollback``: return to ``rollback-to`` or the deploy before the running one."""
+        inputs, result = self.inputs, self.result
+        if inputs.rollback_to:
+            matches = [d for d in history if d.id == inputs.rollback_to]
+            if not matches or matches[0].status != "DEPLOYED":
+                raise DeployRejectedError(
+                    f"rollback-to '{inputs.rollback_to}' is not a DEPLOYED deploy of this "
+                    "Deployment. Pick one from the Deployment's deploy history.",
+                    title="Invalid input 'rollback-to'",
+                )
+            target: Deploy | None = matches[0]
+        else:
+            target = previous_deploy(history)
+        if target is None:
+            raise DeployRejectedError(
+                "There is no earlier DEPLOYED deploy to roll back to.",
+                title="Nothing to roll back to",
+            )
+        rollout = Rollout(
+            client,
+            self.deployment_id,
+            self.runner,
+            timeout=inputs.wait_timeout,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+        if inputs.dry_run:
+            result.status = "planned"
+            self.runner.notice(
+                f"Dry run: would roll back to deploy {target.id} ({commit_of(target)}).",
+                title="Rollback planned",
+            )
+            return
+        description = "ci-deploy: rollback requested" + (
+            f" ({self.context.run_url})" if self.context.run_url else ""
+        )
+        rollback, how = rollout.roll_back(target, description)
+        result.rolled_back = True
+        result.rollback_deploy_id = rollback.id
+        result.deploy_type = target.type
+        result.deployment_state = rollout.last_seen
+        if how != "the rollback is healthy":
+            raise RolloutError(f"Rolled back to deploy {target.id}, but {how}.")
+        result.status = "rolled-back"
+        self.runner.notice(
+            f"Rolled back to deploy {target.id} ({commit_of(target)}); {how}.",
+            title="Rolled back",
+        )
+
+
+def _dags_prefix(root_folder: str, dags_folder: str) -> str:
+    """What turns a DAG tarball member (``dags/x.py``) into its repository path."""
+    parent = "/".join(p for p in (root_folder, dags_folder) if p not in ("", "."))
+    parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
+    return parent + "/" if parent else ""
+
+
+def _default_image_builder(runner: Runner) -> ImageBuilder:
+    return ImageBuilder(log=runner.info, group=runner.group)
+
+
+@contextmanager
+def _cancellable() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT (a cancelled workflow) into :class:`CancelledError`."""
+
+    def cancel(signum: int, frame: FrameType | None) -> None:
+        raise CancelledError(
+            f"The run was cancelled ({signal.Signals(signum).name}) and stopped where it was.",
+        )
+
+    try:
+        previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
+    except ValueError:  # not the main thread: no signal handling
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -136,3 +136,15 @@ class CancelledError(CiDeployError):
     """The run was cancelled (SIGTERM or SIGINT)."""
 
     title = "Deploy cancelled"
+
+
+class ApiAmbiguousError(ApiError):
+    """A write to the API failed in a way that leaves open whether the API processed it.
+
+    Raised for POST and DELETE calls that got no answer after the request went out (a read
+    timeout, a connection dropped mid-request) or got a server error other than 503 (500,
+    502, 504...). The client never retries these itself: the caller reads the state again
+    (for a create, the deploy history) before it tries once more.
+    """
+
+    title = "Astro API outcome unknown"

@@ -1,9 +1,23 @@
 """The retry and backoff policy shared by the Astro API client and the blob upload.
 
-A :class:`Retryable` says which answers and transport errors are worth another attempt;
+A :class:`Retryable` says which answers and transport errors are worth another attempt,
+and, for requests that are not idempotent, which failures leave open whether the server
+processed the request (*ambiguous* failures, never retried here);
 :func:`send_with_retries` sends a request until it gets a final answer or runs out of
 attempts, sleeping :meth:`Backoff.delay` or the server's ``Retry-After`` in between.
 Retry messages name the request by the caller's label and never hold a URL or a header.
+
+The rules:
+
+* API GETs and blob PUTs (idempotent): retry 408, 429, 500, 502, 503, 504 and every
+  transport error.
+* API POSTs and DELETEs (not idempotent): retry only what provably was not processed:
+  429, 503, and failures to get a connection at all (connection refused, connect timeout,
+  no free connection in the pool). Any other transport error (read timeout, connection
+  dropped after sending...) and any other 5xx but 501/505 is ambiguous: not retried, and
+  flagged so the caller can check the state before trying again.
+* Capped exponential backoff with jitter between attempts, or the server's
+  ``Retry-After`` (at most 60 s) when it sent one.
 """
 
 from __future__ import annotations
@@ -35,17 +49,31 @@ RETRY_AFTER_CAP = 60.0
 
 _SERVER_ERRORS = frozenset({500, 502, 503, 504})
 
+_UNSENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
+"""Transport errors raised before any byte of the request went out: no connection."""
+
+_UNPROCESSED_SERVER_ERRORS = frozenset({501, 503, 505})
+"""Server errors that say the request was not processed (not implemented, unavailable)."""
+
 
 @dataclass(frozen=True)
 class Retryable:
     """Which outcomes of one kind of request may be retried.
 
     ``statuses`` are the retryable HTTP statuses, ``errors`` the retryable httpx transport
-    errors (checked with ``isinstance``).
+    errors (checked with ``isinstance``). ``idempotent`` is False for requests that must not
+    be repeated blindly (API POST and DELETE): their failures can be *ambiguous*, see
+    :meth:`ambiguous_status` and :meth:`ambiguous_error`.
     """
 
     statuses: frozenset[int]
     errors: tuple[type[httpx.TransportError], ...]
+    idempotent: bool = True
 
     def status(self, status_code: int) -> bool:
         """Whether an answer with this status may be retried."""
@@ -58,12 +86,41 @@ class Retryable:
         """
         return isinstance(exc, self.errors) and not isinstance(exc, httpx.UnsupportedProtocol)
 
+    def ambiguous_status(self, status_code: int) -> bool:
+        """Whether this final answer leaves open whether the server processed the request.
 
-API_GET = Retryable(_SERVER_ERRORS | {429}, (httpx.TransportError,))
-"""API reads: rate limits, server errors and any transport error."""
+        Only for requests that are not idempotent: a 5xx that is not retried here and does
+        not say the request went unprocessed (500, 502, 504, but not 501, 503 or 505).
+        """
+        return (
+            not self.idempotent
+            and 500 <= status_code <= 599
+            and status_code not in _UNPROCESSED_SERVER_ERRORS
+            and not self.status(status_code)
+        )
 
-API_POST = Retryable(frozenset({429}), (httpx.ConnectError, httpx.ConnectTimeout))
-"""API writes: only when the request provably was not processed (429, no connection)."""
+    def ambiguous_error(self, exc: httpx.TransportError) -> bool:
+        """Whether this transport error leaves open whether the server processed the request.
+
+        Only for requests that are not idempotent: every error except those raised before
+        the request went out (connection refused, connect or pool timeout, bad scheme).
+        """
+        return not self.idempotent and not isinstance(exc, _UNSENT_ERRORS)
+
+
+API_GET = Retryable(_SERVER_ERRORS | {408, 429}, (httpx.TransportError,))
+"""API reads: request timeouts, rate limits, server errors and any transport error."""
+
+API_POST = Retryable(
+    frozenset({429, 503}),
+    (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout),
+    idempotent=False,
+)
+"""API writes (POST and DELETE): only when the request provably was not processed.
+
+Retried: 429, 503, and no connection (refused, connect timeout, pool timeout). Read
+timeouts, dropped connections and other 5xx are ambiguous and never retried.
+"""
 
 BLOB_PUT = Retryable(_SERVER_ERRORS | {408, 429}, (httpx.TransportError,))
 """Blob PUTs are idempotent: timeouts, rate limits, server and transport errors."""
@@ -129,13 +186,23 @@ class TransportFailure(Exception):
     ``error`` is httpx's exception (its text may hold the URL: redact before showing it),
     ``attempts`` how many attempts were made, and ``retryable`` whether the error was of
     a retryable kind (so the attempts ran out) rather than one that must not be retried.
+    ``ambiguous`` is True when the request is not idempotent and the server may have
+    processed it (see :meth:`Retryable.ambiguous_error`).
     """
 
-    def __init__(self, error: httpx.TransportError, *, attempts: int, retryable: bool) -> None:
+    def __init__(
+        self,
+        error: httpx.TransportError,
+        *,
+        attempts: int,
+        retryable: bool,
+        ambiguous: bool = False,
+    ) -> None:
         super().__init__(type(error).__name__)
         self.error = error
         self.attempts = attempts
         self.retryable = retryable
+        self.ambiguous = ambiguous
 
 
 def send_with_retries(
@@ -154,6 +221,11 @@ def send_with_retries(
     Returns the first answer that is not retryable, or the last answer once the attempts
     run out (its status then is retryable). Raises :class:`TransportFailure` when the last
     attempt got no answer. ``label`` names the request in the ``on_retry`` messages.
+
+    An ambiguous failure of a request that is not idempotent is never retried (its status
+    or error is not retryable); :meth:`Retryable.ambiguous_status` of the returned status
+    and :attr:`TransportFailure.ambiguous` tell the caller about it. Every earlier attempt
+    then provably went unprocessed, so only the last one decides.
     """
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
@@ -164,7 +236,12 @@ def send_with_retries(
         except httpx.TransportError as exc:
             may_retry = retryable.error(exc)
             if not may_retry or attempt >= max_attempts:
-                raise TransportFailure(exc, attempts=attempt, retryable=may_retry) from exc
+                raise TransportFailure(
+                    exc,
+                    attempts=attempt,
+                    retryable=may_retry,
+                    ambiguous=retryable.ambiguous_error(exc),
+                ) from exc
             delay, reason = backoff.delay(attempt), type(exc).__name__
         else:
             if not retryable.status(response.status_code) or attempt >= max_attempts:

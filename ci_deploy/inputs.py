@@ -36,10 +36,14 @@ from ci_deploy.models import DESCRIPTION_MAX
 from ci_deploy.paths import glob_problem
 
 __all__ = [
+    "ACTIONS",
+    "DEPLOYMENT_NAME_MAX",
     "DEPLOY_TYPES",
     "DESCRIPTION_MAX",
+    "IMAGE_DEPLOY_TYPES",
     "INPUTS",
     "MAX_WAIT_TIMEOUT",
+    "Action",
     "DeployType",
     "Inputs",
     "load_inputs",
@@ -59,17 +63,27 @@ INPUTS: dict[str, str] = {
     "api-url": "https://api.astronomer.io/v1",
     "organization-id": "",
     "deployment-id": "",
+    "deployment-name": "",
+    "workspace-id": "",
+    "action": "deploy",
+    "rollback-to": "",
     "root-folder": ".",
     "dags-folder": "dags",
     "deploy-type": "infer",
+    "image-name": "",
+    "bundle-type": "",
+    "bundle-mount-path": "",
     "compare-to": "auto",
     "dag-paths": "",
     "image-paths": "",
     "ignore-paths": DEFAULT_IGNORE_PATHS,
     "force": "false",
     "description": "",
+    "syntax-check": "true",
     "wait": "true",
     "wait-timeout": "10m",
+    "wake-on-deploy": "false",
+    "check-import-errors": "true",
     "rollback-on-failure": "true",
     "dry-run": "false",
 }
@@ -77,8 +91,14 @@ INPUTS: dict[str, str] = {
 
 DeployType = Literal["infer", "dags-only", "image-and-dags", "image-only", "bundle"]
 DEPLOY_TYPES: tuple[str, ...] = get_args(DeployType)
+IMAGE_DEPLOY_TYPES: tuple[str, ...] = ("infer", "image-and-dags", "image-only")
+"""The deploy types that may deploy an image, and so may take ``image-name``."""
 
-"""The longest deploy description the Astro API accepts, in characters."""
+Action = Literal["deploy", "rollback"]
+ACTIONS: tuple[str, ...] = get_args(Action)
+
+DEPLOYMENT_NAME_MAX = 256
+"""The longest ``deployment-name``, in characters."""
 
 MAX_WAIT_TIMEOUT = 6 * 3600
 """The longest ``wait-timeout``, in seconds."""
@@ -92,6 +112,20 @@ _ID_FORBIDDEN = re.compile(r"[\s/\\?#%\x00-\x1f\x7f]")
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _PROBLEM = "ci_deploy_input"
 _REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
+_BUNDLE_TYPE = re.compile(r"[a-z0-9_-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# A docker image reference, after the grammar of github.com/distribution/reference:
+# [registry[:port]/]name-component[/name-component...][:tag][@sha256:hex]
+_REGISTRY_PART = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_REGISTRY = rf"{_REGISTRY_PART}(?:\.{_REGISTRY_PART})*(?::[0-9]+)?"
+_NAME_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REFERENCE = re.compile(
+    rf"(?:(?P<registry>{_REGISTRY})/)?(?P<name>{_NAME_PART}(?:/{_NAME_PART})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
+)
+_IMAGE_NAME_MAX = 255  # the longest repository name (registry and path) docker accepts
 
 
 class Inputs(BaseModel):
@@ -103,6 +137,7 @@ class Inputs(BaseModel):
     api_url: str
     organization_id: str
     deployment_id: str
+    """The Deployment's ID; empty when it is to be looked up by ``deployment_name``."""
     workspace: Path
     root_folder: str
     """The root folder relative to the workspace, ``.`` for the workspace itself."""
@@ -126,6 +161,23 @@ class Inputs(BaseModel):
     dry_run: bool
     warnings: tuple[str, ...] = ()
     """Messages for warning annotations, e.g. that the description was cut."""
+    # The fields below have defaults so that tests elsewhere can build Inputs without them.
+    action: Action = "deploy"
+    rollback_to: str = ""
+    """The deploy ID to roll back to (``action: rollback`` only); empty for the default."""
+    deployment_name: str = ""
+    """The Deployment's name, when ``deployment_id`` is empty; exactly one of them is set."""
+    workspace_id: str = ""
+    """Narrows the ``deployment_name`` lookup to one Workspace; empty for any."""
+    image_name: str = ""
+    """A local image reference built earlier in the workflow; empty to build the image."""
+    bundle_type: str = ""
+    """Set exactly when ``deploy_type`` is ``bundle``, e.g. ``dbt``."""
+    bundle_mount_path: str = ""
+    """Set exactly when ``deploy_type`` is ``bundle``: an absolute POSIX path."""
+    syntax_check: bool = True
+    wake_on_deploy: bool = False
+    check_import_errors: bool = True
 
 
 def raw_inputs(
@@ -207,7 +259,7 @@ def load_inputs(raw: Mapping[str, str], environ: Mapping[str, str]) -> Inputs:
     values["api-token"] = resolve_token(raw, environ)
     from_env = not raw.get("api-token", "").strip() and bool(values["api-token"])
     workspace = Path(environ.get("GITHUB_WORKSPACE") or os.getcwd()).resolve()
-    context = _Context(workspace=workspace, token_from_env=from_env)
+    context = _Context(workspace=workspace, token_from_env=from_env, values=values)
     try:
         parsed = _Parsed.model_validate(values, context=context)
     except ValidationError as exc:
@@ -250,6 +302,16 @@ def load_inputs(raw: Mapping[str, str], environ: Mapping[str, str]) -> Inputs:
         rollback_on_failure=parsed.rollback_on_failure,
         dry_run=parsed.dry_run,
         warnings=tuple(warnings),
+        action=parsed.action,
+        rollback_to=parsed.rollback_to,
+        deployment_name=parsed.deployment_name,
+        workspace_id=parsed.workspace_id,
+        image_name=parsed.image_name,
+        bundle_type=parsed.bundle_type,
+        bundle_mount_path=parsed.bundle_mount_path,
+        syntax_check=parsed.syntax_check,
+        wake_on_deploy=parsed.wake_on_deploy,
+        check_import_errors=parsed.check_import_errors,
     )
 
 
@@ -259,6 +321,8 @@ def load_inputs(raw: Mapping[str, str], environ: Mapping[str, str]) -> Inputs:
 class _Context(NamedTuple):
     workspace: Path
     token_from_env: bool
+    values: Mapping[str, str]
+    """Every input's trimmed value (or default), for a rule that looks at a later input."""
 
 
 class _Root(NamedTuple):
@@ -318,6 +382,31 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _repository(match: re.Match[str]) -> str:
+    """The registry and name of a matched image reference, without tag and digest."""
+    registry = match["registry"]
+    return f"{registry}/{match['name']}" if registry else match["name"]
+
+
+def _bundle_input_given(value: str, info: ValidationInfo) -> bool:
+    """Whether bundle-type or bundle-mount-path (``value``) is to be checked.
+
+    Both are required with ``deploy-type: bundle`` and refused with any other type; when
+    deploy-type itself is invalid only the value's own rules apply.
+    """
+    name = "bundle-type" if info.field_name == "bundle_type" else "bundle-mount-path"
+    deploy_type = info.data.get("deploy_type")
+    if deploy_type == "bundle" and not value:
+        example = "dbt" if name == "bundle-type" else "/usr/local/airflow/dbt/my_project"
+        raise _fail(f"is required with deploy-type: bundle; set it, e.g. to {example}")
+    if deploy_type not in (None, "bundle") and value:
+        raise _fail(
+            f"is only used with deploy-type: bundle; deploy-type is {deploy_type}:"
+            f" remove {name} or set deploy-type to bundle"
+        )
+    return bool(value)
+
+
 def _parse_bool(value: object) -> bool:
     text = _text(value).strip().lower()
     if text in ("true", "false"):
@@ -330,22 +419,34 @@ class _Parsed(BaseModel):
 
     model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
-    # Fields in INPUTS order: later validators read earlier results from info.data.
+    # Fields in INPUTS order: later validators read earlier results from info.data; an
+    # earlier one that depends on a later input (deployment-id on deployment-name) reads the
+    # trimmed raw value from the context.
     api_token: SecretStr = Field(alias="api-token")
     api_url: str = Field(alias="api-url")
     organization_id: str = Field(alias="organization-id")
     deployment_id: str = Field(alias="deployment-id")
+    deployment_name: str = Field(alias="deployment-name")
+    workspace_id: str = Field(alias="workspace-id")
+    action: Action = Field(alias="action")
+    rollback_to: str = Field(alias="rollback-to")
     root_folder: _Root = Field(alias="root-folder")
     dags_folder: str = Field(alias="dags-folder")
     deploy_type: DeployType = Field(alias="deploy-type")
+    image_name: str = Field(alias="image-name")
+    bundle_type: str = Field(alias="bundle-type")
+    bundle_mount_path: str = Field(alias="bundle-mount-path")
     compare_to: str = Field(alias="compare-to")
     dag_paths: tuple[str, ...] = Field(alias="dag-paths")
     image_paths: tuple[str, ...] = Field(alias="image-paths")
     ignore_paths: tuple[str, ...] = Field(alias="ignore-paths")
     force: bool = Field(alias="force")
     description: str = Field(alias="description")
+    syntax_check: bool = Field(alias="syntax-check")
     wait: bool = Field(alias="wait")
     wait_timeout: float = Field(alias="wait-timeout")
+    wake_on_deploy: bool = Field(alias="wake-on-deploy")
+    check_import_errors: bool = Field(alias="check-import-errors")
     rollback_on_failure: bool = Field(alias="rollback-on-failure")
     dry_run: bool = Field(alias="dry-run")
 
@@ -413,14 +514,77 @@ class _Parsed(BaseModel):
 
     @field_validator("deployment_id", mode="before")
     @classmethod
-    def _deployment(cls, value: object) -> str:
+    def _deployment(cls, value: object, info: ValidationInfo) -> str:
         deployment = _text(value)
         if not deployment:
-            raise _fail("is required: set it to the ID of the Astro Deployment to deploy to")
+            if _context(info).values.get("deployment-name"):
+                return ""  # looked up by name; deployment-name has its own rules
+            raise _fail(
+                "is required: set deployment-id or deployment-name to choose the Astro"
+                " Deployment to deploy to"
+            )
         problem = _id_problem(deployment)
         if problem:
             raise _fail(problem)
         return deployment
+
+    @field_validator("deployment_name", mode="before")
+    @classmethod
+    def _deployment_name(cls, value: object, info: ValidationInfo) -> str:
+        name = _text(value)
+        if not name:
+            return ""  # deployment-id reports when neither is set
+        if info.data.get("deployment_id"):
+            raise _fail(
+                "must not be set together with deployment-id: set only one of them"
+                " (deployment-id is the more precise)"
+            )
+        if len(name) > DEPLOYMENT_NAME_MAX or not name.isprintable():
+            raise _fail(
+                f"must be a Deployment's name: printable text of at most {DEPLOYMENT_NAME_MAX}"
+                f" characters on one line; got {_shown(name)}"
+            )
+        return name
+
+    @field_validator("workspace_id", mode="before")
+    @classmethod
+    def _workspace_id(cls, value: object, info: ValidationInfo) -> str:
+        workspace_id = _text(value)
+        if not workspace_id:
+            return ""
+        problem = _id_problem(workspace_id)
+        if problem:
+            raise _fail(problem)
+        if info.data.get("deployment_name") == "":  # not given (a bad name is reported there)
+            raise _fail(
+                "is only used with deployment-name, to narrow the search for the Deployment"
+                " by name to one Workspace: set deployment-name or remove workspace-id"
+            )
+        return workspace_id
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _action(cls, value: object) -> str:
+        action = _text(value).strip().lower()
+        if action not in ACTIONS:
+            raise _fail(f"must be one of {', '.join(ACTIONS)}; got {_shown(_text(value).strip())}")
+        return action
+
+    @field_validator("rollback_to", mode="before")
+    @classmethod
+    def _rollback_to(cls, value: object, info: ValidationInfo) -> str:
+        deploy_id = _text(value)
+        if not deploy_id:
+            return ""
+        problem = _id_problem(deploy_id)
+        if problem:
+            raise _fail(problem.replace("an Astro ID", "a deploy ID", 1))
+        if info.data.get("action") == "deploy":
+            raise _fail(
+                "is only used with action: rollback; set action to rollback to roll back to"
+                " this deploy, or remove rollback-to"
+            )
+        return deploy_id
 
     @field_validator("root_folder", mode="before")
     @classmethod
@@ -479,6 +643,58 @@ class _Parsed(BaseModel):
             )
         return deploy_type
 
+    @field_validator("image_name", mode="before")
+    @classmethod
+    def _image_name(cls, value: object, info: ValidationInfo) -> str:
+        image = _text(value)
+        if not image:
+            return ""
+        match = _IMAGE_REFERENCE.fullmatch(image)
+        if match is None or len(_repository(match)) > _IMAGE_NAME_MAX:
+            raise _fail(
+                "must be a docker image reference such as my-airflow:1.0 or"
+                " registry.example.com:5000/team/airflow:v2"
+                " ([registry[:port]/]name[:tag][@sha256:digest], lower-case name, no"
+                f" whitespace); got {_shown(image)}"
+            )
+        deploy_type = info.data.get("deploy_type")
+        if deploy_type is not None and deploy_type not in IMAGE_DEPLOY_TYPES:
+            raise _fail(
+                f"is only used with deploy-type {', '.join(IMAGE_DEPLOY_TYPES[:-1])} or"
+                f" {IMAGE_DEPLOY_TYPES[-1]}; deploy-type {deploy_type} deploys no image"
+            )
+        return image
+
+    @field_validator("bundle_type", mode="before")
+    @classmethod
+    def _bundle_type(cls, value: object, info: ValidationInfo) -> str:
+        bundle_type = _text(value)
+        if not _bundle_input_given(bundle_type, info):
+            return ""
+        if not _BUNDLE_TYPE.fullmatch(bundle_type):
+            raise _fail(
+                "must be a bundle type such as dbt: lower-case letters, digits, _ and -;"
+                f" got {_shown(bundle_type)}"
+            )
+        return bundle_type
+
+    @field_validator("bundle_mount_path", mode="before")
+    @classmethod
+    def _bundle_mount_path(cls, value: object, info: ValidationInfo) -> str:
+        path = _text(value)
+        if not _bundle_input_given(path, info):
+            return ""
+        segments = path.split("/")
+        if not path.startswith("/") or ".." in segments or _CONTROL.search(path):
+            raise _fail(
+                "must be an absolute POSIX path without .. such as"
+                f" /usr/local/airflow/dbt/jaffle_shop; got {_shown(path)}"
+            )
+        normal = "/" + "/".join(s for s in segments if s not in ("", "."))
+        if normal == "/":
+            raise _fail(f"must name a folder below /, not / itself; got {_shown(path)}")
+        return normal
+
     @field_validator("description", mode="before")
     @classmethod
     def _description(cls, value: object) -> str:
@@ -510,7 +726,16 @@ class _Parsed(BaseModel):
                 )
         return patterns
 
-    @field_validator("wait", "rollback_on_failure", "dry_run", "force", mode="before")
+    @field_validator(
+        "wait",
+        "rollback_on_failure",
+        "dry_run",
+        "force",
+        "syntax_check",
+        "wake_on_deploy",
+        "check_import_errors",
+        mode="before",
+    )
     @classmethod
     def _boolean(cls, value: object) -> bool:
         return _parse_bool(value)

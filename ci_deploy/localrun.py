@@ -91,27 +91,44 @@ def runner_environment(
     return environ
 
 
+def _command() -> list[str]:
+    # The real entrypoint when running from a checkout; the installed package otherwise.
+    if ENTRYPOINT.is_file():
+        return [sys.executable, str(ENTRYPOINT)]
+    return [sys.executable, "-m", "ci_deploy"]
+
+
 def run_step(environ: Mapping[str, str], *, timeout: float = 300.0) -> StepResult:
     """Run ``entrypoint.py`` in ``environ`` (from :func:`runner_environment`)."""
-    # The real entrypoint when running from a checkout; the installed package otherwise.
-    command = (
-        [sys.executable, str(ENTRYPOINT)]
-        if ENTRYPOINT.is_file()
-        else [sys.executable, "-m", "ci_deploy"]
-    )
-    completed = subprocess.run(
-        command,
+    return finish_step(start_step(environ), environ, timeout=timeout)
+
+
+def start_step(environ: Mapping[str, str]) -> subprocess.Popen[str]:
+    """Start ``entrypoint.py`` in ``environ`` without waiting (to cancel it, for example)."""
+    return subprocess.Popen(
+        _command(),
         cwd=environ["GITHUB_WORKSPACE"],
         env=dict(environ),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
     )
+
+
+def finish_step(
+    process: subprocess.Popen[str], environ: Mapping[str, str], *, timeout: float = 300.0
+) -> StepResult:
+    """Wait for a started step and read back what it wrote."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
     return StepResult(
-        returncode=completed.returncode,
-        stdout=completed.stdout,
-        stderr=completed.stderr,
+        returncode=process.returncode,
+        stdout=stdout,
+        stderr=stderr,
         output_file=Path(environ["GITHUB_OUTPUT"]).read_text(encoding="utf-8"),
         summary=Path(environ["GITHUB_STEP_SUMMARY"]).read_text(encoding="utf-8"),
     )

@@ -9,9 +9,11 @@ reads and ignore the rest, so new API fields never break a deploy.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DeployType = Literal["DAG_ONLY", "IMAGE_AND_DAG", "IMAGE_ONLY", "BUNDLE"]
 DeployStatus = Literal["INITIALIZED", "DEPLOYED", "FAILED"]
@@ -21,6 +23,24 @@ DeploymentStatus = Literal[
 GitProvider = Literal["GITHUB", "GENERIC"]
 
 DESCRIPTION_MAX = 500
+LOG_SOURCES: frozenset[str] = frozenset(
+    {"scheduler", "triggerer", "worker", "webserver", "dag-processor", "apiserver"}
+)
+"""The ``sources`` GetDeploymentLogs accepts."""
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.IGNORECASE
+)
+
+
+def rfc3339(when: datetime) -> str:
+    """``when`` in UTC as ``YYYY-MM-DDTHH:MM:SSZ`` (whole seconds, rounded down).
+
+    Raises ValueError for a naive datetime: its time zone would be a guess.
+    """
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{when.isoformat()} has no time zone; use an aware datetime")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Request(BaseModel):
@@ -85,6 +105,51 @@ class RollbackRequest(_Request):
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
 
 
+class HibernationOverrideRequest(_Request):
+    """The body of UpdateDeploymentHibernationOverride (OverrideDeploymentHibernationBody).
+
+    ``isHibernating=False`` wakes the Deployment; ``overrideUntil`` (RFC 3339, e.g. from
+    :func:`rfc3339`) ends the override, which otherwise lasts until it is deleted.
+    """
+
+    isHibernating: bool
+    overrideUntil: str | None = None
+
+    @field_validator("overrideUntil")
+    @classmethod
+    def _rfc3339(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not _RFC3339.fullmatch(value):
+            raise ValueError("overrideUntil must be an RFC 3339 time like 2024-05-01T10:00:00Z")
+        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))  # a real date and time
+        return value
+
+
+class HibernationOverride(_Response):
+    """A Deployment's hibernation override (DeploymentHibernationOverride)."""
+
+    isActive: bool | None = None
+    isHibernating: bool | None = None
+    overrideUntil: str | None = None
+
+
+class HibernationSpec(_Response):
+    override: HibernationOverride | None = None
+
+
+class ScalingSpec(_Response):
+    hibernationSpec: HibernationSpec | None = None
+
+
+class HibernationStatus(_Response):
+    isHibernating: bool = False
+
+
+class ScalingStatus(_Response):
+    hibernationStatus: HibernationStatus | None = None
+
+
 class Deployment(_Response):
     """What ci-deploy reads of a Deployment."""
 
@@ -103,6 +168,24 @@ class Deployment(_Response):
     runtimeVersion: str = ""
     uiUrl: str = ""
     type: str | None = None
+    scalingSpec: ScalingSpec | None = None
+    scalingStatus: ScalingStatus | None = None
+
+    @property
+    def hibernation_override(self) -> HibernationOverride | None:
+        """``scalingSpec.hibernationSpec.override``, as the API sent it; None without one."""
+        spec = self.scalingSpec.hibernationSpec if self.scalingSpec else None
+        return spec.override if spec else None
+
+    @property
+    def is_hibernating(self) -> bool:
+        """Whether the Deployment hibernates now.
+
+        True when ``scalingStatus.hibernationStatus.isHibernating`` says so or the
+        ``status`` is ``HIBERNATING``.
+        """
+        status = self.scalingStatus.hibernationStatus if self.scalingStatus else None
+        return (status is not None and status.isHibernating) or self.status == "HIBERNATING"
 
 
 class DeployGit(_Response):
@@ -140,3 +223,34 @@ class DeploysPage(_Response):
     offset: int
     limit: int
     totalCount: int
+
+
+class DeploymentsPage(_Response):
+    """One page of ListDeployments (DeploymentsPaginated)."""
+
+    deployments: list[Deployment]
+    offset: int
+    limit: int
+    totalCount: int
+
+
+class LogEntry(_Response):
+    """One log line (DeploymentLogEntry); ``timestamp`` is a number, as in the spec."""
+
+    raw: str
+    source: str = ""
+    timestamp: float = 0.0
+
+
+class DeploymentLogs(_Response):
+    """One page of GetDeploymentLogs (DeploymentLog).
+
+    Later pages are asked for with the same ``searchId`` and the next ``offset``.
+    """
+
+    results: list[LogEntry]
+    limit: int = 0
+    offset: int = 0
+    resultCount: int = 0
+    maxNumResults: int = 0
+    searchId: str | None = None

@@ -22,6 +22,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "changed-files",
     "base-sha",
     "base-source",
+    "rollback-deploy-id",
 )
 
 MAX_LISTED_FILES = 200
@@ -49,6 +50,7 @@ def outputs(result: RunResult) -> dict[str, str]:
         "changed-files": json.dumps(result.changed_files, ensure_ascii=False),
         "base-sha": result.base_sha,
         "base-source": result.base_source,
+        "rollback-deploy-id": result.rollback_deploy_id,
     }
 
 
@@ -58,6 +60,8 @@ def _bool(value: bool) -> str:
 
 def deployment_left(result: RunResult) -> str:
     """One sentence on the state a failed run left the Deployment in."""
+    if result.rolled_back:
+        return ""
     if result.finalized:
         return (
             f"Deploy {result.deploy_id} was finalized; the Deployment may still be rolling it out."
@@ -73,12 +77,15 @@ def deployment_left(result: RunResult) -> str:
 def failure_message(result: RunResult) -> str:
     """The error's message followed by what it left behind."""
     assert result.error is not None
-    return f"{result.error.message} {deployment_left(result)}"
+    return f"{result.error.message} {deployment_left(result)}".rstrip()
 
 
 def summary(result: RunResult, context: GitHubContext) -> str:
     """The job summary in Markdown."""
-    lines = [f"## {_HEADINGS.get(result.status, result.status)}", ""]
+    heading = _HEADINGS.get(result.status, result.status)
+    if result.status == "rolled-back" and result.error is None:
+        heading = "↩️ Rolled back"
+    lines = [f"## {heading}", ""]
     if result.error is not None:
         lines += [f"**{_cell(result.error.title)}**", "", _text(failure_message(result)), ""]
     elif result.skipped:
@@ -123,6 +130,10 @@ def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
     if result.bundle_files:
         size = _size(result.bundle_bytes)
         rows.append(("DAG bundle", f"{result.bundle_files} files, {size}"))
+    if result.image:
+        rows.append(("Image", f"`{_cell(result.image)}`"))
+    if result.rollback_deploy_id:
+        rows.append(("Rollback deploy", f"`{_cell(result.rollback_deploy_id)}`"))
     if result.dag_tarball_version:
         rows.append(("DAG tarball version", f"`{_cell(result.dag_tarball_version)}`"))
     if result.deployment_state:

@@ -46,9 +46,39 @@ def run_action(
     event: Mapping[str, Any] | None = None,
     token: str | None = None,
     ref: str = "refs/heads/main",
+    env: Mapping[str, str] | None = None,
 ) -> Step:
     """Run the entrypoint in ``repo`` as the runner would, against ``emulator``."""
-    environ = runner_environment(
+    environ = step_environment(
+        repo, emulator, inputs, event_name=event_name, event=event, token=token, ref=ref, env=env
+    )
+    result = run_step(environ, timeout=120)
+    outputs = result.outputs
+    assert set(outputs) == set(OUTPUT_NAMES), "every output is written on every run"
+    assert_no_traceback(result.stdout + result.stderr)
+    return Step(result, outputs)
+
+
+def assert_no_traceback(log: str) -> None:
+    """The step printed no Python traceback of its own (quoted Airflow logs may hold one)."""
+    assert not any(
+        line.startswith("Traceback (most recent call last)") for line in log.splitlines()
+    )
+
+
+def step_environment(
+    repo: GitRepo,
+    emulator: Emulator,
+    inputs: Mapping[str, str] | None = None,
+    *,
+    event_name: str = "push",
+    event: Mapping[str, Any] | None = None,
+    token: str | None = None,
+    ref: str = "refs/heads/main",
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The runner's environment for a step in ``repo`` against ``emulator``."""
+    return runner_environment(
         repo.path,
         repo.path.parent / f"runner-{repo.path.name}",
         {"api-url": emulator.api_url, "deployment-id": emulator.deployment_id, **(inputs or {})},
@@ -56,13 +86,8 @@ def run_action(
         event=event or {},
         sha=repo.head(),
         ref=ref,
-        env={"ASTRO_API_TOKEN": emulator.token if token is None else token},
+        env={"ASTRO_API_TOKEN": emulator.token if token is None else token, **(env or {})},
     )
-    result = run_step(environ, timeout=120)
-    outputs = result.outputs
-    assert set(outputs) == set(OUTPUT_NAMES), "every output is written on every run"
-    assert "Traceback" not in result.stdout + result.stderr
-    return Step(result, outputs)
 
 
 def run_push(
@@ -72,9 +97,12 @@ def run_push(
     inputs: Mapping[str, str] | None = None,
     *,
     token: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Step:
     """Run the action for a push of ``before..HEAD``."""
-    return run_action(repo, emulator, inputs, event=push_event(before, repo.head()), token=token)
+    return run_action(
+        repo, emulator, inputs, event=push_event(before, repo.head()), token=token, env=env
+    )
 
 
 def api_posts(emulator: Emulator) -> list[str]:

@@ -8,9 +8,10 @@ the production base URL and a loopback ``http`` URL without a base path.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,19 @@ import pytest
 import respx
 
 from ci_deploy import __version__
-from ci_deploy.astro import AstroClient
-from ci_deploy.errors import ApiError, ApiUnavailableError, AuthError, NotFoundError
+from ci_deploy.astro import LOG_PAGE_SIZE, LOG_PAGES, AstroClient
+from ci_deploy.errors import (
+    ApiAmbiguousError,
+    ApiError,
+    ApiUnavailableError,
+    AuthError,
+    NotFoundError,
+)
 from ci_deploy.models import (
     CreateDeployRequest,
     FinalizeDeployRequest,
     GitInfo,
+    HibernationOverrideRequest,
     RollbackRequest,
 )
 from tests.spec import assert_httpx_request_matches_spec, assert_request_matches_spec
@@ -34,8 +42,12 @@ TOKEN = "eyJhbGciOi.sEcReT-ToKeN.x9"
 ORG = "org-1"
 DEP = "dep-1"
 SAS = "https://blob.example/c/dags.tar.gz?sv=2023-11-03&sig=SAS-SIGNATURE"
-DEPLOYMENT = "/organizations/org-1/deployments/dep-1"
+DEPLOYMENTS = "/organizations/org-1/deployments"
+DEPLOYMENT = DEPLOYMENTS + "/dep-1"
 DEPLOYS = DEPLOYMENT + "/deploys"
+LOGS = DEPLOYMENT + "/logs"
+OVERRIDE = DEPLOYMENT + "/hibernation-override"
+AMBIGUOUS = "The API may or may not have processed the request, so it was not retried:"
 
 
 @dataclass
@@ -337,6 +349,23 @@ def test_401_says_the_token_was_rejected(api: FakeApi, client: AstroClient) -> N
             "deployment.deploys.update",
             "DeployRollback",
         ),
+        (
+            lambda c: c.get_deployment_logs(DEP, sources=["scheduler"]),
+            "deployment.logs.get",
+            "GetDeploymentLogs",
+        ),
+        (
+            lambda c: c.set_hibernation_override(
+                DEP, HibernationOverrideRequest(isHibernating=False)
+            ),
+            "deployment.update",
+            "UpdateDeploymentHibernationOverride",
+        ),
+        (
+            lambda c: c.delete_hibernation_override(DEP),
+            "deployment.update",
+            "DeleteDeploymentHibernationOverride",
+        ),
     ],
 )
 def test_403_names_the_permission(
@@ -378,18 +407,20 @@ def test_404_names_what_was_looked_for(api: FakeApi, client: AstroClient) -> Non
     assert (caught.value.status_code, caught.value.operation) == (404, "GetDeploy")
 
 
-def test_500_on_post_is_not_retried(api: FakeApi, client: AstroClient) -> None:
+def test_500_on_post_is_ambiguous_and_not_retried(api: FakeApi, client: AstroClient) -> None:
     route = api.router.post(DEPLOYS).respond(500, json=error_json(500, "boom"))
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(ApiAmbiguousError) as caught:
         client.create_deploy(DEP, CreateDeployRequest(type="DAG_ONLY"))
     error = caught.value
-    assert type(error) is ApiError
     assert route.call_count == 1
-    assert api.sleeps == []
-    assert error.message.startswith(
+    assert (api.sleeps, api.retries) == ([], [])
+    assert error.message == (
         "Create deploy on Deployment 'dep-1' failed: HTTP 500 Internal Server Error: boom "
-        "(requestId: req-42). Not retried"
+        f"(requestId: req-42). {AMBIGUOUS} check the Deployment's deploy history before "
+        "running the job again."
     )
+    assert facts(error) == (500, "req-42", "CreateDeploy")
+    assert error.title == "Astro API outcome unknown"
 
 
 def test_non_json_error_body_is_cut_to_200_chars(api: FakeApi, client: AstroClient) -> None:
@@ -518,16 +549,18 @@ def test_connect_error_on_post_is_retried(api: FakeApi, client: AstroClient) -> 
     ]
 
 
-def test_read_timeout_on_post_is_not_retried(api: FakeApi, client: AstroClient) -> None:
+def test_read_timeout_on_post_is_ambiguous(api: FakeApi, client: AstroClient) -> None:
     route = api.router.post(DEPLOYS).mock(side_effect=httpx.ReadTimeout("timed out"))
-    with pytest.raises(ApiUnavailableError) as caught:
+    with pytest.raises(ApiAmbiguousError) as caught:
         client.create_deploy(DEP, CreateDeployRequest(type="DAG_ONLY"))
     assert route.call_count == 1
     assert api.sleeps == []
     error = caught.value
-    assert "no answer from the Astro API" in error.message
-    assert "ReadTimeout: timed out" in error.message
-    assert "Not retried: the API may have processed the request" in error.message
+    assert error.message == (
+        f"Create deploy on Deployment 'dep-1' failed: no answer from the Astro API at {api.url} "
+        f"(ReadTimeout: timed out). {AMBIGUOUS} check the Deployment's deploy history before "
+        "running the job again."
+    )
     assert (error.status_code, error.operation) == (0, "CreateDeploy")
 
 
@@ -559,6 +592,478 @@ def test_exhausted_retries_on_connect_error(api: FakeApi) -> None:
     assert len(api.sleeps) == 1
     assert "could not reach the Astro API at" in caught.value.message
     assert "tried 2 times; last error ConnectError: connection refused" in caught.value.message
+
+
+# -- list_deployments -------------------------------------------------------------------
+
+
+def deployments_paged(
+    deployments: list[dict[str, Any]], *, page_cap: int = 1000, ignore_offset: bool = False
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A ListDeployments side effect serving ``deployments`` by offset/limit."""
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        offset = 0 if ignore_offset else int(request.url.params["offset"])
+        limit = min(int(request.url.params["limit"]), page_cap)
+        return httpx.Response(
+            200,
+            json={
+                "deployments": deployments[offset : offset + limit],
+                "offset": offset,
+                "limit": limit,
+                "totalCount": len(deployments),
+            },
+        )
+
+    return respond
+
+
+def test_list_deployments_reads_every_page(api: FakeApi, client: AstroClient) -> None:
+    deployments = [deployment_json(id=f"dep-{i:03d}", name=f"d{i}") for i in range(250)]
+    route = api.router.get(DEPLOYMENTS).mock(side_effect=deployments_paged(deployments))
+    found = client.list_deployments()
+    assert [d.id for d in found] == [f"dep-{i:03d}" for i in range(250)]
+    assert [list(call.request.url.params.multi_items()) for call in route.calls] == [
+        [("sorts", "createdAt:asc"), ("offset", str(offset)), ("limit", "100")]
+        for offset in (0, 100, 200)
+    ]
+
+
+def test_list_deployments_follows_short_pages(api: FakeApi, client: AstroClient) -> None:
+    deployments = [deployment_json(id=f"dep-{i}") for i in range(45)]
+    route = api.router.get(DEPLOYMENTS).mock(
+        side_effect=deployments_paged(deployments, page_cap=20)
+    )
+    assert len(client.list_deployments()) == 45
+    assert [call.request.url.params["offset"] for call in route.calls] == ["0", "20", "40"]
+
+
+def test_list_deployments_filters_with_repeated_parameters(
+    api: FakeApi, client: AstroClient
+) -> None:
+    route = api.router.get(DEPLOYMENTS).respond(
+        json={
+            "deployments": [
+                deployment_json(id="a", name="prod", workspaceId="ws-1"),
+                deployment_json(id="b", name="stage", workspaceId="ws-1"),
+                deployment_json(id="c", name="prod", workspaceId="ws-2"),  # filter ignored
+                deployment_json(id="d", name="other", workspaceId="ws-1"),  # filter ignored
+            ],
+            "offset": 0,
+            "limit": 100,
+            "totalCount": 4,
+        }
+    )
+    found = client.list_deployments(names=["prod", "stage", "prod"], workspace_id="ws-1")
+    assert [d.id for d in found] == ["a", "b"]
+    params = route.calls.last.request.url.params
+    assert params.get_list("names") == ["prod", "stage"]
+    assert params.get_list("workspaceIds") == ["ws-1"]
+    assert "names=prod&names=stage&workspaceIds=ws-1" in str(route.calls.last.request.url)
+
+
+def test_list_deployments_takes_a_single_name(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.get(DEPLOYMENTS).respond(
+        json={"deployments": [deployment_json()], "offset": 0, "limit": 100, "totalCount": 1}
+    )
+    assert [d.id for d in client.list_deployments(names="prod", workspace_id="")] == [DEP]
+    params = route.calls.last.request.url.params
+    assert (params.get_list("names"), params.get_list("workspaceIds")) == (["prod"], [])
+
+
+def test_list_deployments_of_an_empty_organization(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.get(DEPLOYMENTS).mock(side_effect=deployments_paged([]))
+    assert client.list_deployments() == []
+    assert route.call_count == 1
+
+
+def test_list_deployments_stops_when_the_offset_is_ignored(
+    api: FakeApi, client: AstroClient
+) -> None:
+    deployments = [deployment_json(id=f"dep-{i}") for i in range(1000)]
+    route = api.router.get(DEPLOYMENTS).mock(
+        side_effect=deployments_paged(deployments, ignore_offset=True)
+    )
+    assert len(client.list_deployments()) == 100
+    assert route.call_count == 2
+
+
+def test_list_deployments_errors_name_the_organization(api: FakeApi, client: AstroClient) -> None:
+    api.router.get(DEPLOYMENTS).mock(
+        side_effect=[
+            httpx.Response(403, json=error_json(403, "forbidden")),
+            httpx.Response(404, json=error_json(404, "not found")),
+        ]
+    )
+    with pytest.raises(AuthError) as caught:
+        client.list_deployments(names=["prod"])
+    assert caught.value.message == (
+        "List Deployments of organization 'org-1' failed: HTTP 403 Forbidden: forbidden "
+        "(requestId: req-42). The token lacks the permission 'organization.deployments.get': "
+        "use a Workspace or Organization API token whose role grants "
+        "'organization.deployments.get'."
+    )
+    assert (caught.value.operation, caught.value.title) == (
+        "ListDeployments",
+        "Astro API permission missing",
+    )
+    with pytest.raises(NotFoundError) as missing:
+        client.list_deployments()
+    assert missing.value.message.endswith(
+        "There is no organization 'org-1', or the token cannot see it: check the organization id."
+    )
+
+
+# -- get_deployment_logs ----------------------------------------------------------------
+
+T0 = 1714557600.0  # 2024-05-01T10:00:00Z
+
+
+def log_entry(index: int, source: str = "scheduler") -> dict[str, Any]:
+    return {"raw": f"line {index}", "source": source, "timestamp": T0 + index}
+
+
+def logs_paged(
+    entries: list[dict[str, Any]], *, endless: bool = False
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A GetDeploymentLogs side effect paging ``entries`` (or full pages forever)."""
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        offset, limit = int(params["offset"]), int(params["limit"])
+        if endless:
+            results = [log_entry(offset + i) for i in range(limit)]
+        else:
+            results = entries[offset : offset + limit]
+        return httpx.Response(
+            200,
+            json={
+                "results": results,
+                "limit": limit,
+                "offset": offset,
+                "resultCount": len(results),
+                "maxNumResults": int(params["maxNumResults"]),
+                "searchId": "search-1",
+            },
+        )
+
+    return respond
+
+
+def test_get_deployment_logs_query(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.get(LOGS).respond(
+        json={
+            "results": [log_entry(2, "dag-processor"), log_entry(1), log_entry(3)],
+            "limit": 500,
+            "offset": 0,
+            "resultCount": 3,
+            "maxNumResults": 1000,
+            "searchId": "search-1",
+            "unknownField": True,
+        }
+    )
+    plus_two = timezone(timedelta(hours=2))
+    entries = client.get_deployment_logs(
+        DEP,
+        sources=["dag-processor", "scheduler", "dag-processor"],
+        start=datetime(2024, 5, 1, 12, 0, 5, 900_000, tzinfo=plus_two),
+        end=datetime(2024, 5, 1, 10, 30, 0, 1, tzinfo=UTC),
+        search_text="Broken DAG",
+    )
+    assert [(e.raw, e.source, e.timestamp) for e in entries] == [
+        ("line 1", "scheduler", T0 + 1),
+        ("line 2", "dag-processor", T0 + 2),
+        ("line 3", "scheduler", T0 + 3),
+    ]
+    request = route.calls.last.request
+    assert route.call_count == 1
+    assert list(request.url.params.multi_items()) == [
+        ("sources", "dag-processor"),
+        ("sources", "scheduler"),
+        ("startDate", "2024-05-01T10:00:05Z"),
+        ("endDate", "2024-05-01T10:30:01Z"),
+        ("searchText", "Broken DAG"),
+        ("limit", "500"),
+        ("offset", "0"),
+        ("maxNumResults", "1000"),
+    ]
+    assert request.url.raw_path.decode().split("?")[0].endswith(LOGS)
+
+
+def test_get_deployment_logs_without_dates_or_search(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.get(LOGS).mock(side_effect=logs_paged([log_entry(0)]))
+    entries = client.get_deployment_logs(DEP, sources="worker", limit=3)
+    assert [e.raw for e in entries] == ["line 0"]
+    assert list(route.calls.last.request.url.params.multi_items()) == [
+        ("sources", "worker"),
+        ("limit", "3"),
+        ("offset", "0"),
+        ("maxNumResults", "3"),
+    ]
+
+
+def test_get_deployment_logs_start_alone_ends_now(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.get(LOGS).mock(side_effect=logs_paged([]))
+    before = datetime.now(UTC).replace(microsecond=0)
+    client.get_deployment_logs(
+        DEP, sources=["scheduler"], start=datetime(2024, 5, 1, 10, tzinfo=UTC)
+    )
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    params = route.calls.last.request.url.params
+    assert params["startDate"] == "2024-05-01T10:00:00Z"
+    assert params["endDate"].endswith("Z")
+    assert before <= datetime.fromisoformat(params["endDate"]) <= after
+
+
+def test_get_deployment_logs_reads_pages_with_the_search_id(
+    api: FakeApi, client: AstroClient
+) -> None:
+    entries = [log_entry(i) for i in range(1200)]
+    route = api.router.get(LOGS).mock(side_effect=logs_paged(entries))
+    found = client.get_deployment_logs(DEP, sources=["scheduler"], limit=5000)
+    assert [e.raw for e in found] == [f"line {i}" for i in range(1200)]
+    queries = [call.request.url.params for call in route.calls]
+    assert [(q["offset"], q["limit"], q.get("searchId")) for q in queries] == [
+        ("0", "500", None),
+        ("500", "500", "search-1"),
+        ("1000", "500", "search-1"),
+    ]
+
+
+def test_get_deployment_logs_stops_at_the_limit(api: FakeApi, client: AstroClient) -> None:
+    entries = [log_entry(i) for i in range(1200)]
+    route = api.router.get(LOGS).mock(side_effect=logs_paged(entries))
+    found = client.get_deployment_logs(DEP, sources=["scheduler"])
+    assert len(found) == 1000
+    assert route.call_count == 2
+
+
+def test_get_deployment_logs_reads_a_bounded_number_of_pages(
+    api: FakeApi, client: AstroClient
+) -> None:
+    route = api.router.get(LOGS).mock(side_effect=logs_paged([], endless=True))
+    found = client.get_deployment_logs(DEP, sources=["scheduler"], limit=1_000_000)
+    assert route.call_count == LOG_PAGES == 10
+    assert len(found) == LOG_PAGES * LOG_PAGE_SIZE
+
+
+def test_get_deployment_logs_404_is_not_found(api: FakeApi, client: AstroClient) -> None:
+    api.router.get(LOGS).respond(404, json=error_json(404, "not found"))
+    with pytest.raises(NotFoundError) as caught:
+        client.get_deployment_logs(DEP, sources=["scheduler"])
+    assert caught.value.operation == "GetDeploymentLogs"
+    assert caught.value.message.startswith("Get logs of Deployment 'dep-1' failed: HTTP 404")
+
+
+NAIVE = datetime(2024, 5, 1, 10)
+AWARE = datetime(2024, 5, 1, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "why"),
+    [
+        ({"sources": []}, "at least one log source"),
+        ({"sources": ["scheduler", "nope"]}, "unknown log source(s) 'nope'; known: apiserver"),
+        ({"sources": ["scheduler"], "limit": 0}, "limit must be at least 1"),
+        ({"sources": ["scheduler"], "end": AWARE}, "an end needs a start"),
+        ({"sources": ["scheduler"], "start": NAIVE}, "has no time zone"),
+        ({"sources": ["scheduler"], "start": AWARE, "end": NAIVE}, "has no time zone"),
+        (
+            {"sources": ["scheduler"], "start": AWARE, "end": AWARE - timedelta(seconds=2)},
+            "the start 2024-05-01T10:00:00Z is after the end 2024-05-01T09:59:58Z",
+        ),
+    ],
+)
+def test_get_deployment_logs_refuses_what_the_api_would(
+    api: FakeApi, client: AstroClient, kwargs: dict[str, Any], why: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(why)):
+        client.get_deployment_logs(DEP, **kwargs)
+    assert api.sent == []
+
+
+# -- hibernation override ---------------------------------------------------------------
+
+
+def test_set_hibernation_override(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.post(OVERRIDE).respond(
+        json={"isActive": True, "isHibernating": False, "overrideUntil": "2024-05-01T12:00:00Z"}
+    )
+    override = client.set_hibernation_override(DEP, HibernationOverrideRequest(isHibernating=False))
+    assert (override.isActive, override.isHibernating, override.overrideUntil) == (
+        True,
+        False,
+        "2024-05-01T12:00:00Z",
+    )
+    sent = route.calls.last.request
+    assert sent.headers["Content-Type"] == "application/json"
+    assert body_of(sent) == {"isHibernating": False}
+    client.set_hibernation_override(
+        DEP, HibernationOverrideRequest(isHibernating=True, overrideUntil="2024-05-01T12:00:00Z")
+    )
+    assert body_of(route.calls.last.request) == {
+        "isHibernating": True,
+        "overrideUntil": "2024-05-01T12:00:00Z",
+    }
+
+
+def test_set_hibernation_override_reads_an_empty_answer(api: FakeApi, client: AstroClient) -> None:
+    api.router.post(OVERRIDE).respond(json={})
+    override = client.set_hibernation_override(DEP, HibernationOverrideRequest(isHibernating=False))
+    assert (override.isActive, override.isHibernating, override.overrideUntil) == (None,) * 3
+
+
+def test_delete_hibernation_override(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.delete(OVERRIDE).respond(204)
+    assert client.delete_hibernation_override(DEP) is None  # type: ignore[func-returns-value]
+    sent = route.calls.last.request
+    assert (sent.method, sent.content) == ("DELETE", b"")
+    assert "Content-Type" not in sent.headers
+    assert route.call_count == 1
+
+
+def test_hibernation_500_is_ambiguous(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.post(OVERRIDE).respond(502, json=error_json(502, "bad gateway"))
+    with pytest.raises(ApiAmbiguousError) as caught:
+        client.set_hibernation_override(DEP, HibernationOverrideRequest(isHibernating=False))
+    assert route.call_count == 1
+    assert caught.value.message == (
+        "Set the hibernation override of Deployment 'dep-1' failed: HTTP 502 Bad Gateway: "
+        f"bad gateway (requestId: req-42). {AMBIGUOUS} check the Deployment's hibernation "
+        "settings in the Astro UI before running the job again."
+    )
+    assert facts(caught.value) == (502, "req-42", "UpdateDeploymentHibernationOverride")
+
+
+def test_delete_is_retried_like_a_post(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.delete(OVERRIDE).mock(
+        side_effect=[
+            httpx.Response(503, headers={"Retry-After": "1"}),
+            httpx.ConnectError("refused"),
+            httpx.Response(204),
+            httpx.ReadTimeout("late"),
+        ]
+    )
+    client.delete_hibernation_override(DEP)
+    assert route.call_count == 3
+    assert api.sleeps[0] == 1.0
+    assert len(api.sleeps) == 2
+    with pytest.raises(ApiAmbiguousError) as caught:
+        client.delete_hibernation_override(DEP)
+    assert route.call_count == 4
+    assert caught.value.operation == "DeleteDeploymentHibernationOverride"
+    assert "(ReadTimeout: late). The API may or may not have processed" in caught.value.message
+
+
+# -- the retry rules of writes ----------------------------------------------------------
+
+
+def test_408_on_get_is_retried(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.get(DEPLOYMENT).mock(
+        side_effect=[httpx.Response(408), httpx.Response(200, json=deployment_json())]
+    )
+    assert client.get_deployment(DEP).id == DEP
+    assert route.call_count == 2
+    assert api.retries[0].startswith("Get Deployment 'dep-1': HTTP 408, retrying in")
+
+
+def test_503_on_post_is_retried(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.post(DEPLOYS).mock(
+        side_effect=[
+            httpx.Response(503, json=error_json(503, "busy")),
+            httpx.Response(200, json=deploy_json()),
+        ]
+    )
+    assert client.create_deploy(DEP, CreateDeployRequest(type="DAG_ONLY")).id == "deploy-1"
+    assert route.call_count == 2
+    assert [body_of(call.request) for call in route.calls] == [{"type": "DAG_ONLY"}] * 2
+    assert api.retries[0].startswith("Create deploy on Deployment 'dep-1': HTTP 503, retrying")
+
+
+def test_exhausted_503_on_post_is_unavailable(api: FakeApi) -> None:
+    route = api.router.post(DEPLOYS + "/deploy-1/rollback").respond(
+        503, json=error_json(503, "maintenance")
+    )
+    with api.client(max_attempts=3) as client, pytest.raises(ApiUnavailableError) as caught:
+        client.rollback_deploy(DEP, "deploy-1", RollbackRequest())
+    assert type(caught.value) is ApiUnavailableError
+    assert route.call_count == 3
+    assert caught.value.message.endswith(
+        "Tried 3 times: the Astro API is busy or unavailable; run the job again later."
+    )
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_server_errors_on_post_are_ambiguous(
+    api: FakeApi, client: AstroClient, status: int
+) -> None:
+    route = api.router.post(DEPLOYS + "/deploy-1/finalize").mock(
+        side_effect=[httpx.Response(503), httpx.Response(status), httpx.Response(200)]
+    )
+    with pytest.raises(ApiAmbiguousError) as caught:
+        client.finalize_deploy(DEP, "deploy-1", FinalizeDeployRequest(dagTarballVersion="v"))
+    assert route.call_count == 2  # the 503 was retried, the ambiguous answer was not
+    assert (caught.value.status_code, caught.value.operation) == (status, "FinalizeDeploy")
+    assert AMBIGUOUS in caught.value.message
+
+
+def test_501_on_post_is_a_plain_error(api: FakeApi, client: AstroClient) -> None:
+    route = api.router.post(DEPLOYS).respond(501)
+    with pytest.raises(ApiError) as caught:
+        client.create_deploy(DEP, CreateDeployRequest(type="DAG_ONLY"))
+    assert type(caught.value) is ApiError
+    assert route.call_count == 1
+    assert caught.value.message == (
+        "Create deploy on Deployment 'dep-1' failed: HTTP 501 Not Implemented"
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.ReadError("connection reset by peer"),
+        httpx.WriteTimeout("write timed out"),
+    ],
+)
+def test_dropped_post_is_ambiguous(
+    api: FakeApi, client: AstroClient, error: httpx.TransportError
+) -> None:
+    route = api.router.post(DEPLOYS).mock(side_effect=error)
+    with pytest.raises(ApiAmbiguousError) as caught:
+        client.create_deploy(DEP, CreateDeployRequest(type="DAG_ONLY"))
+    assert route.call_count == 1
+    assert api.sleeps == []
+    assert f"({type(error).__name__}: {error}). {AMBIGUOUS}" in caught.value.message
+
+
+def test_connect_timeout_and_pool_timeout_on_post_are_retried(
+    api: FakeApi, client: AstroClient
+) -> None:
+    route = api.router.post(DEPLOYS).mock(
+        side_effect=[
+            httpx.ConnectTimeout("connect"),
+            httpx.PoolTimeout("pool"),
+            httpx.Response(200, json=deploy_json()),
+        ]
+    )
+    client.create_deploy(DEP, CreateDeployRequest(type="DAG_ONLY"))
+    assert route.call_count == 3
+    assert len(api.sleeps) == 2
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_unsupported_scheme_is_a_plain_failure(api: FakeApi, method: str) -> None:
+    route = api.router.route().mock(side_effect=httpx.UnsupportedProtocol("no ftp"))
+    with api.client() as client, pytest.raises(ApiUnavailableError) as caught:
+        if method == "GET":
+            client.get_deployment(DEP)
+        else:
+            client.create_deploy(DEP, CreateDeployRequest(type="DAG_ONLY"))
+    assert type(caught.value) is ApiUnavailableError
+    assert route.call_count == 1
+    assert "could not reach the Astro API at" in caught.value.message
+    assert "(UnsupportedProtocol: no ftp). Check the API URL" in caught.value.message
 
 
 # -- the token stays secret -------------------------------------------------------------
@@ -628,6 +1133,12 @@ def test_spec_helper_accepts_a_valid_request() -> None:
         ("POST", DEPLOYS, "", {}, b'{"type": "DAG_ONLY"}', "Security not found"),
         ("GET", DEPLOYMENT + "/nope", "", AUTH, None, "Path not found"),
         ("PUT", DEPLOYS, "", AUTH, b"{}", "Operation put not found"),
+        ("GET", LOGS, "", AUTH, None, "Missing required query parameter: sources"),
+        ("GET", LOGS, "sources=scheduler&sources=x", AUTH, None, "'x' is not one of"),
+        ("GET", LOGS, "sources=worker&startDate=today", AUTH, None, "is not a 'date-time'"),
+        ("GET", DEPLOYMENTS, "sorts=name", AUTH, None, "'name' is not one of"),
+        ("POST", OVERRIDE, "", AUTH, b"{}", "'isHibernating' is a required property"),
+        ("POST", OVERRIDE, "", AUTH, b'{"isHibernating": "no"}', "'no' is not of type"),
     ],
 )
 def test_spec_helper_rejects_invalid_requests(

@@ -1,4 +1,4 @@
-"""The DAG tarball: members, metadata, determinism and symlink rules."""
+"""The DAG tarball and the BUNDLE archive: members, metadata, determinism, symlink rules."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_deploy.bundle import Bundle, build_dag_tarball
+from ci_deploy.bundle import Bundle, build_bundle_tarball, build_dag_tarball
 from ci_deploy.errors import BundleError
 
 
@@ -220,3 +220,138 @@ def test_unicode_and_long_names_survive(tmp_path: Path) -> None:
             ["dags/größe ünd späce.py", f"dags/deep/{long_name}"]
         )
     assert bundle.members == tuple(sorted(bundle.members))
+
+
+# --- the BUNDLE archive: the project folder's contents, no prefix -----------------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "jaffle_shop"
+    _write(root / "dbt_project.yml", "name: jaffle_shop\n")
+    _write(root / "models" / "orders.sql", "select 1\n")
+    _write(root / "models" / "staging" / "stg_orders.sql", "select 2\n")
+    _write(root / "macros" / "m.py", "X = 1\n")
+    _write(root / "bin" / "run.sh", "#!/bin/sh\n", mode=0o755)
+    _write(root / ".astro" / "config.yaml", "project: x\n")  # kept: only the listed names go
+    _write(root / ".gitignore", "target/\n")  # kept: only .git itself is left out
+    _write(root / ".git" / "HEAD", "ref: refs/heads/main\n")
+    _write(root / ".venv" / "bin" / "python", "#!/bin/sh\n", mode=0o755)
+    _write(root / "models" / ".venv" / "lib" / "site.py", "x = 1\n")
+    _write(root / "macros" / "__pycache__" / "m.cpython-311.pyc", "cache")
+    _write(root / "macros" / "stale.pyc", "old")
+    return root
+
+
+PROJECT_MEMBERS = (
+    ".astro/config.yaml",
+    ".gitignore",
+    "bin/run.sh",
+    "dbt_project.yml",
+    "macros/m.py",
+    "models/orders.sql",
+    "models/staging/stg_orders.sql",
+)
+
+
+def test_bundle_members_have_no_prefix_and_skip_git_caches_and_venvs(project: Path) -> None:
+    bundle = build_bundle_tarball(project)
+
+    assert bundle.members == PROJECT_MEMBERS
+    with _open(bundle) as tar:
+        infos = tar.getmembers()
+        assert tuple(i.name for i in infos) == PROJECT_MEMBERS
+        assert all(i.isreg() for i in infos)
+        for info in infos:
+            assert (info.mtime, info.uid, info.gid, info.uname, info.gname) == (0, 0, 0, "", "")
+        assert tar.getmember("bin/run.sh").mode == 0o755
+        assert tar.getmember("dbt_project.yml").mode == 0o644
+        content = tar.extractfile("models/staging/stg_orders.sql")
+        assert content is not None
+        assert content.read() == b"select 2\n"
+    assert bundle.sha256 == hashlib.sha256(bundle.data).hexdigest()
+
+
+def test_bundle_of_a_relative_folder_has_no_prefix_either(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    assert build_bundle_tarball(Path()).members == PROJECT_MEMBERS
+    monkeypatch.chdir(project / "models")
+    assert build_bundle_tarball(Path("..")).members == PROJECT_MEMBERS
+
+
+def test_the_dag_tarball_keeps_venv_folders(tmp_path: Path) -> None:
+    _write(tmp_path / "dags" / ".venv" / "x.py")
+    assert build_dag_tarball(tmp_path / "dags").members == ("dags/.venv/x.py",)
+
+
+def test_bundle_is_deterministic(project: Path, tmp_path: Path) -> None:
+    first = build_bundle_tarball(project)
+    for path in project.rglob("*"):
+        os.utime(path, (1_234_567_890, 1_234_567_890), follow_symlinks=False)
+    assert build_bundle_tarball(project).data == first.data
+
+    # The same contents under another folder name give the same bytes: there is no prefix.
+    other = tmp_path / "elsewhere" / "another_name"
+    for member in reversed(PROJECT_MEMBERS):
+        source = project / member
+        _write(other / member, source.read_text(), mode=source.stat().st_mode & 0o777)
+    assert build_bundle_tarball(other).data == first.data
+
+    _write(project / "models" / "orders.sql", "select 3\n")
+    assert build_bundle_tarball(project).sha256 != first.sha256
+
+
+def test_bundle_gzip_header_has_no_mtime_and_no_name(project: Path) -> None:
+    data = build_bundle_tarball(project).data
+    assert data[3] & 0x08 == 0
+    assert int.from_bytes(data[4:8], "little") == 0
+
+
+def test_bundle_stores_symlinks_inside_as_content(project: Path) -> None:
+    (project / "models" / "alias.sql").symlink_to("orders.sql")
+    (project / "shared").symlink_to("models/staging", target_is_directory=True)
+    bundle = build_bundle_tarball(project)
+    assert "models/alias.sql" in bundle.members
+    assert "shared/stg_orders.sql" in bundle.members
+    with _open(bundle) as tar:
+        assert tar.getmember("models/alias.sql").isreg()
+
+
+def test_bundle_symlink_escaping_the_project_is_an_error(project: Path, tmp_path: Path) -> None:
+    _write(tmp_path / "secret.txt", "password")
+    (project / "models" / "leak.sql").symlink_to("../../secret.txt")
+    with pytest.raises(BundleError) as err:
+        build_bundle_tarball(project)
+    assert err.value.message.startswith(
+        "symlink 'models/leak.sql' -> '../../secret.txt' points outside the project folder"
+    )
+
+
+def test_bundle_broken_symlink_and_cycle_are_errors(project: Path) -> None:
+    (project / "gone.sql").symlink_to("missing.sql")
+    with pytest.raises(
+        BundleError, match=r"'gone\.sql' -> 'missing\.sql' in the project folder is broken"
+    ):
+        build_bundle_tarball(project)
+    (project / "gone.sql").unlink()
+    (project / "models" / "loop").symlink_to("..", target_is_directory=True)
+    with pytest.raises(BundleError, match=r"models/loop.*parent folders"):
+        build_bundle_tarball(project)
+
+
+def test_bundle_of_a_missing_folder_or_a_file(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match=r"^the project folder .*nope does not exist$"):
+        build_bundle_tarball(tmp_path / "nope")
+    _write(tmp_path / "file")
+    with pytest.raises(BundleError, match=r"^the project folder .* is not a directory$"):
+        build_bundle_tarball(tmp_path / "file")
+
+
+def test_bundle_of_an_empty_folder_is_a_valid_empty_archive(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    bundle = build_bundle_tarball(tmp_path / "empty")
+    assert bundle.members == ()
+    with _open(bundle) as tar:
+        assert tar.getmembers() == []

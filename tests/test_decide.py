@@ -7,7 +7,13 @@ import itertools
 import pytest
 
 from ci_deploy.changes import ChangeSet
-from ci_deploy.decide import choose_deploy_type, cut_description, poll_delays, rollout_state
+from ci_deploy.decide import (
+    Target,
+    choose_deploy_type,
+    cut_description,
+    poll_delays,
+    rollout_state,
+)
 from ci_deploy.models import Deployment
 
 
@@ -78,18 +84,20 @@ def deployment(status: str, current: str | None, desired: str | None = None) -> 
 
 
 def test_rollout_done_only_when_healthy_and_running_our_version() -> None:
-    assert rollout_state(deployment("HEALTHY", "v2", "v2"), "v2").done
-    assert rollout_state(deployment("HIBERNATING", "v2", "v2"), "v2").done
-    assert not rollout_state(deployment("HEALTHY", "v1", "v2"), "v2").done
-    assert not rollout_state(deployment("DEPLOYING", "v2", "v2"), "v2").done
-    state = rollout_state(deployment("DEPLOYING", "v1", "v2"), "v2")
+    v2 = Target(dag_version="v2")
+    assert rollout_state(deployment("HEALTHY", "v2", "v2"), v2).done
+    assert rollout_state(deployment("HIBERNATING", "v2", "v2"), v2).done
+    assert not rollout_state(deployment("HEALTHY", "v1", "v2"), v2).done
+    assert not rollout_state(deployment("HEALTHY", "v2", "v3"), v2).done, "desired must match"
+    assert not rollout_state(deployment("DEPLOYING", "v2", "v2"), v2).done
+    state = rollout_state(deployment("DEPLOYING", "v1", "v2"), v2)
     assert not state.done and not state.failed
     assert state.summary == "status DEPLOYING, running DAG version v1, rolling out v2"
 
 
 def test_unhealthy_is_a_failed_rollout_with_its_reason() -> None:
     unhealthy = Deployment(id="d", status="UNHEALTHY", statusReason="scheduler crash loop")
-    state = rollout_state(unhealthy, "v2")
+    state = rollout_state(unhealthy, Target(dag_version="v2"))
     assert state.failed and not state.done
     assert "scheduler crash loop" in state.summary
 

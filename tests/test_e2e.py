@@ -196,20 +196,22 @@ def test_dry_run_plans_and_creates_nothing(repo: GitRepo, emulator: Emulator) ->
     assert api_posts(emulator) == []
 
 
-def test_image_change_fails_clearly_until_image_deploys_exist(
+def test_image_deploy_without_a_docker_engine_fails_before_any_deploy(
     repo: GitRepo, emulator: Emulator
 ) -> None:
     before = repo.head()
     repo.write("requirements.txt", "apache-airflow-providers-http==5.3.0\npandas==2.2.3\n")
     repo.commit("Add pandas")
 
-    step = run_push(repo, emulator, before)
+    step = run_push(repo, emulator, before, env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
 
     assert step.result.returncode == 1
-    assert step.titles("error") == ["IMAGE_AND_DAG deploys are not supported yet"]
-    assert "dags-only" in step.log
+    assert step.titles("error") == ["Docker engine not reachable"]
+    assert "image-name" in step.log
     assert step.outputs["status"] == "failed"
+    assert step.outputs["deploy-type"] == "IMAGE_AND_DAG"
     assert api_posts(emulator) == []
+    assert "Nothing was changed on the Deployment" in step.log
 
 
 def test_dag_deploy_refused_when_dag_deploys_are_disabled(
@@ -229,33 +231,38 @@ def test_dag_deploy_refused_when_dag_deploys_are_disabled(
     assert api_posts(emulator) == []
 
 
-def test_rollout_timeout_fails_with_what_was_seen(repo: GitRepo, emulator: Emulator) -> None:
+def test_rollout_timeout_without_rollback_leaves_the_deploy(
+    repo: GitRepo, emulator: Emulator
+) -> None:
     emulator.rollout_seconds = 60
     before = repo.head()
     edit_dag(repo)
     repo.commit("Edit a DAG")
 
-    step = run_push(repo, emulator, before, {"wait-timeout": "1"})
+    step = run_push(repo, emulator, before, {"wait-timeout": "1", "rollback-on-failure": "false"})
 
     assert step.result.returncode == 1
     assert "Timed out after 1s" in step.log
     assert "DEPLOYING" in step.log
+    assert "rollback-on-failure is false" in step.log
     assert step.outputs["status"] == "failed"
+    assert not any(path.endswith("/rollback") for path in api_posts(emulator))
     assert step.outputs["deploy-id"], "the deploy was created and finalized"
     assert "was finalized" in step.result.summary
 
 
-def test_unhealthy_rollout_fails(repo: GitRepo, emulator: Emulator) -> None:
+def test_unhealthy_rollout_without_rollback_fails(repo: GitRepo, emulator: Emulator) -> None:
     emulator.unhealthy_after_finalize = True
     before = repo.head()
     edit_dag(repo)
     repo.commit("Edit a DAG")
 
-    step = run_push(repo, emulator, before)
+    step = run_push(repo, emulator, before, {"rollback-on-failure": "false"})
 
     assert step.result.returncode == 1
     assert "unhealthy" in step.log
     assert step.outputs["status"] == "failed"
+    assert step.outputs["rolled-back"] == "false"
 
 
 def test_rate_limited_create_is_retried_and_creates_one_deploy(

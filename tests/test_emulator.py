@@ -1,4 +1,5 @@
-"""The emulator, over real HTTP: the Astro API calls of a deploy, the blob host, faults."""
+"""The emulator, over real HTTP: the Astro API calls of a deploy, the blob host, faults,
+listing Deployments, hibernation overrides, Deployment logs, image pushes and rollbacks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -65,8 +67,21 @@ def upload(url: str, data: bytes) -> str:
     return response.headers["x-ms-version-id"]
 
 
-def finalize(api: httpx.Client, deploy_id: str, **body: Any) -> httpx.Response:
-    return api.post(f"{deploys_path()}/{deploy_id}/finalize", json=body)
+def finalize(
+    api: httpx.Client, deploy_id: str, *, deployment_id: str = DEMO_DEPLOYMENT_ID, **body: Any
+) -> httpx.Response:
+    return api.post(f"{deploys_path(deployment_id)}/{deploy_id}/finalize", json=body)
+
+
+def rollback(
+    api: httpx.Client, deploy_id: str, deployment_id: str = DEMO_DEPLOYMENT_ID
+) -> httpx.Response:
+    return api.post(f"{deploys_path(deployment_id)}/{deploy_id}/rollback", json={})
+
+
+def push(emu: Emulator, deploy: dict[str, Any]) -> None:
+    """What a client's Docker push does, as the test's fake engine reports it."""
+    emu.record_push(deploy["imageRepository"], deploy["imageTag"])
 
 
 def wait_for(read: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool]) -> Any:
@@ -80,13 +95,39 @@ def wait_for(read: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]]
         time.sleep(0.02)
 
 
-def deploy_dags(api: httpx.Client, data: bytes = b"dags") -> tuple[Any, str]:
+def deploy_dags(
+    api: httpx.Client, data: bytes = b"dags", deployment_id: str = DEMO_DEPLOYMENT_ID
+) -> tuple[Any, str]:
     """Create, upload and finalize a DAG_ONLY deploy; returns the finalized deploy, version."""
-    deploy = create(api, git=GIT)
+    deploy = create(api, deployment_id, git=GIT)
     version = upload(deploy["dagsUploadUrl"], data)
+    response = finalize(api, deploy["id"], deployment_id=deployment_id, dagTarballVersion=version)
+    assert response.status_code == 200, response.text
+    return response.json(), version
+
+
+def deploy_image(
+    emu: Emulator, api: httpx.Client, deploy_type: str, data: bytes = b"dags"
+) -> tuple[Any, str]:
+    """Create, upload (IMAGE_AND_DAG), push and finalize an image deploy of the demo
+    Deployment; returns the finalized deploy and the DAG version ("" for IMAGE_ONLY)."""
+    deploy = create(api, type=deploy_type, git=GIT)
+    version = upload(deploy["dagsUploadUrl"], data) if deploy_type == "IMAGE_AND_DAG" else ""
+    push(emu, deploy)
     response = finalize(api, deploy["id"], dagTarballVersion=version)
     assert response.status_code == 200, response.text
     return response.json(), version
+
+
+def settled(emu: Emulator, deployment_id: str = DEMO_DEPLOYMENT_ID) -> Any:
+    """The Deployment once no rollout or wake-up is under way (also while it sleeps)."""
+
+    def done(d: dict[str, Any]) -> bool:
+        rolled = d["dagTarballVersion"] == d["desiredDagTarballVersion"]
+        waking = d["statusReason"].startswith("Waking")
+        return d["status"] != "DEPLOYING" and not waking and (rolled or d["status"] == "UNHEALTHY")
+
+    return wait_for(lambda: emu.deployment(deployment_id), done)
 
 
 def block_url(url: str, block_id: str) -> str:
@@ -176,7 +217,9 @@ def test_get_deployment_returns_the_seeded_demo_deployment(
     assert deployment["runtimeVersion"] == "3.0-1"
     assert VERSION_ID.match(deployment["dagTarballVersion"])
     assert deployment["desiredDagTarballVersion"] == deployment["dagTarballVersion"]
-    assert deployment["imageRepository"] == f"127.0.0.1:{emu.port}/{DEMO_DEPLOYMENT_ID}"
+    assert deployment["imageRepository"] == (
+        f"127.0.0.1:{emu.port}/{DEMO_ORGANIZATION_ID}/{DEMO_DEPLOYMENT_ID}"
+    )
     assert deployment["imageTag"] == "deploy-0"
     assert deployment["uiUrl"] == f"http://127.0.0.1:{emu.port}/ui/deployments/{DEMO_DEPLOYMENT_ID}"
     assert emu.deployment(DEMO_DEPLOYMENT_ID) == deployment
@@ -369,6 +412,7 @@ def test_dag_only_is_refused_when_dag_deploys_are_disabled(
     image = create(api, "no-dags", type="IMAGE_AND_DAG")
     assert "dagsUploadUrl" not in image
     assert image["isDagDeployEnabled"] is False
+    push(emu, image)
     finalized = api.post(f"{deploys_path('no-dags')}/{image['id']}/finalize", json={})
     assert finalized.json()["status"] == "DEPLOYED"
     deployment = wait_for(lambda: emu.deployment("no-dags"), lambda d: d["status"] == "HEALTHY")
@@ -433,11 +477,17 @@ def test_finalize_only_once(api: httpx.Client) -> None:
 def test_image_only_finalizes_with_an_empty_version_and_rolls_the_image(
     emu: Emulator, api: httpx.Client
 ) -> None:
+    before = emu.deployment(DEMO_DEPLOYMENT_ID)
     deploy = create(api, type="IMAGE_ONLY")
+    push(emu, deploy)
     assert_error(finalize(api, deploy["id"], dagTarballVersion="x"), 400)
-    assert finalize(api, deploy["id"], dagTarballVersion="").status_code == 200
+    finalized = finalize(api, deploy["id"], dagTarballVersion="")
+    assert finalized.status_code == 200, finalized.text
+    assert "dagTarballVersion" not in finalized.json()
     done = wait_for(lambda: emu.deployment(DEMO_DEPLOYMENT_ID), lambda d: d["status"] == "HEALTHY")
-    assert done["imageTag"] == deploy["imageTag"]
+    assert done["imageTag"] == done["imageVersion"] == deploy["imageTag"]
+    assert done["dagTarballVersion"] == done["desiredDagTarballVersion"]
+    assert done["dagTarballVersion"] == before["dagTarballVersion"]
 
 
 def test_bundle_finalize_needs_an_uploaded_bundle_version(api: httpx.Client) -> None:
@@ -572,6 +622,564 @@ def test_rollback_needs_a_deployed_target_and_a_body(emu: Emulator, api: httpx.C
     assert len(emu.deploys(DEMO_DEPLOYMENT_ID)) == 2
 
 
+# -- image deploys and the fake registry ------------------------------------------------
+
+
+def test_image_repository_is_a_registry_reference_on_the_emulator(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    deploy = create(api, type="IMAGE_AND_DAG")
+    host, _, path = deploy["imageRepository"].partition("/")
+    assert host == f"127.0.0.1:{emu.port}"
+    assert path == f"{DEMO_ORGANIZATION_ID}/{DEMO_DEPLOYMENT_ID}"
+    assert deploy["imageRepository"] == emu.deployment(DEMO_DEPLOYMENT_ID)["imageRepository"]
+
+
+def test_image_finalize_is_refused_until_the_image_is_pushed(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    before = emu.deployment(DEMO_DEPLOYMENT_ID)
+    deploy = create(api, type="IMAGE_AND_DAG", git=GIT)
+    version = upload(deploy["dagsUploadUrl"], b"image and dags")
+    image = f"{deploy['imageRepository']}:{deploy['imageTag']}"
+
+    error = assert_error(finalize(api, deploy["id"], dagTarballVersion=version), 400)
+    assert error["message"].startswith(f"image {image} was not pushed")
+    emu.record_push(deploy["imageRepository"], "some-other-tag")
+    emu.record_push(f"{deploy['imageRepository']}-other", deploy["imageTag"])
+    assert_error(finalize(api, deploy["id"], dagTarballVersion=version), 400)
+    assert api.get(f"{deploys_path()}/{deploy['id']}").json()["status"] == "INITIALIZED"
+    assert emu.deployment(DEMO_DEPLOYMENT_ID)["status"] == "HEALTHY"
+
+    push(emu, deploy)
+    assert image in emu.pushed_images
+    assert_error(finalize(api, deploy["id"]), 400)  # a DAG-enabled IMAGE_AND_DAG needs a version
+    response = finalize(api, deploy["id"], dagTarballVersion=version)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "DEPLOYED"
+
+    rolling = api.get(DEMO_DEPLOYMENT_ID).json()
+    assert rolling["status"] == "DEPLOYING"
+    assert rolling["imageTag"] == before["imageTag"]
+    assert rolling["desiredDagTarballVersion"] == version
+    assert rolling["dagTarballVersion"] == before["dagTarballVersion"]
+    done = settled(emu)
+    assert done["status"] == "HEALTHY"
+    assert done["imageTag"] == done["imageVersion"] == deploy["imageTag"]
+    assert done["dagTarballVersion"] == done["desiredDagTarballVersion"] == version
+
+
+def test_record_push_needs_a_repository_and_a_tag(emu: Emulator) -> None:
+    for repository, tag in (("", "t"), ("127.0.0.1:1/o/d", ""), ("127.0.0.1:1/o/d", "a:b")):
+        with pytest.raises(ValueError):
+            emu.record_push(repository, tag)
+    assert emu.pushed_images == set()
+
+
+def test_rollout_seconds_is_how_long_a_rollout_takes(emu: Emulator, api: httpx.Client) -> None:
+    emu.rollout_seconds = 0
+    _, version = deploy_dags(api)
+    done = api.get(DEMO_DEPLOYMENT_ID).json()
+    assert done["status"] == "HEALTHY"
+    assert done["dagTarballVersion"] == done["desiredDagTarballVersion"] == version
+    emu.rollout_seconds = 30
+    _, newer = deploy_dags(api)
+    rolling = api.get(DEMO_DEPLOYMENT_ID).json()
+    assert rolling["status"] == "DEPLOYING"
+    assert (rolling["dagTarballVersion"], rolling["desiredDagTarballVersion"]) == (version, newer)
+
+
+# -- rollbacks of image deploys, health and age ----------------------------------------
+
+
+def test_rollback_restores_the_targets_dag_version_and_image_tag(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    emu.rollout_seconds = 0.05  # five rollouts
+    both, first_version = deploy_image(emu, api, "IMAGE_AND_DAG", b"v1")
+    settled(emu)
+    _, second_version = deploy_dags(api, b"v2")
+    settled(emu)
+    image_only, _ = deploy_image(emu, api, "IMAGE_ONLY")
+    current = settled(emu)
+    assert (current["dagTarballVersion"], current["imageTag"]) == (
+        second_version,
+        image_only["imageTag"],
+    )
+
+    response = rollback(api, both["id"])
+    assert response.status_code == 200, response.text
+    restored = response.json()
+    assert (restored["type"], restored["rollbackFromId"]) == ("IMAGE_AND_DAG", image_only["id"])
+    assert restored["dagTarballVersion"] == first_version
+    assert restored["imageTag"] == both["imageTag"]
+    rolling = api.get(DEMO_DEPLOYMENT_ID).json()
+    assert rolling["status"] == "DEPLOYING"
+    assert rolling["desiredDagTarballVersion"] == first_version
+    assert rolling["dagTarballVersion"] == second_version
+    done = settled(emu)
+    assert done["status"] == "HEALTHY"
+    assert (done["dagTarballVersion"], done["imageTag"]) == (first_version, both["imageTag"])
+
+    # IMAGE_ONLY deploys bring back the DAGs they ran with, too
+    assert rollback(api, image_only["id"]).status_code == 200
+    done = settled(emu)
+    assert (done["dagTarballVersion"], done["imageTag"]) == (
+        second_version,
+        image_only["imageTag"],
+    )
+
+
+def test_a_rollback_to_a_dag_deploy_brings_back_the_image_it_ran_with(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    [seeded] = emu.deploys(DEMO_DEPLOYMENT_ID)
+    deploy_image(emu, api, "IMAGE_ONLY")
+    assert settled(emu)["imageTag"] != seeded["imageTag"]
+    assert rollback(api, seeded["id"]).status_code == 200
+    done = settled(emu)
+    assert (done["dagTarballVersion"], done["imageTag"]) == (
+        seeded["dagTarballVersion"],
+        seeded["imageTag"],
+    )
+
+
+def test_unhealthy_after_finalize_does_not_apply_to_rollbacks(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    [seeded] = emu.deploys(DEMO_DEPLOYMENT_ID)
+    emu.unhealthy_after_finalize = True
+    deploy_dags(api)
+    assert settled(emu)["status"] == "UNHEALTHY"
+    assert rollback(api, seeded["id"]).status_code == 200
+    done = settled(emu)
+    assert done["status"] == "HEALTHY"
+    assert done["dagTarballVersion"] == seeded["dagTarballVersion"]
+
+    emu.unhealthy_after_rollback = True
+    assert rollback(api, seeded["id"]).status_code == 200
+    failed = wait_for(
+        lambda: emu.deployment(DEMO_DEPLOYMENT_ID), lambda d: d["status"] != "DEPLOYING"
+    )
+    assert failed["status"] == "UNHEALTHY"
+    assert "unhealthy_after_rollback" in failed["statusReason"]
+
+
+def test_rollback_only_to_deployed_deploys_of_the_last_90_days(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    [seeded] = emu.deploys(DEMO_DEPLOYMENT_ID)
+    old = datetime.now(UTC) - timedelta(days=90, minutes=1)
+    emu.update_deploy(
+        DEMO_DEPLOYMENT_ID, seeded["id"], createdAt=old.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    error = assert_error(rollback(api, seeded["id"]), 400)
+    assert "90 days" in error["message"]
+    recent = datetime.now(UTC) - timedelta(days=89)
+    emu.update_deploy(
+        DEMO_DEPLOYMENT_ID, seeded["id"], createdAt=recent.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    assert rollback(api, seeded["id"]).status_code == 200
+
+    failed = create(api)
+    emu.update_deploy(DEMO_DEPLOYMENT_ID, failed["id"], status="FAILED")
+    error = assert_error(rollback(api, failed["id"]), 400)
+    assert "FAILED" in error["message"]
+    with pytest.raises(KeyError):
+        emu.update_deploy(DEMO_DEPLOYMENT_ID, "no-such-deploy", status="FAILED")
+
+
+# -- ListDeployments --------------------------------------------------------------------
+
+
+def list_deployments(emu: Emulator, api: httpx.Client, params: Any = None) -> httpx.Response:
+    return api.get(f"{emu.api_url}/organizations/{emu.organization_id}/deployments", params=params)
+
+
+def listed_ids(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [d["id"] for d in response.json()["deployments"]]
+
+
+def test_list_deployments_shows_every_deployment_of_the_organization(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    emu.add_deployment("second", workspaceId="ws-2")
+    emu.add_deployment("third", name="Charlie", isDevelopmentMode=True)
+    page = list_deployments(emu, api).json()
+    assert (page["offset"], page["limit"], page["totalCount"]) == (0, 20, 3)
+    assert [d["name"] for d in page["deployments"]] == ["emulator", "second", "Charlie"]
+    assert page["deployments"] == [
+        emu.deployment(d) for d in (DEMO_DEPLOYMENT_ID, "second", "third")
+    ]
+
+
+def test_list_deployments_filters(emu: Emulator, api: httpx.Client) -> None:
+    emu.add_deployment("second", workspaceId="ws-2")
+    emu.add_deployment("third", name="Charlie", workspaceId="ws-2")
+    names = [("names", "emulator"), ("names", "Charlie")]
+    assert listed_ids(list_deployments(emu, api, names)) == [DEMO_DEPLOYMENT_ID, "third"]
+    assert listed_ids(list_deployments(emu, api, {"workspaceIds": "ws-2"})) == ["second", "third"]
+    workspaces = [("workspaceIds", "ws-2"), ("workspaceIds", "emulator-workspace")]
+    assert len(listed_ids(list_deployments(emu, api, workspaces))) == 3
+    ids = [("deploymentIds", "second"), ("deploymentIds", DEMO_DEPLOYMENT_ID)]
+    assert listed_ids(list_deployments(emu, api, ids)) == [DEMO_DEPLOYMENT_ID, "second"]
+    both = [("workspaceIds", "ws-2"), *names]
+    assert listed_ids(list_deployments(emu, api, both)) == ["third"], "filters combine with AND"
+    page = list_deployments(emu, api, {"names": "nobody"}).json()
+    assert (page["deployments"], page["totalCount"]) == ([], 0)
+    assert listed_ids(list_deployments(emu, api, {"names": "Charlie", "deploymentIds": "x"})) == []
+
+
+def test_list_deployments_pages_and_sorts(emu: Emulator, api: httpx.Client) -> None:
+    for name in ("b", "a", "c"):
+        emu.add_deployment(f"dep-{name}", name=name)
+    listed: list[str] = []
+    for offset in (0, 2, 4):
+        page = list_deployments(emu, api, {"offset": offset, "limit": 2}).json()
+        assert (page["offset"], page["limit"], page["totalCount"]) == (offset, 2, 4)
+        listed += [d["id"] for d in page["deployments"]]
+    assert listed == [DEMO_DEPLOYMENT_ID, "dep-b", "dep-a", "dep-c"]
+    page = list_deployments(emu, api, {"limit": 0}).json()
+    assert (page["deployments"], page["totalCount"]) == ([], 4)
+    by_name = list_deployments(emu, api, {"sorts": "name:desc"})
+    assert [d["name"] for d in by_name.json()["deployments"]] == ["emulator", "c", "b", "a"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"limit": -1}, "limit"), ({"offset": "x"}, "offset"), ({"sorts": "size:asc"}, "sorts")],
+)
+def test_bad_list_deployments_queries_are_400(
+    emu: Emulator, api: httpx.Client, params: dict[str, Any], field: str
+) -> None:
+    error = assert_error(list_deployments(emu, api, params), 400)
+    assert [e["field"] for e in error["fieldErrors"]] == [field]
+
+
+def test_list_deployments_of_another_organization_is_403(emu: Emulator) -> None:
+    url = f"{emu.api_url}/organizations/other-org/deployments"
+    assert_error(httpx.get(url, headers={"Authorization": f"Bearer {emu.token}"}), 403)
+
+
+# -- hibernation ------------------------------------------------------------------------
+
+
+def override_path(deployment_id: str) -> str:
+    return f"{deployment_id}/hibernation-override"
+
+
+def hibernation_status(deployment: dict[str, Any]) -> dict[str, Any]:
+    status: dict[str, Any] = deployment["scalingStatus"]["hibernationStatus"]
+    return status
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_only_development_deployments_show_hibernation(emu: Emulator, api: httpx.Client) -> None:
+    demo = api.get(DEMO_DEPLOYMENT_ID).json()
+    assert demo["isDevelopmentMode"] is False
+    assert "scalingSpec" not in demo
+    assert "scalingStatus" not in demo
+    emu.add_deployment("dev", isDevelopmentMode=True)
+    dev = api.get("dev").json()
+    assert dev["isDevelopmentMode"] is True
+    assert dev["scalingSpec"] == {"hibernationSpec": {}}
+    assert hibernation_status(dev)["isHibernating"] is False
+    assert hibernation_status(dev)["reason"]
+    emu.update_deployment(DEMO_DEPLOYMENT_ID, isDevelopmentMode=True)
+    assert "scalingStatus" in api.get(DEMO_DEPLOYMENT_ID).json()
+
+
+def test_a_wake_override_wakes_a_hibernating_deployment_and_delete_restores_the_schedule(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    emu.add_deployment("dev", isDevelopmentMode=True, hibernating=True)
+    asleep = api.get("dev").json()
+    assert asleep["status"] == "HIBERNATING"
+    assert hibernation_status(asleep)["isHibernating"] is True
+    assert emu.hibernation_override("dev") is None
+
+    response = api.post(override_path("dev"), json={"isHibernating": False})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"isActive": True, "isHibernating": False}
+    assert emu.hibernation_override("dev") == response.json()
+    waking = api.get("dev").json()
+    assert waking["status"] == "HIBERNATING", "waking up takes rollout_seconds"
+    assert waking["statusReason"].startswith("Waking up")
+    assert waking["scalingSpec"]["hibernationSpec"]["override"] == response.json()
+    awake = wait_for(lambda: api.get("dev").json(), lambda d: d["status"] != "HIBERNATING")
+    assert awake["status"] == "HEALTHY"
+    assert hibernation_status(awake)["isHibernating"] is False
+    assert "override" in hibernation_status(awake)["reason"]
+
+    response = api.delete(override_path("dev"))
+    assert (response.status_code, response.content) == (204, b"")
+    assert emu.hibernation_override("dev") is None
+    back = api.get("dev").json()
+    assert back["status"] == "HIBERNATING", "the schedule says hibernate"
+    assert back["scalingSpec"] == {"hibernationSpec": {}}
+    assert hibernation_status(back)["isHibernating"] is True
+    assert api.delete(override_path("dev")).status_code == 204, "deleting none is fine"
+
+
+def test_a_hibernate_override_until_a_time_then_delete_wakes_it(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    emu.add_deployment("dev", isDevelopmentMode=True)
+    until = rfc3339(datetime.now(UTC) + timedelta(hours=2))
+    response = api.post(override_path("dev"), json={"isHibernating": True, "overrideUntil": until})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"isActive": True, "isHibernating": True, "overrideUntil": until}
+    asleep = api.get("dev").json()
+    assert asleep["status"] == "HIBERNATING", "hibernating is immediate"
+    status = hibernation_status(asleep)
+    assert status["isHibernating"] is True
+    assert (status["nextEventAt"], status["nextEventType"]) == (until, "WAKE")
+
+    assert api.delete(override_path("dev")).status_code == 204
+    assert api.get("dev").json()["status"] == "HIBERNATING"
+    awake = wait_for(lambda: api.get("dev").json(), lambda d: d["status"] != "HIBERNATING")
+    assert awake["status"] == "HEALTHY"
+
+
+def test_an_override_lapses_at_its_override_until(emu: Emulator, api: httpx.Client) -> None:
+    emu.add_deployment("dev", isDevelopmentMode=True, hibernating=True)
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    body = {"isHibernating": False, "overrideUntil": until.isoformat()}
+    assert api.post(override_path("dev"), json=body).status_code == 200
+    assert wait_for(lambda: api.get("dev").json(), lambda d: d["status"] == "HEALTHY")
+    lapsed = wait_for(lambda: api.get("dev").json(), lambda d: d["status"] == "HIBERNATING")
+    override = lapsed["scalingSpec"]["hibernationSpec"]["override"]
+    assert (override["isActive"], override["isHibernating"]) == (False, False)
+    assert emu.hibernation_override("dev") == override
+
+
+def test_the_schedule_setting_hibernates_and_wakes(emu: Emulator, api: httpx.Client) -> None:
+    emu.add_deployment("dev", isDevelopmentMode=True)
+    emu.update_deployment("dev", hibernating=True)
+    assert api.get("dev").json()["status"] == "HIBERNATING"
+    emu.update_deployment("dev", hibernating=False)
+    assert api.get("dev").json()["status"] == "HIBERNATING"
+    assert wait_for(lambda: emu.deployment("dev"), lambda d: d["status"] == "HEALTHY")
+    # an active override wins over the schedule
+    assert api.post(override_path("dev"), json={"isHibernating": False}).status_code == 200
+    emu.update_deployment("dev", hibernating=True)
+    assert emu.deployment("dev")["status"] == "HEALTHY"
+    with pytest.raises(ValueError, match="development"):
+        emu.update_deployment(DEMO_DEPLOYMENT_ID, hibernating=True)
+
+
+def test_hibernation_overrides_need_a_development_deployment(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    error = assert_error(
+        api.post(override_path(DEMO_DEPLOYMENT_ID), json={"isHibernating": False}), 400
+    )
+    assert "development" in error["message"]
+    assert_error(api.delete(override_path(DEMO_DEPLOYMENT_ID)), 400)
+    assert emu.hibernation_override(DEMO_DEPLOYMENT_ID) is None
+    assert emu.deployment(DEMO_DEPLOYMENT_ID)["status"] == "HEALTHY"
+    assert_error(api.post(override_path("nope"), json={"isHibernating": False}), 404)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "isHibernating"),
+        ({"isHibernating": None}, "isHibernating"),
+        ({"isHibernating": "no"}, "isHibernating"),
+        ({"isHibernating": False, "overrideUntil": "tomorrow"}, "overrideUntil"),
+        ({"isHibernating": False, "overrideUntil": "2099-01-01"}, "overrideUntil"),
+        ({"isHibernating": False, "overrideUntil": "2020-01-01T00:00:00Z"}, "overrideUntil"),
+        ({"isHibernating": False, "until": "2099-01-01T00:00:00Z"}, "until"),
+    ],
+    ids=["missing", "null", "string", "not-a-time", "no-time", "past", "unknown-field"],
+)
+def test_invalid_hibernation_overrides_are_400(
+    emu: Emulator, api: httpx.Client, body: dict[str, Any], field: str
+) -> None:
+    emu.add_deployment("dev", isDevelopmentMode=True, hibernating=True)
+    error = assert_error(api.post(override_path("dev"), json=body), 400)
+    assert [e["field"] for e in error["fieldErrors"]] == [field]
+    assert emu.hibernation_override("dev") is None
+    assert emu.deployment("dev")["status"] == "HIBERNATING"
+
+
+def test_a_deploy_to_a_hibernating_deployment_rolls_out_while_it_sleeps(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    emu.add_deployment("dev", isDevelopmentMode=True, hibernating=True)
+    _, version = deploy_dags(api, deployment_id="dev")
+    rolling = api.get("dev").json()
+    assert rolling["status"] == "HIBERNATING"
+    assert rolling["desiredDagTarballVersion"] == version != rolling["dagTarballVersion"]
+    done = settled(emu, "dev")
+    assert done["status"] == "HIBERNATING"
+    assert done["dagTarballVersion"] == version
+
+
+def test_a_deploy_while_waking_up_becomes_the_rollout(emu: Emulator, api: httpx.Client) -> None:
+    emu.add_deployment("dev", isDevelopmentMode=True, hibernating=True)
+    assert api.post(override_path("dev"), json={"isHibernating": False}).status_code == 200
+    _, version = deploy_dags(api, deployment_id="dev")
+    assert api.get("dev").json()["status"] == "DEPLOYING"
+    done = settled(emu, "dev")
+    assert done["status"] == "HEALTHY"
+    assert done["dagTarballVersion"] == version
+
+
+# -- Deployment logs --------------------------------------------------------------------
+
+
+DAY_1, DAY_2 = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00+00:00"
+
+
+def logs_path(deployment_id: str = DEMO_DEPLOYMENT_ID) -> str:
+    return f"{deployment_id}/logs"
+
+
+def get_logs(api: httpx.Client, params: Any, deployment_id: str = DEMO_DEPLOYMENT_ID) -> Any:
+    response = api.get(logs_path(deployment_id), params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def raws(page: dict[str, Any]) -> list[str]:
+    return [entry["raw"] for entry in page["results"]]
+
+
+def test_logs_filter_by_source_time_and_text(emu: Emulator, api: httpx.Client) -> None:
+    now = datetime.now(UTC)
+    emu.add_log(DEMO_DEPLOYMENT_ID, "scheduler", "old scheduler line", at=now - timedelta(hours=2))
+    emu.add_log(
+        DEMO_DEPLOYMENT_ID, "scheduler", "Scheduler heartbeat", at=now - timedelta(minutes=10)
+    )
+    emu.add_log(
+        DEMO_DEPLOYMENT_ID, "dag-processor", "Processing dags/a.py", at=now - timedelta(minutes=5)
+    )
+    emu.add_log(DEMO_DEPLOYMENT_ID, "worker", "Task finished with ERROR")
+
+    page = get_logs(api, {"sources": "scheduler"})
+    assert raws(page) == ["Scheduler heartbeat"], "the last hour by default"
+    assert (page["limit"], page["maxNumResults"], page["offset"], page["resultCount"]) == (
+        500,
+        10000,
+        0,
+        1,
+    )
+    assert page["searchId"]
+    [entry] = page["results"]
+    assert entry["source"] == "scheduler"
+    assert entry["timestamp"] == pytest.approx((now - timedelta(minutes=10)).timestamp())
+
+    both = [("sources", "dag-processor"), ("sources", "scheduler")]
+    assert raws(get_logs(api, both)) == ["Scheduler heartbeat", "Processing dags/a.py"]
+    assert raws(get_logs(api, [*both, ("range", 3 * 3600)]))[0] == "old scheduler line"
+    assert raws(get_logs(api, [*both, ("range", 60)])) == []
+    window = {
+        "sources": "scheduler",
+        "startDate": rfc3339(now - timedelta(hours=3)),
+        "endDate": rfc3339(now - timedelta(hours=1)),
+    }
+    assert raws(get_logs(api, window)) == ["old scheduler line"]
+    every = [("sources", source) for source in ("scheduler", "dag-processor", "worker")]
+    assert raws(get_logs(api, [*every, ("searchText", "ERROR")])) == ["Task finished with ERROR"]
+    assert raws(get_logs(api, [*every, ("searchText", "heartbeat")])) == ["Scheduler heartbeat"]
+    assert len(emu.logs(DEMO_DEPLOYMENT_ID)) == 4
+
+
+def test_logs_pages(emu: Emulator, api: httpx.Client) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    for number in range(5):
+        emu.add_log(
+            DEMO_DEPLOYMENT_ID, "triggerer", f"line {number}", at=start + timedelta(seconds=number)
+        )
+    page = get_logs(api, {"sources": "triggerer", "limit": 2, "offset": 2, "searchId": "s-1"})
+    assert raws(page) == ["line 2", "line 3"]
+    assert (page["resultCount"], page["searchId"]) == (2, "s-1")
+    capped = get_logs(api, {"sources": "triggerer", "maxNumResults": 3, "offset": 2})
+    assert raws(capped) == ["line 2"]
+
+
+@pytest.mark.parametrize(
+    ("params", "fields"),
+    [
+        ({}, ["sources"]),
+        ({"sources": "airflow"}, ["sources"]),
+        ({"sources": "worker", "limit": 0}, ["limit"]),
+        ({"sources": "worker", "range": 59}, ["range"]),
+        ({"sources": "worker", "offset": -1, "maxNumResults": 0}, ["offset", "maxNumResults"]),
+        ({"sources": "worker", "startDate": DAY_2}, ["endDate"]),
+        ({"sources": "worker", "startDate": "yesterday", "endDate": DAY_2}, ["startDate"]),
+        ({"sources": "worker", "startDate": DAY_2, "endDate": DAY_1}, ["endDate"]),
+    ],
+    ids=["no-source", "bad-source", "limit", "range", "paging", "alone", "bad-date", "reversed"],
+)
+def test_bad_log_queries_are_400(
+    api: httpx.Client, params: dict[str, Any], fields: list[str]
+) -> None:
+    error = assert_error(api.get(logs_path(), params=params), 400)
+    assert [e["field"] for e in error["fieldErrors"]] == fields
+
+
+def test_logs_can_be_unavailable_like_an_api_without_them(emu: Emulator, api: httpx.Client) -> None:
+    emu.add_deployment("other")
+    emu.logs_available = False
+    assert_error(api.get(logs_path(), params={"sources": "scheduler"}), 404)
+    emu.logs_available = True
+    emu.update_deployment("other", logs_available=False)
+    error = assert_error(api.get(logs_path("other"), params={"sources": "scheduler"}), 404)
+    assert "no API route" in error["message"]
+    assert get_logs(api, {"sources": "scheduler"})["results"] == []
+    emu.update_deployment("other", logs_available=None)
+    assert get_logs(api, {"sources": "scheduler"}, "other")["results"] == []
+    assert_error(api.get(logs_path("nope"), params={"sources": "scheduler"}), 404)
+
+
+def test_add_log_checks_the_source_and_the_deployment(emu: Emulator) -> None:
+    with pytest.raises(ValueError, match="dag-processor"):
+        emu.add_log(DEMO_DEPLOYMENT_ID, "dagprocessor", "x")
+    with pytest.raises(KeyError):
+        emu.add_log("nope", "scheduler", "x")
+
+
+def test_import_errors_are_logged_after_each_finalize(emu: Emulator, api: httpx.Client) -> None:
+    emu.import_errors_after_finalize = ["dags/broken.py"]
+    emu.import_errors_after_finalize.append("/usr/local/airflow/dags/sub/other.py")
+    create(api)
+    assert emu.logs(DEMO_DEPLOYMENT_ID) == [], "only a finalize logs them"
+    before = time.time()
+    deploy_dags(api)
+    after = time.time()
+    entries = emu.logs(DEMO_DEPLOYMENT_ID)
+    assert [e["source"] for e in entries] == ["dag-processor"] * 2
+    assert entries[0]["raw"].startswith(
+        "Broken DAG: [/usr/local/airflow/dags/broken.py] Traceback (most recent call last):"
+    )
+    assert entries[0]["raw"].endswith("SyntaxError: invalid syntax")
+    assert entries[1]["raw"].startswith("Broken DAG: [/usr/local/airflow/dags/sub/other.py]")
+    assert all(before <= e["timestamp"] <= after + 0.01 for e in entries)
+    page = get_logs(
+        api,
+        {
+            "sources": "dag-processor",
+            "startDate": datetime.fromtimestamp(before - 1, UTC).isoformat(),
+            "endDate": datetime.fromtimestamp(after + 1, UTC).isoformat(),
+            "searchText": "Broken DAG",
+        },
+    )
+    assert page["results"] == entries
+
+    deploy_image(emu, api, "IMAGE_ONLY")
+    assert len(emu.logs(DEMO_DEPLOYMENT_ID)) == 4, "again on the next finalize"
+    emu.import_errors_after_finalize = []
+    deploy_dags(api)
+    assert len(emu.logs(DEMO_DEPLOYMENT_ID)) == 4
+
+
 # -- faults and recording -------------------------------------------------------------
 
 
@@ -697,7 +1305,7 @@ def assert_response_matches_spec(response: httpx.Response) -> None:
         ),
         SpecResponse(
             response.status_code,
-            response.headers["content-type"],
+            response.headers.get("content-type", ""),
             Headers(dict(response.headers)),
             response.content,
         ),
@@ -721,6 +1329,49 @@ def test_responses_match_the_api_spec(emu: Emulator, api: httpx.Client) -> None:
     for response in responses:
         assert response.status_code in (200, 400, 404)
         assert_response_matches_spec(response)
+
+
+def test_new_operations_match_the_api_spec(emu: Emulator, api: httpx.Client) -> None:
+    """ListDeployments, hibernation overrides, logs, image finalizes and rollbacks."""
+
+    def check(status: int, response: httpx.Response) -> Any:
+        assert response.status_code == status, response.text
+        assert_response_matches_spec(response)
+        return response.json() if response.content else None
+
+    emu.add_deployment("dev", isDevelopmentMode=True, hibernating=True, workspaceId="ws-2")
+    emu.add_log(DEMO_DEPLOYMENT_ID, "scheduler", "heartbeat")
+    emu.import_errors_after_finalize = ["dags/broken.py"]
+    until = rfc3339(datetime.now(UTC) + timedelta(hours=1))
+
+    check(200, list_deployments(emu, api))
+    check(200, list_deployments(emu, api, [("names", "dev"), ("workspaceIds", "ws-2")]))
+    check(200, list_deployments(emu, api, {"sorts": "createdAt:desc", "offset": 1, "limit": 1}))
+    check(400, list_deployments(emu, api, {"limit": -1}))
+
+    check(200, api.get("dev"))
+    wake = {"isHibernating": False, "overrideUntil": until}
+    check(200, api.post(override_path("dev"), json=wake))
+    assert "override" in check(200, api.get("dev"))["scalingSpec"]["hibernationSpec"]
+    check(200, api.post(override_path("dev"), json={"isHibernating": True}))
+    check(400, api.post(override_path("dev"), json={}))
+    check(400, api.post(override_path(DEMO_DEPLOYMENT_ID), json={"isHibernating": False}))
+    check(204, api.delete(override_path("dev")))
+    check(400, api.delete(override_path(DEMO_DEPLOYMENT_ID)))
+
+    image = create(api, type="IMAGE_ONLY")
+    check(400, finalize(api, image["id"], dagTarballVersion=""))
+    push(emu, image)
+    check(200, finalize(api, image["id"], dagTarballVersion=""))
+
+    sources = [("sources", "scheduler"), ("sources", "dag-processor")]
+    assert check(200, api.get(logs_path(), params=sources))["resultCount"] == 2
+    check(400, api.get(logs_path(), params={"sources": "worker", "startDate": until}))
+
+    [seeded, *_] = emu.deploys(DEMO_DEPLOYMENT_ID)
+    emu.update_deploy(DEMO_DEPLOYMENT_ID, seeded["id"], createdAt="2020-01-01T00:00:00Z")
+    check(400, rollback(api, seeded["id"]))
+    check(200, rollback(api, image["id"]))
 
 
 # -- serve() --------------------------------------------------------------------------

@@ -26,8 +26,8 @@ REQUEST = httpx.Request("GET", "https://api.example/x")
 @pytest.mark.parametrize(
     ("policy", "retried", "final"),
     [
-        (API_GET, {429, 500, 502, 503, 504}, {200, 301, 400, 401, 403, 404, 408, 409, 501}),
-        (API_POST, {429}, {200, 400, 408, 500, 502, 503, 504}),
+        (API_GET, {408, 429, 500, 502, 503, 504}, {200, 301, 400, 401, 403, 404, 409, 501}),
+        (API_POST, {429, 503}, {200, 204, 400, 404, 408, 409, 500, 501, 502, 504}),
         (BLOB_PUT, {408, 429, 500, 502, 503, 504}, {201, 400, 403, 404, 409, 412}),
     ],
 )
@@ -36,20 +36,43 @@ def test_retryable_statuses(policy: Retryable, retried: set[int], final: set[int
 
 
 @pytest.mark.parametrize(
-    ("error", "get", "post", "put"),
+    ("error", "get", "post", "put", "post_ambiguous"),
     [
-        (httpx.ConnectError("x"), True, True, True),
-        (httpx.ConnectTimeout("x"), True, True, True),
-        (httpx.ReadTimeout("x"), True, False, True),
-        (httpx.WriteTimeout("x"), True, False, True),
-        (httpx.ReadError("x"), True, False, True),
-        (httpx.RemoteProtocolError("x"), True, False, True),
-        (httpx.PoolTimeout("x"), True, False, True),
-        (httpx.UnsupportedProtocol("x"), False, False, False),
+        (httpx.ConnectError("refused"), True, True, True, False),
+        (httpx.ConnectTimeout("x"), True, True, True, False),
+        (httpx.PoolTimeout("x"), True, True, True, False),
+        (httpx.ReadTimeout("x"), True, False, True, True),
+        (httpx.WriteTimeout("x"), True, False, True, True),
+        (httpx.ReadError("reset"), True, False, True, True),
+        (httpx.WriteError("x"), True, False, True, True),
+        (httpx.RemoteProtocolError("closed without response"), True, False, True, True),
+        (httpx.ProxyError("x"), True, False, True, True),
+        (httpx.UnsupportedProtocol("x"), False, False, False, False),
     ],
 )
-def test_retryable_errors(error: httpx.TransportError, get: bool, post: bool, put: bool) -> None:
+def test_retryable_errors(
+    error: httpx.TransportError, get: bool, post: bool, put: bool, post_ambiguous: bool
+) -> None:
     assert (API_GET.error(error), API_POST.error(error), BLOB_PUT.error(error)) == (get, post, put)
+    assert API_POST.ambiguous_error(error) is post_ambiguous
+    assert not API_GET.ambiguous_error(error)  # idempotent: never ambiguous
+    assert not BLOB_PUT.ambiguous_error(error)
+
+
+def test_ambiguous_statuses() -> None:
+    codes = {200, 204, 301, 400, 403, 404, 408, 409, 429, *range(500, 600)}
+    assert {c for c in codes if API_POST.ambiguous_status(c)} == set(range(500, 600)) - {
+        501,
+        503,
+        505,
+    }
+    assert not any(API_GET.ambiguous_status(c) or BLOB_PUT.ambiguous_status(c) for c in codes)
+
+
+def test_a_retryable_status_is_never_ambiguous() -> None:
+    policy = Retryable(frozenset({500}), (), idempotent=False)
+    assert not policy.ambiguous_status(500)
+    assert policy.ambiguous_status(502)
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
@@ -115,7 +138,7 @@ def scripted(*steps: Step) -> tuple[httpx.Client, list[httpx.Request]]:
 
 
 def run(
-    client: httpx.Client, policy: Retryable, *, max_attempts: int = 4
+    client: httpx.Client, policy: Retryable, *, max_attempts: int = 4, method: str = "GET"
 ) -> tuple[Callable[[], httpx.Response], list[float], list[str]]:
     sleeps: list[float] = []
     lines: list[str] = []
@@ -123,7 +146,7 @@ def run(
     def send() -> httpx.Response:
         return send_with_retries(
             client,
-            lambda: client.build_request("GET", "https://api.example/x"),
+            lambda: client.build_request(method, "https://api.example/x"),
             retryable=policy,
             label="GET thing",
             max_attempts=max_attempts,
@@ -183,12 +206,72 @@ def test_transport_failure_after_the_last_attempt() -> None:
 
 def test_unretryable_transport_error_fails_at_once() -> None:
     client, sent = scripted(httpx.ReadTimeout("late"))
-    send, sleeps, lines = run(client, API_POST)
+    send, sleeps, lines = run(client, API_POST, method="POST")
     with pytest.raises(TransportFailure) as caught:
         send()
-    assert (caught.value.attempts, caught.value.retryable) == (1, False)
-    assert isinstance(caught.value.error, httpx.ReadTimeout)
+    failure = caught.value
+    assert (failure.attempts, failure.retryable, failure.ambiguous) == (1, False, True)
+    assert isinstance(failure.error, httpx.ReadTimeout)
     assert (len(sent), sleeps, lines) == (1, [], [])
+
+
+def test_exhausted_connect_errors_are_not_ambiguous() -> None:
+    client, _ = scripted(httpx.ConnectTimeout("a"), httpx.ConnectError("b"))
+    send, _, _ = run(client, API_POST, max_attempts=2, method="POST")
+    with pytest.raises(TransportFailure) as caught:
+        send()
+    assert (caught.value.retryable, caught.value.ambiguous) == (True, False)
+
+
+def test_get_transport_failures_are_never_ambiguous() -> None:
+    client, _ = scripted(httpx.ReadTimeout("a"), httpx.RemoteProtocolError("b"))
+    send, _, _ = run(client, API_GET, max_attempts=2)
+    with pytest.raises(TransportFailure) as caught:
+        send()
+    assert (caught.value.retryable, caught.value.ambiguous) == (True, False)
+
+
+def test_unsupported_scheme_is_neither_retried_nor_ambiguous() -> None:
+    client, sent = scripted(httpx.UnsupportedProtocol("ftp"))
+    send, sleeps, _ = run(client, API_POST, method="POST")
+    with pytest.raises(TransportFailure) as caught:
+        send()
+    assert (caught.value.retryable, caught.value.ambiguous) == (False, False)
+    assert (len(sent), sleeps) == (1, [])
+
+
+def test_408_on_get_is_retried() -> None:
+    client, sent = scripted(httpx.Response(408), httpx.Response(200, text="ok"))
+    send, sleeps, lines = run(client, API_GET)
+    assert send().text == "ok"
+    assert (len(sent), sleeps) == (2, [1.0])
+    assert lines == ["GET thing: HTTP 408, retrying in 1.0 s (attempt 2 of 4)"]
+
+
+def test_503_then_pool_timeout_on_post_are_retried() -> None:
+    client, sent = scripted(
+        httpx.Response(503, headers={"Retry-After": "3"}),
+        httpx.PoolTimeout("pool"),
+        httpx.Response(200, text="ok"),
+    )
+    send, sleeps, lines = run(client, API_POST, method="POST")
+    assert send().text == "ok"
+    assert [r.method for r in sent] == ["POST", "POST", "POST"]
+    assert sleeps == [3.0, 2.0]
+    assert lines == [
+        "GET thing: HTTP 503, retrying in 3.0 s (attempt 2 of 4)",
+        "GET thing: PoolTimeout, retrying in 2.0 s (attempt 3 of 4)",
+    ]
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_ambiguous_post_answer_after_a_503_ends_the_retries(status: int) -> None:
+    client, sent = scripted(httpx.Response(503), httpx.Response(status), httpx.Response(200))
+    send, sleeps, _ = run(client, API_POST, method="POST")
+    response = send()
+    assert response.status_code == status
+    assert API_POST.ambiguous_status(response.status_code)
+    assert (len(sent), sleeps) == (2, [1.0])
 
 
 def test_each_attempt_gets_a_fresh_request() -> None:

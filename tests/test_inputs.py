@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr, ValidationError
 
 from ci_deploy.errors import InputError, InputProblem
@@ -85,20 +87,42 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
         "api-url": "https://api.astronomer.io/v1",
         "organization-id": "",
         "deployment-id": "",
+        "deployment-name": "",
+        "workspace-id": "",
+        "action": "deploy",
+        "rollback-to": "",
         "root-folder": ".",
         "dags-folder": "dags",
         "deploy-type": "infer",
+        "image-name": "",
+        "bundle-type": "",
+        "bundle-mount-path": "",
         "compare-to": "auto",
         "dag-paths": "",
         "image-paths": "",
         "ignore-paths": "**/*.md, .github/**, tests/**, .astro/test_*",
         "force": "false",
         "description": "",
+        "syntax-check": "true",
         "wait": "true",
         "wait-timeout": "10m",
+        "wake-on-deploy": "false",
+        "check-import-errors": "true",
         "rollback-on-failure": "true",
         "dry-run": "false",
     }
+
+
+def readme_table(heading: str) -> list[str]:
+    """The first cells (the names) of the table under ``### <heading>`` in README.md."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split(f"\n### {heading}\n", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]
+    return [name for row in rows for name in re.findall(r"`([a-z-]+)`", row.split("|")[1])]
+
+
+def test_every_input_has_a_row_in_the_readme_inputs_table() -> None:
+    assert readme_table("Inputs") == list(INPUTS)
 
 
 def test_raw_inputs_reads_input_variables_with_hyphens_kept() -> None:
@@ -141,6 +165,16 @@ def test_defaults(workspace: Path) -> None:
     assert inputs.rollback_on_failure is True
     assert inputs.dry_run is False
     assert inputs.warnings == ()
+    assert inputs.action == "deploy"
+    assert inputs.rollback_to == ""
+    assert inputs.deployment_name == ""
+    assert inputs.workspace_id == ""
+    assert inputs.image_name == ""
+    assert inputs.bundle_type == ""
+    assert inputs.bundle_mount_path == ""
+    assert inputs.syntax_check is True
+    assert inputs.wake_on_deploy is False
+    assert inputs.check_import_errors is True
 
 
 def test_empty_and_blank_values_mean_the_default(workspace: Path) -> None:
@@ -345,7 +379,8 @@ def test_api_url_must_not_hold_credentials(workspace: Path, url: str) -> None:
 
 def test_deployment_id_is_required(workspace: Path) -> None:
     assert only_problem(workspace, "deployment-id", deployment_id=" ") == (
-        "is required: set it to the ID of the Astro Deployment to deploy to"
+        "is required: set deployment-id or deployment-name to choose the Astro Deployment to"
+        " deploy to"
     )
 
 
@@ -477,7 +512,8 @@ def test_dags_folder_is_checked_lexically_even_when_root_folder_is_bad(workspace
      ("image-only", "image-only"), ("bundle", "bundle"), (" DAGS-Only ", "dags-only")],
 )  # fmt: skip
 def test_deploy_type(workspace: Path, given: str, deploy_type: str) -> None:
-    assert load(workspace, deploy_type=given).deploy_type == deploy_type
+    extra = BUNDLE if deploy_type == "bundle" else {}
+    assert load(workspace, deploy_type=given, **extra).deploy_type == deploy_type
 
 
 def test_deploy_type_must_be_known(workspace: Path) -> None:
@@ -500,7 +536,9 @@ def test_description_over_500_characters_is_cut_with_a_warning(workspace: Path) 
 
 
 BOOLEANS = [("wait", "wait"), ("rollback-on-failure", "rollback_on_failure"),
-            ("dry-run", "dry_run")]  # fmt: skip
+            ("dry-run", "dry_run"), ("force", "force"), ("syntax-check", "syntax_check"),
+            ("wake-on-deploy", "wake_on_deploy"),
+            ("check-import-errors", "check_import_errors")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("name", "field"), BOOLEANS)
@@ -574,16 +612,34 @@ def test_every_invalid_input_is_reported_together_in_input_order(workspace: Path
         wait="yes",
         wait_timeout="0",
         rollback_on_failure="nope",
+        check_import_errors="2",
+        wake_on_deploy="x",
+        syntax_check="",  # empty: the default, no problem
+        image_name="Bad Name",
+        bundle_mount_path="relative",
+        bundle_type="DBT",
+        action="undo",
+        rollback_to="a b",
+        workspace_id="w/s",
+        deployment_name="\x07",
     )
     assert [p.name for p in found] == [
         "api-url",
         "organization-id",
-        "deployment-id",
+        "deployment-name",
+        "workspace-id",
+        "action",
+        "rollback-to",
         "root-folder",
         "dags-folder",
         "deploy-type",
+        "image-name",
+        "bundle-type",
+        "bundle-mount-path",
         "wait",
         "wait-timeout",
+        "wake-on-deploy",
+        "check-import-errors",
         "rollback-on-failure",
         "dry-run",
     ]
@@ -648,6 +704,13 @@ def test_inputs_can_be_built_directly_for_other_tests(tmp_path: Path) -> None:
     )
     assert inputs.warnings == ()
     assert os.fspath(inputs.dags_path).endswith("dags")
+    # The newer fields have defaults, so such constructions keep working.
+    assert (inputs.action, inputs.deployment_name, inputs.image_name) == ("deploy", "", "")
+    assert (inputs.syntax_check, inputs.wake_on_deploy, inputs.check_import_errors) == (
+        True,
+        False,
+        True,
+    )
 
 
 # --- change detection inputs (compare-to, path globs, force) ------------------------------
@@ -698,3 +761,338 @@ def test_path_globs_must_stay_inside_the_root_folder(workspace: Path) -> None:
 def test_force_is_a_boolean(workspace: Path) -> None:
     assert load(workspace, force="TRUE").force is True
     assert "true or false" in only_problem(workspace, "force", force="always")
+
+
+def test_every_output_has_a_row_in_the_readme_outputs_table() -> None:
+    action_yml = Path(__file__).resolve().parent.parent / "action.yml"
+    outputs = yaml.safe_load(action_yml.read_text(encoding="utf-8"))["outputs"]
+    assert readme_table("Outputs") == list(outputs)
+
+
+# --- deployment-name and workspace-id ----------------------------------------------------------
+
+
+def test_deployment_name_instead_of_deployment_id(workspace: Path) -> None:
+    inputs = load(workspace, deployment_id="", deployment_name="  Équipe données: prod (EU) \n")
+    assert inputs.deployment_id == ""
+    assert inputs.deployment_name == "Équipe données: prod (EU)"
+    assert inputs.workspace_id == ""
+
+
+def test_neither_deployment_id_nor_name_is_a_problem_on_deployment_id(workspace: Path) -> None:
+    message = only_problem(workspace, "deployment-id", deployment_id="", deployment_name=" ")
+    assert "set deployment-id or deployment-name" in message
+
+
+def test_both_deployment_id_and_name_is_a_problem_on_deployment_name(workspace: Path) -> None:
+    assert only_problem(workspace, "deployment-name", deployment_name="prod") == (
+        "must not be set together with deployment-id: set only one of them"
+        " (deployment-id is the more precise)"
+    )
+
+
+def test_a_bad_deployment_id_with_a_name_is_reported_once_on_the_id(workspace: Path) -> None:
+    found = problems(workspace, deployment_id="a b", deployment_name="prod")
+    assert [p.name for p in found] == ["deployment-id"]
+
+
+@pytest.mark.parametrize("name", ["x", "é" * 256, "Ω-prod", "prod (v2) #1 / eu?"])
+def test_deployment_name_accepts_printable_text_up_to_256_characters(
+    workspace: Path, name: str
+) -> None:
+    assert load(workspace, deployment_id="", deployment_name=name).deployment_name == name
+
+
+@pytest.mark.parametrize("name", ["x" * 257, "two\nlines", "tab\there", "bell\x07", "nul\x00"])
+def test_deployment_name_refuses_long_or_unprintable_text(workspace: Path, name: str) -> None:
+    message = only_problem(workspace, "deployment-name", deployment_id="", deployment_name=name)
+    assert message.startswith(
+        "must be a Deployment's name: printable text of at most 256 characters on one line; got "
+    )
+
+
+def test_a_bad_deployment_name_does_not_also_ask_for_deployment_id(workspace: Path) -> None:
+    found = problems(workspace, deployment_id="", deployment_name="a\x00b")
+    assert [p.name for p in found] == ["deployment-name"]
+
+
+def test_workspace_id_narrows_a_deployment_name(workspace: Path) -> None:
+    inputs = load(workspace, deployment_id="", deployment_name="prod", workspace_id=" clws1 ")
+    assert (inputs.deployment_name, inputs.workspace_id) == ("prod", "clws1")
+
+
+def test_workspace_id_without_deployment_name_is_a_problem(workspace: Path) -> None:
+    assert only_problem(workspace, "workspace-id", workspace_id="clws1") == (
+        "is only used with deployment-name, to narrow the search for the Deployment by name to"
+        " one Workspace: set deployment-name or remove workspace-id"
+    )
+
+
+@pytest.mark.parametrize("workspace_id", ["a b", "a/b", "a?b", "a#b", "a%2F"])
+def test_workspace_id_must_be_an_id(workspace: Path, workspace_id: str) -> None:
+    message = only_problem(
+        workspace,
+        "workspace-id",
+        deployment_id="",
+        deployment_name="prod",
+        workspace_id=workspace_id,
+    )
+    assert message.startswith("must be an Astro ID without whitespace")
+
+
+def test_workspace_id_is_not_refused_twice_when_the_name_is_bad(workspace: Path) -> None:
+    found = problems(workspace, deployment_name="prod", workspace_id="clws1")  # id and name
+    assert [p.name for p in found] == ["deployment-name"]
+
+
+# --- action and rollback-to ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "action"),
+    [("deploy", "deploy"), ("rollback", "rollback"), (" RollBack\n", "rollback"),
+     ("DEPLOY", "deploy")],
+)  # fmt: skip
+def test_action(workspace: Path, given: str, action: str) -> None:
+    assert load(workspace, action=given).action == action
+
+
+@pytest.mark.parametrize("given", ["roll-back", "undo", "deploy rollback"])
+def test_action_must_be_deploy_or_rollback(workspace: Path, given: str) -> None:
+    assert only_problem(workspace, "action", action=given) == (
+        f"must be one of deploy, rollback; got {given!r}"
+    )
+
+
+def test_rollback_to_with_action_rollback(workspace: Path) -> None:
+    inputs = load(workspace, action="rollback", rollback_to=" cldeploy0001 ")
+    assert (inputs.action, inputs.rollback_to) == ("rollback", "cldeploy0001")
+    assert load(workspace, action="rollback").rollback_to == ""
+
+
+def test_rollback_to_with_action_deploy_is_a_problem(workspace: Path) -> None:
+    message = only_problem(workspace, "rollback-to", rollback_to="cldeploy0001")
+    assert message.startswith("is only used with action: rollback")
+    message = only_problem(workspace, "rollback-to", action="Deploy", rollback_to="cldeploy0001")
+    assert message.startswith("is only used with action: rollback")
+
+
+@pytest.mark.parametrize("deploy_id", ["cl dep", "cl/dep", "cl\\dep", "cl\x00dep", "../x", "a%2F"])
+def test_rollback_to_must_be_a_deploy_id(workspace: Path, deploy_id: str) -> None:
+    message = only_problem(workspace, "rollback-to", action="rollback", rollback_to=deploy_id)
+    assert message.startswith("must be a deploy ID without whitespace or the characters")
+    assert message.endswith(f"got {deploy_id!r}")
+
+
+def test_rollback_to_is_not_refused_twice_when_action_is_bad(workspace: Path) -> None:
+    found = problems(workspace, action="undo", rollback_to="cldeploy0001")
+    assert [p.name for p in found] == ["action"]
+
+
+# --- image-name ---------------------------------------------------------------------------------
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "my-airflow",
+        "my-airflow:0f3c2a1b9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b",
+        "my_airflow__x.y-z:Tag_1.2-rc",
+        "team/airflow:v2",
+        "localhost/airflow:1",
+        "localhost:5000/airflow:1",
+        "registry.example.com:5000/team/sub/airflow:v2",
+        "Registry.Example.com/airflow",
+        "images.astronomer.cloud/clorg/airflow:deploy-2024",
+        f"my-airflow@{DIGEST}",
+        f"my-airflow:1.0@{DIGEST}",
+        "a" * 255,
+        "a:" + "t" * 128,
+    ],
+)
+def test_image_name_accepts_docker_references(workspace: Path, image: str) -> None:
+    assert load(workspace, image_name=f" {image}\n").image_name == image
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "My-Airflow:1",  # upper-case name
+        "team/Airflow",
+        "my airflow:1",
+        "my-airflow :1",
+        "my\tairflow",
+        "my-airflow:",
+        "my-airflow:-tag",
+        "my-airflow:" + "t" * 129,
+        ":latest",
+        "/airflow",
+        "airflow/",
+        "team//airflow",
+        "-airflow",
+        "airflow-",
+        "air..flow",
+        "registry.example.com:port/airflow",
+        "my-airflow@sha256:abc",
+        "my-airflow@md5:" + "0" * 32,
+        f"my-airflow@{DIGEST.upper()}",
+        "a" * 256,
+        "https://registry.example.com/airflow",
+        "my-airflow:${{ github.sha }}",
+    ],
+)
+def test_image_name_refuses_anything_else(workspace: Path, image: str) -> None:
+    message = only_problem(workspace, "image-name", image_name=image)
+    assert message.startswith(
+        "must be a docker image reference such as my-airflow:1.0 or"
+        " registry.example.com:5000/team/airflow:v2"
+        " ([registry[:port]/]name[:tag][@sha256:digest], lower-case name, no whitespace);"
+        f" got {image[:20]!r}"[:-1]  # the value as shown, maybe cut: no closing quote
+    )
+
+
+@pytest.mark.parametrize("deploy_type", ["infer", "image-and-dags", "image-only"])
+def test_image_name_with_image_deploy_types(workspace: Path, deploy_type: str) -> None:
+    inputs = load(workspace, deploy_type=deploy_type, image_name="my-airflow:abc")
+    assert inputs.image_name == "my-airflow:abc"
+
+
+@pytest.mark.parametrize("deploy_type", ["dags-only", "bundle"])
+def test_image_name_with_dags_only_or_bundle_is_a_problem(
+    workspace: Path, deploy_type: str
+) -> None:
+    extra = BUNDLE if deploy_type == "bundle" else {}
+    message = only_problem(
+        workspace, "image-name", deploy_type=deploy_type, image_name="my-airflow:abc", **extra
+    )
+    assert message == (
+        "is only used with deploy-type infer, image-and-dags or image-only;"
+        f" deploy-type {deploy_type} deploys no image"
+    )
+
+
+# --- bundle-type and bundle-mount-path -----------------------------------------------------------
+
+BUNDLE = {"bundle_type": "dbt", "bundle_mount_path": "/usr/local/airflow/dbt/jaffle_shop"}
+
+
+def test_bundle_inputs_with_deploy_type_bundle(workspace: Path) -> None:
+    inputs = load(workspace, deploy_type="bundle", **BUNDLE)
+    assert inputs.bundle_type == "dbt"
+    assert inputs.bundle_mount_path == "/usr/local/airflow/dbt/jaffle_shop"
+
+
+def test_bundle_inputs_are_required_with_deploy_type_bundle(workspace: Path) -> None:
+    found = problems(workspace, deploy_type="bundle")
+    assert found == [
+        InputProblem("bundle-type", "is required with deploy-type: bundle; set it, e.g. to dbt"),
+        InputProblem(
+            "bundle-mount-path",
+            "is required with deploy-type: bundle; set it, e.g. to"
+            " /usr/local/airflow/dbt/my_project",
+        ),
+    ]
+    assert [p.name for p in problems(workspace, deploy_type="Bundle", bundle_type="dbt")] == [
+        "bundle-mount-path"
+    ]
+
+
+@pytest.mark.parametrize("deploy_type", ["infer", "dags-only", "image-and-dags", "image-only"])
+def test_bundle_inputs_are_refused_with_other_deploy_types(
+    workspace: Path, deploy_type: str
+) -> None:
+    found = problems(workspace, deploy_type=deploy_type, **BUNDLE)
+    assert [p.name for p in found] == ["bundle-type", "bundle-mount-path"]
+    for problem in found:
+        assert problem.message == (
+            f"is only used with deploy-type: bundle; deploy-type is {deploy_type}:"
+            f" remove {problem.name} or set deploy-type to bundle"
+        )
+
+
+def test_bundle_inputs_follow_their_own_rules_when_deploy_type_is_bad(workspace: Path) -> None:
+    assert [p.name for p in problems(workspace, deploy_type="dag", **BUNDLE)] == ["deploy-type"]
+    found = problems(workspace, deploy_type="dag", bundle_type="DBT", bundle_mount_path="x")
+    assert [p.name for p in found] == ["deploy-type", "bundle-type", "bundle-mount-path"]
+
+
+@pytest.mark.parametrize("bundle_type", ["dbt", "dbt-core", "my_bundle2", "0"])
+def test_bundle_type_accepts(workspace: Path, bundle_type: str) -> None:
+    inputs = load(workspace, deploy_type="bundle", **{**BUNDLE, "bundle_type": bundle_type})
+    assert inputs.bundle_type == bundle_type
+
+
+@pytest.mark.parametrize("bundle_type", ["DBT", "dbt core", "dbt.core", "dbt/x", "dbt\x00", "é"])
+def test_bundle_type_refuses(workspace: Path, bundle_type: str) -> None:
+    message = only_problem(
+        workspace, "bundle-type", deploy_type="bundle", **{**BUNDLE, "bundle_type": bundle_type}
+    )
+    assert message == (
+        "must be a bundle type such as dbt: lower-case letters, digits, _ and -;"
+        f" got {bundle_type!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "path"),
+    [("/usr/local/airflow/dbt/jaffle_shop", "/usr/local/airflow/dbt/jaffle_shop"),
+     ("/usr/local/airflow/dbt/jaffle_shop/", "/usr/local/airflow/dbt/jaffle_shop"),
+     ("//usr//local/./dbt", "/usr/local/dbt"), ("/dbt", "/dbt"), ("/my dbt/x", "/my dbt/x"),
+     ("/a/..b/c..", "/a/..b/c..")],
+)  # fmt: skip
+def test_bundle_mount_path_accepts_absolute_paths(workspace: Path, given: str, path: str) -> None:
+    inputs = load(workspace, deploy_type="bundle", **{**BUNDLE, "bundle_mount_path": given})
+    assert inputs.bundle_mount_path == path
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["usr/local/dbt", "./dbt", "~/dbt", "/usr/local/../etc", "/..", "/a/b/..", "/a\nb", "/a\x00",
+     "C:\\dbt"],
+)  # fmt: skip
+def test_bundle_mount_path_refuses_relative_paths_and_dotdot(workspace: Path, given: str) -> None:
+    message = only_problem(
+        workspace,
+        "bundle-mount-path",
+        deploy_type="bundle",
+        **{**BUNDLE, "bundle_mount_path": given},
+    )
+    assert message == (
+        "must be an absolute POSIX path without .. such as /usr/local/airflow/dbt/jaffle_shop;"
+        f" got {given!r}"
+    )
+
+
+@pytest.mark.parametrize("given", ["/", "//", "/./"])
+def test_bundle_mount_path_is_not_the_root(workspace: Path, given: str) -> None:
+    message = only_problem(
+        workspace,
+        "bundle-mount-path",
+        deploy_type="bundle",
+        **{**BUNDLE, "bundle_mount_path": given},
+    )
+    assert message == f"must name a folder below /, not / itself; got {given!r}"
+
+
+# --- cross-input rules all at once ---------------------------------------------------------------
+
+
+def test_every_cross_input_problem_is_reported_together(workspace: Path) -> None:
+    found = problems(
+        workspace,
+        deployment_id="",
+        workspace_id="clws1",
+        rollback_to="cldeploy1",
+        deploy_type="dags-only",
+        image_name="my-airflow:1",
+        bundle_type="dbt",
+    )
+    assert [p.name for p in found] == [
+        "deployment-id",
+        "workspace-id",
+        "rollback-to",
+        "image-name",
+        "bundle-type",
+    ]

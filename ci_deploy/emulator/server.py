@@ -2,7 +2,8 @@
 
 One ``ThreadingHTTPServer`` on a background thread serves three things on one port:
 
-- ``/v1/...``: the Astro API calls of a deploy (see :mod:`ci_deploy.emulator.api`);
+- ``/v1/...``: the Astro API calls of a deploy, plus listing Deployments, hibernation
+  overrides and Deployment logs (see :mod:`ci_deploy.emulator.api`);
 - ``/blob/...``: an Azure-like blob host for the deploys' upload URLs
   (see :mod:`ci_deploy.emulator.blob`);
 - ``/ui/deployments/<id>``: a page for the Deployment's ``uiUrl``.
@@ -24,6 +25,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any
@@ -84,8 +86,16 @@ class Emulator:
 
     What tests read and steer: :attr:`requests` (every request, in arrival order),
     :attr:`blobs` (uploads by version id), :attr:`faults`, :attr:`tokens` (the accepted
-    bearer tokens; add to it), :attr:`unhealthy_after_finalize`, and :meth:`deployment`
-    / :meth:`deploys` for the state behind the API.
+    bearer tokens; add to it), :attr:`unhealthy_after_finalize`,
+    :attr:`unhealthy_after_rollback`, :attr:`rollout_seconds`, :attr:`logs_available`,
+    :attr:`import_errors_after_finalize`, :meth:`record_push` (the fake registry),
+    :meth:`add_log`, and :meth:`deployment` / :meth:`deploys` / :meth:`logs` /
+    :meth:`hibernation_override` for the state behind the API.
+
+    Images: a Deployment's ``imageRepository`` is ``127.0.0.1:<port>/<org>/<deployment>``
+    (registry host = the emulator's address, though no registry is served there). An
+    image deploy finalizes only once :meth:`record_push` has recorded its
+    ``imageRepository:imageTag``.
     """
 
     def __init__(
@@ -184,7 +194,21 @@ class Emulator:
             self._state.unhealthy_after_finalize = value
 
     @property
+    def unhealthy_after_rollback(self) -> bool:
+        """When set, rollbacks started from now on end UNHEALTHY on the old versions.
+
+        :attr:`unhealthy_after_finalize` does not apply to rollbacks; this does.
+        """
+        return self._state.unhealthy_after_rollback
+
+    @unhealthy_after_rollback.setter
+    def unhealthy_after_rollback(self, value: bool) -> None:
+        with self._state.lock:
+            self._state.unhealthy_after_rollback = value
+
+    @property
     def rollout_seconds(self) -> float:
+        """How long rollouts (finalize, rollback) and wake-ups from hibernation take."""
         return self._state.rollout_seconds
 
     @rollout_seconds.setter
@@ -192,19 +216,100 @@ class Emulator:
         with self._state.lock:
             self._state.rollout_seconds = value
 
+    @property
+    def logs_available(self) -> bool:
+        """False makes GET ``.../logs`` answer 404, as an API without the endpoint would.
+
+        It applies to every Deployment that has no own setting
+        (``update_deployment(id, logs_available=...)``).
+        """
+        return self._state.logs_available
+
+    @logs_available.setter
+    def logs_available(self, value: bool) -> None:
+        with self._state.lock:
+            self._state.logs_available = value
+
+    @property
+    def import_errors_after_finalize(self) -> list[str]:
+        """DAG file paths (``dags/broken.py``) that every finalize reports as broken.
+
+        On each finalize, each path gets a dag-processor log line like Airflow's,
+        ``Broken DAG: [/usr/local/airflow/dags/broken.py] Traceback ... SyntaxError: ...``,
+        timestamped just after the finalize. The live list: append to it or assign it.
+        """
+        return self._state.import_errors_after_finalize
+
+    @import_errors_after_finalize.setter
+    def import_errors_after_finalize(self, paths: list[str]) -> None:
+        with self._state.lock:
+            self._state.import_errors_after_finalize = list(paths)
+
     def add_deployment(self, deployment_id: str, **fields: Any) -> None:
         """Add a Deployment to the demo organization, like the demo one but with ``fields``.
 
-        For example ``add_deployment("no-dags", isDagDeployEnabled=False)``. It has no
-        deploy history.
+        For example ``add_deployment("no-dags", isDagDeployEnabled=False)`` or
+        ``add_deployment("dev", isDevelopmentMode=True, hibernating=True)``. Its ``name``
+        is its id unless given. It has no deploy history. ``fields`` take the settings of
+        :meth:`update_deployment` too.
         """
         with self._state.lock:
             self._state.add_deployment(deployment_id, **fields)
 
     def update_deployment(self, deployment_id: str, **fields: Any) -> None:
-        """Overwrite fields of a Deployment, e.g. ``status="HIBERNATING"``."""
+        """Overwrite fields of a Deployment's JSON, e.g. ``isDevelopmentMode=True``.
+
+        Two names are settings, not JSON fields:
+
+        - ``hibernating=True|False``: what the Deployment's hibernation schedule says
+          now (development Deployments only, ValueError otherwise). It is applied at
+          once, unless an active override says otherwise: ``True`` makes the
+          Deployment ``HIBERNATING`` now; ``False`` begins waking it, which takes
+          :attr:`rollout_seconds`.
+        - ``logs_available=True|False|None``: this Deployment's logs endpoint exists,
+          answers 404, or follows :attr:`logs_available`.
+        """
         with self._state.lock:
             self._state.update_deployment(deployment_id, **fields)
+
+    def update_deploy(self, deployment_id: str, deploy_id: str, **fields: Any) -> None:
+        """Overwrite fields of a deploy's JSON, e.g. ``createdAt="2020-01-01T00:00:00Z"``."""
+        with self._state.lock:
+            self._state.update_deploy(deployment_id, deploy_id, **fields)
+
+    def hibernation_override(self, deployment_id: str) -> dict[str, Any] | None:
+        """The Deployment's hibernation override as its JSON shows it, or None.
+
+        ``{"isActive", "isHibernating", "overrideUntil"?}``; an override whose
+        ``overrideUntil`` has passed stays, inactive, until deleted or replaced.
+        """
+        with self._state.lock:
+            return self._state.hibernation_override(deployment_id)
+
+    def record_push(self, repository: str, tag: str) -> None:
+        """Record that image ``repository:tag`` was pushed (a fake Docker engine calls this)."""
+        with self._state.lock:
+            self._state.record_push(repository, tag)
+
+    @property
+    def pushed_images(self) -> set[str]:
+        """The images :meth:`record_push` recorded, as ``repository:tag`` (a copy)."""
+        with self._state.lock:
+            return set(self._state.pushed_images)
+
+    def add_log(
+        self, deployment_id: str, source: str, message: str, *, at: datetime | None = None
+    ) -> None:
+        """Add a log line of ``source`` (scheduler, dag-processor, ...) at ``at`` (now)."""
+        with self._state.lock:
+            self._state.add_log(
+                deployment_id, source, message, None if at is None else at.timestamp()
+            )
+
+    def logs(self, deployment_id: str) -> list[dict[str, Any]]:
+        """Every log entry of the Deployment, oldest first, as DeploymentLogEntry JSON."""
+        with self._state.lock:
+            return self._state.logs_json(deployment_id)
 
     def deployment(self, deployment_id: str) -> dict[str, Any]:
         """A copy of the Deployment's JSON, as GET returns it now."""

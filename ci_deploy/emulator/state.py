@@ -1,9 +1,17 @@
 """The emulator's in-memory Astro: Deployments, their deploys, upload targets and rollouts.
 
 The rules a client can trip over live here, one place for the API and the blob host:
-which deploy types a Deployment takes, which version a finalize may name, what a
-rollback restores. Rollouts need no timers: a Deployment's rollout is settled from the
-clock whenever the Deployment is read.
+which deploy types a Deployment takes, which version a finalize may name, which image
+must have been pushed, what a rollback restores, when a development Deployment
+hibernates. Rollouts and wake-ups need no timers: a Deployment is settled from the
+clock whenever it is read.
+
+Hibernation: a development Deployment has a schedule, reduced to one flag
+(:attr:`DeploymentRecord.scheduled_hibernating`), and at most one override. The override,
+while active, decides; otherwise the schedule does. Going to sleep is immediate (status
+``HIBERNATING``); waking takes ``rollout_seconds``, during which the status stays
+``HIBERNATING``. A deploy to a sleeping Deployment is taken without waking it: its
+versions roll out while the status stays ``HIBERNATING``.
 
 Not thread-safe by itself: the server and the :class:`~ci_deploy.emulator.Emulator`
 hold :attr:`AstroState.lock` around every call.
@@ -12,15 +20,18 @@ hold :attr:`AstroState.lock` around every call.
 from __future__ import annotations
 
 import copy
+import re
 import secrets
 import string
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ci_deploy import models
+from ci_deploy.emulator.logs import LOG_SOURCES, LogEntry, LogSearch, broken_dag_line, search_logs
 from ci_deploy.emulator.wire import ApiProblem, BlobProblem
 
 WORKSPACE_ID = "emulator-workspace"
@@ -31,13 +42,26 @@ SUBJECT = {"id": "emulator-api-token", "subjectType": "SERVICEKEY", "apiTokenNam
 
 DAG_TYPES = frozenset({"DAG_ONLY", "IMAGE_AND_DAG"})
 IMAGE_TYPES = frozenset({"IMAGE_ONLY", "IMAGE_AND_DAG"})
+ROLLBACK_DAYS = 90  # Astro rolls back to deploys of the last 90 days only
 
 _ID_ALPHABET = string.digits + string.ascii_lowercase
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 
 
 def iso_seconds(epoch_seconds: float) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ``, the API's timestamp format."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
+
+
+def parse_rfc3339(text: str) -> float:
+    """Epoch seconds of an RFC 3339 date-time (``2024-01-12T18:32:20.5Z``, ``...+02:00``).
+
+    ValueError for anything else, including dates without a time or an offset.
+    """
+    normalized = text.upper()
+    if _RFC3339.fullmatch(normalized) is None:
+        raise ValueError(f"{text!r} is not an RFC 3339 date-time like 2024-01-12T18:32:20Z")
+    return datetime.fromisoformat(normalized).timestamp()
 
 
 class VersionIds:
@@ -96,19 +120,48 @@ class UploadTarget:
 
 @dataclass
 class Rollout:
-    """A Deployment moving to a deploy's code; settles ``rollout_seconds`` after ``started``."""
+    """A Deployment moving to a deploy's code; settles ``rollout_seconds`` after ``started``.
+
+    ``failure`` is the ``statusReason`` it ends ``UNHEALTHY`` with; None when it ends well.
+    """
 
     deploy_id: str
     started: float
     dag_version: str | None
     image_tag: str | None
-    healthy: bool
+    failure: str | None
+
+
+@dataclass
+class HibernationOverride:
+    """A hibernation override: sleep or stay awake, until ``until`` (epoch seconds) or deleted.
+
+    ``lapsed`` is set once the Deployment has been moved back to its schedule after
+    ``until`` passed; the override stays (inactive) until it is deleted or replaced.
+    """
+
+    is_hibernating: bool
+    until: float | None
+    lapsed: bool = False
+
+    def active(self, now: float) -> bool:
+        return self.until is None or now < self.until
+
+    def json(self, now: float) -> dict[str, Any]:
+        """The spec's ``DeploymentHibernationOverride``."""
+        data: dict[str, Any] = {"isActive": self.active(now), "isHibernating": self.is_hibernating}
+        if self.until is not None:
+            data["overrideUntil"] = iso_seconds(self.until)
+        return data
 
 
 @dataclass
 class DeployRecord:
     data: dict[str, Any]
     upload: UploadTarget | None = None
+    # The DAG version the Deployment runs with this deploy, for image deploys that carry
+    # none in their JSON: a rollback to them restores it.
+    dag_version: str | None = None
 
 
 @dataclass
@@ -116,6 +169,11 @@ class DeploymentRecord:
     data: dict[str, Any]
     deploys: dict[str, DeployRecord] = field(default_factory=dict)  # creation order
     rollout: Rollout | None = None
+    scheduled_hibernating: bool = False
+    override: HibernationOverride | None = None
+    waking_since: float | None = None  # the clock when a wake-up began, while it lasts
+    logs: list[LogEntry] = field(default_factory=list)
+    logs_available: bool | None = None  # None: as AstroState.logs_available says
 
 
 class AstroState:
@@ -135,6 +193,10 @@ class AstroState:
         self.organization_id = organization_id
         self.rollout_seconds = rollout_seconds
         self.unhealthy_after_finalize = False
+        self.unhealthy_after_rollback = False
+        self.logs_available = True
+        self.import_errors_after_finalize: list[str] = []
+        self.pushed_images: set[str] = set()  # "<repository>:<tag>"
         self.blobs: dict[str, bytes] = {}
         self._clock = clock
         self._wall_clock = wall_clock
@@ -148,24 +210,73 @@ class AstroState:
     # -- Deployments ---------------------------------------------------------------
 
     def add_deployment(self, deployment_id: str, **fields: Any) -> None:
-        """Add a Deployment with plausible values for every field; ``fields`` override them."""
+        """Add a Deployment with plausible values for every field; ``fields`` override them.
+
+        Two names in ``fields`` are settings, not JSON: see :meth:`update_deployment`.
+        """
         if deployment_id in self._deployments:
             raise ValueError(f"Deployment {deployment_id!r} exists already")
         data = self._deployment_defaults(deployment_id)
         if fields.get("isDagDeployEnabled") is False:
             data["dagTarballVersion"] = data["desiredDagTarballVersion"] = ""
-        data.update(copy.deepcopy(fields))
-        self._deployments[deployment_id] = DeploymentRecord(data)
+        record = DeploymentRecord(data)
+        self._update(record, fields)
+        self._deployments[deployment_id] = record
 
     def update_deployment(self, deployment_id: str, **fields: Any) -> None:
-        """Overwrite fields of a Deployment (after settling its rollout)."""
-        record = self._record(deployment_id)
-        record.data.update(copy.deepcopy(fields))
+        """Overwrite fields of a Deployment (after settling its rollout).
+
+        Two names are settings rather than JSON fields: ``hibernating`` (bool) sets what
+        the hibernation schedule says, and applies it as a schedule change would (sleep
+        now, or begin waking); only development Deployments take it. ``logs_available``
+        (bool, or None for :attr:`logs_available`) turns this Deployment's logs endpoint
+        into a 404 or back.
+        """
+        self._update(self._record(deployment_id), fields)
+
+    def list_deployments(
+        self,
+        organization_id: str,
+        *,
+        deployment_ids: Sequence[str],
+        names: Sequence[str],
+        workspace_ids: Sequence[str],
+        sorts: Sequence[str],
+        offset: int,
+        limit: int,
+    ) -> dict[str, Any]:
+        """One DeploymentsPaginated page of the organization's Deployments.
+
+        Each non-empty filter keeps the Deployments matching one of its values. Without
+        ``sorts`` (``<field>:asc|desc``, earlier ones first) the order is creation order.
+        """
+        records = [
+            r for r in self._deployments.values() if r.data.get("organizationId") == organization_id
+        ]
+        if not records and organization_id != self.organization_id:
+            raise ApiProblem(403, f"the API token has no access to organization {organization_id}")
+        filters = (("id", deployment_ids), ("name", names), ("workspaceId", workspace_ids))
+        views: list[dict[str, Any]] = []
+        for record in records:
+            self._settle(record)
+            if all(not wanted or record.data.get(name) in wanted for name, wanted in filters):
+                views.append(self._view(record))
+        for sort in reversed(sorts):
+            name, _, direction = sort.partition(":")
+            views.sort(key=lambda view: str(view.get(name, "")), reverse=direction == "desc")
+        return {
+            "deployments": views[offset : offset + limit],
+            "offset": offset,
+            "limit": limit,
+            "totalCount": len(views),
+        }
 
     def seed_history(self, deployment_id: str) -> None:
         """Give a Deployment one earlier DAG-only deploy, the one it runs now."""
         record = self._record(deployment_id)
-        data = self._new_deploy(record, "DAG_ONLY", self._started - 3600).data
+        seeded = self._new_deploy(record, "DAG_ONLY", self._started - 3600)
+        seeded.dag_version = record.data["dagTarballVersion"] or None
+        data = seeded.data
         data.update(
             status="DEPLOYED",
             description="Deploy seeded by the ci-deploy emulator",
@@ -183,20 +294,95 @@ class AstroState:
 
     def deployment_json(self, organization_id: str, deployment_id: str) -> dict[str, Any]:
         """The Deployment as GET returns it; 404 when the organization or id is unknown."""
-        return copy.deepcopy(self._deployment(organization_id, deployment_id).data)
+        return self._view(self._deployment(organization_id, deployment_id))
 
     def deployment_by_id(self, deployment_id: str) -> dict[str, Any]:
         """The Deployment as GET returns it; KeyError when unknown."""
-        return copy.deepcopy(self._record(deployment_id).data)
+        return self._view(self._record(deployment_id))
 
     def has_deployment(self, deployment_id: str) -> bool:
         return deployment_id in self._deployments
+
+    # -- Hibernation ---------------------------------------------------------------
+
+    def hibernation_override(self, deployment_id: str) -> dict[str, Any] | None:
+        """The Deployment's override as its JSON shows it, None when it has none."""
+        override = self._record(deployment_id).override
+        return None if override is None else override.json(self._wall_clock())
+
+    def set_hibernation_override(
+        self, organization_id: str, deployment_id: str, is_hibernating: bool, until: float | None
+    ) -> dict[str, Any]:
+        """Set (replace) the override and act on it; 400 unless a development Deployment."""
+        deployment = self._development(organization_id, deployment_id)
+        if until is not None and until <= self._wall_clock():
+            raise ApiProblem(
+                400,
+                f"overrideUntil {iso_seconds(until)} is in the past: give a future time, or "
+                "none to keep the override until it is deleted",
+                [{"code": "invalid", "field": "overrideUntil", "message": "must be in the future"}],
+            )
+        deployment.override = HibernationOverride(is_hibernating, until)
+        deployment.data["updatedAt"] = self._now()
+        self._apply_hibernation(deployment)
+        return deployment.override.json(self._wall_clock())
+
+    def delete_hibernation_override(self, organization_id: str, deployment_id: str) -> None:
+        """Remove the override (if any): the schedule decides again."""
+        deployment = self._development(organization_id, deployment_id)
+        if deployment.override is not None:
+            deployment.override = None
+            deployment.data["updatedAt"] = self._now()
+        self._apply_hibernation(deployment)
+
+    # -- Logs ----------------------------------------------------------------------
+
+    def add_log(self, deployment_id: str, source: str, message: str, at: float | None) -> None:
+        """Add a log line; ``at`` is epoch seconds, now when None."""
+        if source not in LOG_SOURCES:
+            raise ValueError(f"log source must be one of {', '.join(LOG_SOURCES)}, not {source!r}")
+        entry = LogEntry(self._wall_clock() if at is None else at, source, message)
+        self._record(deployment_id).logs.append(entry)
+
+    def logs_json(self, deployment_id: str) -> list[dict[str, Any]]:
+        """Every log entry of the Deployment, oldest first."""
+        logs = sorted(self._record(deployment_id).logs, key=lambda entry: entry.timestamp)
+        return [entry.json() for entry in logs]
+
+    def logs_available_for(self, deployment_id: str) -> bool:
+        """Whether the logs endpoint exists for this Deployment (unknown ones: the default)."""
+        record = self._deployments.get(deployment_id)
+        if record is None or record.logs_available is None:
+            return self.logs_available
+        return record.logs_available
+
+    def deployment_logs(
+        self, organization_id: str, deployment_id: str, query: LogSearch
+    ) -> dict[str, Any]:
+        """One DeploymentLog page of the Deployment's logs."""
+        deployment = self._deployment(organization_id, deployment_id)
+        return search_logs(deployment.logs, query, self._wall_clock())
+
+    # -- Images --------------------------------------------------------------------
+
+    def record_push(self, repository: str, tag: str) -> None:
+        """Note that ``repository:tag`` is in the registry, so image deploys of it finalize."""
+        if not repository or not tag or ":" in tag or "/" in tag:
+            raise ValueError(f"not an image repository and tag: {repository!r}, {tag!r}")
+        self.pushed_images.add(f"{repository}:{tag}")
 
     # -- Deploys -------------------------------------------------------------------
 
     def deploys_json(self, deployment_id: str) -> list[dict[str, Any]]:
         """A Deployment's deploys in creation order."""
         return [copy.deepcopy(d.data) for d in self._record(deployment_id).deploys.values()]
+
+    def update_deploy(self, deployment_id: str, deploy_id: str, **fields: Any) -> None:
+        """Overwrite fields of a deploy's JSON; KeyError when either is unknown."""
+        deploys = self._record(deployment_id).deploys
+        if deploy_id not in deploys:
+            raise KeyError(f"no deploy {deploy_id!r} in Deployment {deployment_id!r}")
+        deploys[deploy_id].data.update(copy.deepcopy(fields))
 
     def list_deploys(
         self, organization_id: str, deployment_id: str, offset: int, limit: int
@@ -258,7 +444,11 @@ class AstroState:
         deploy_id: str,
         request: models.FinalizeDeployRequest,
     ) -> dict[str, Any]:
-        """Mark the deploy DEPLOYED and start the Deployment's rollout to it."""
+        """Mark the deploy DEPLOYED and start the Deployment's rollout to it.
+
+        Image deploys need their image pushed first (:meth:`record_push`). Each finalize
+        adds a dag-processor ``Broken DAG`` log line per :attr:`import_errors_after_finalize`.
+        """
         deployment = self._deployment(organization_id, deployment_id)
         record = self._deploy(deployment, deploy_id)
         data = record.data
@@ -277,11 +467,32 @@ class AstroState:
             deploy_type == "BUNDLE",
             uploaded,
         )
+        image = f"{data['imageRepository']}:{data['imageTag']}"
+        if deploy_type in IMAGE_TYPES and image not in self.pushed_images:
+            raise ApiProblem(
+                400,
+                f"image {image} was not pushed: push it to the registry before finalizing the "
+                f"{deploy_type} deploy",
+            )
         data.update(status="DEPLOYED", updatedAt=self._now(), updatedBySubject=SUBJECT)
         if dag_version:
             data["dagTarballVersion"] = dag_version
-        image_tag = data["imageTag"] if deploy_type in IMAGE_TYPES else None
-        self._start_rollout(deployment, deploy_id, dag_version, image_tag)
+        if deploy_type in IMAGE_TYPES:
+            image_tag: str | None = data["imageTag"]
+            # the DAGs it runs with, for a rollback to it
+            record.dag_version = dag_version or self._desired_dag_version(deployment)
+        else:
+            image_tag = None
+            data["imageTag"] = self._desired_image_tag(deployment)  # the image it runs with
+            record.dag_version = dag_version
+        failure = None
+        if self.unhealthy_after_finalize:
+            failure = (
+                f"Deploy {deploy_id} did not become healthy: the scheduler failed to start "
+                "(emulated by unhealthy_after_finalize)"
+            )
+        self._start_rollout(deployment, deploy_id, dag_version, image_tag, failure)
+        self._log_import_errors(deployment)
         return copy.deepcopy(data)
 
     def rollback_deploy(
@@ -291,19 +502,32 @@ class AstroState:
         deploy_id: str,
         request: models.RollbackRequest,
     ) -> dict[str, Any]:
-        """A new DEPLOYED deploy that brings back deploy ``deploy_id``'s code and image."""
+        """A new DEPLOYED deploy that brings back deploy ``deploy_id``'s code and image.
+
+        The target must be DEPLOYED and at most :data:`ROLLBACK_DAYS` old. The rollout ends
+        UNHEALTHY only when :attr:`unhealthy_after_rollback` is set.
+        """
         deployment = self._deployment(organization_id, deployment_id)
-        target = self._deploy(deployment, deploy_id).data
+        target_record = self._deploy(deployment, deploy_id)
+        target = target_record.data
         if target["status"] != "DEPLOYED":
             raise ApiProblem(
                 400,
                 f"deploy {deploy_id} is {target['status']}: only DEPLOYED deploys can be "
                 "rolled back to",
             )
+        if self._wall_clock() - parse_rfc3339(target["createdAt"]) > ROLLBACK_DAYS * 86400:
+            raise ApiProblem(
+                400,
+                f"deploy {deploy_id} was created at {target['createdAt']}, more than "
+                f"{ROLLBACK_DAYS} days ago: only deploys of the last {ROLLBACK_DAYS} days can "
+                "be rolled back to",
+            )
         active = next(
             d.data for d in reversed(deployment.deploys.values()) if d.data["status"] == "DEPLOYED"
         )
-        data = self._new_deploy(deployment, target["type"], self._next_created_at()).data
+        record = self._new_deploy(deployment, target["type"], self._next_created_at())
+        data = record.data
         data.update(
             status="DEPLOYED",
             rollbackFromId=active["id"],
@@ -315,9 +539,14 @@ class AstroState:
                 data[name] = copy.deepcopy(target[name])
         if request.description is not None:
             data["description"] = request.description
-        self._start_rollout(
-            deployment, data["id"], target.get("dagTarballVersion") or None, target["imageTag"]
-        )
+        record.dag_version = target.get("dagTarballVersion") or target_record.dag_version
+        failure = None
+        if self.unhealthy_after_rollback:
+            failure = (
+                f"Rollback {data['id']} did not become healthy: the scheduler failed to start "
+                "(emulated by unhealthy_after_rollback)"
+            )
+        self._start_rollout(deployment, data["id"], record.dag_version, target["imageTag"], failure)
         return copy.deepcopy(data)
 
     # -- Uploads -------------------------------------------------------------------
@@ -405,42 +634,171 @@ class AstroState:
         deploy_id: str,
         dag_version: str | None,
         image_tag: str | None,
+        failure: str | None,
     ) -> None:
+        """Roll the Deployment to a deploy: ``DEPLOYING`` unless it sleeps (then it stays so)."""
         pending = deployment.rollout  # superseded: the new rollout also brings what it would
         if pending is not None:
             dag_version = dag_version or pending.dag_version
             image_tag = image_tag or pending.image_tag
-        deployment.data.update(
-            status="DEPLOYING",
-            statusReason=f"Rolling out deploy {deploy_id}",
-            updatedAt=self._now(),
-        )
+        data = deployment.data
+        asleep = data["status"] == "HIBERNATING" and deployment.waking_since is None
+        if not asleep:  # a deploy while waking up finishes the wake-up as its rollout
+            deployment.waking_since = None
+            data.update(status="DEPLOYING", statusReason=f"Rolling out deploy {deploy_id}")
+        data["updatedAt"] = self._now()
         if dag_version:
-            deployment.data["desiredDagTarballVersion"] = dag_version
-        deployment.rollout = Rollout(
-            deploy_id, self._clock(), dag_version, image_tag, not self.unhealthy_after_finalize
-        )
+            data["desiredDagTarballVersion"] = dag_version
+        deployment.rollout = Rollout(deploy_id, self._clock(), dag_version, image_tag, failure)
 
     def _settle(self, deployment: DeploymentRecord) -> None:
-        """End the Deployment's rollout if ``rollout_seconds`` have passed since it began."""
+        """Catch the Deployment up with the clock: override expiry, rollout, wake-up."""
+        override = deployment.override
+        if override is not None and not override.lapsed and not override.active(self._wall_clock()):
+            override.lapsed = True
+            self._apply_hibernation(deployment)
+        now = self._clock()
         rollout = deployment.rollout
-        if rollout is None or self._clock() - rollout.started < self.rollout_seconds:
-            return
-        deployment.rollout = None
+        if rollout is not None and now - rollout.started >= self.rollout_seconds:
+            deployment.rollout = None
+            self._end_rollout(deployment, rollout)
+        waking = deployment.waking_since
+        if waking is not None and now - waking >= self.rollout_seconds:
+            deployment.waking_since = None
+            self._end_wake_up(deployment)
+
+    def _end_rollout(self, deployment: DeploymentRecord, rollout: Rollout) -> None:
         data = deployment.data
         data["updatedAt"] = self._now()
-        if not rollout.healthy:
-            data.update(
-                status="UNHEALTHY",
-                statusReason=f"Deploy {rollout.deploy_id} did not become healthy: the "
-                "scheduler failed to start (emulated by unhealthy_after_finalize)",
-            )
+        awake = data["status"] != "HIBERNATING"
+        if rollout.failure is not None:
+            if awake:
+                data.update(status="UNHEALTHY", statusReason=rollout.failure)
             return
-        data.update(status="HEALTHY", statusReason="Successfully Deployed")
         if rollout.dag_version:
             data["dagTarballVersion"] = rollout.dag_version
         if rollout.image_tag:
             data["imageTag"] = data["imageVersion"] = rollout.image_tag
+        if awake:
+            data.update(status="HEALTHY", statusReason="Successfully Deployed")
+
+    def _end_wake_up(self, deployment: DeploymentRecord) -> None:
+        data = deployment.data
+        if data["status"] != "HIBERNATING":
+            return
+        data["updatedAt"] = self._now()
+        if deployment.rollout is not None:  # a deploy taken while asleep now rolls out
+            reason = f"Rolling out deploy {deployment.rollout.deploy_id}"
+            data.update(status="DEPLOYING", statusReason=reason)
+        else:
+            data.update(status="HEALTHY", statusReason="Woken up from hibernation")
+
+    def _wants_hibernation(self, deployment: DeploymentRecord) -> bool:
+        override = deployment.override
+        if override is not None and override.active(self._wall_clock()):
+            return override.is_hibernating
+        return deployment.scheduled_hibernating
+
+    def _apply_hibernation(self, deployment: DeploymentRecord) -> None:
+        """Put the Deployment to sleep now, or begin waking it, as its override/schedule say."""
+        data = deployment.data
+        if self._wants_hibernation(deployment):
+            if data["status"] != "HIBERNATING" or deployment.waking_since is not None:
+                deployment.waking_since = None
+                data.update(
+                    status="HIBERNATING",
+                    statusReason=f"Hibernating ({self._hibernation_cause(deployment)})",
+                    updatedAt=self._now(),
+                )
+        elif data["status"] == "HIBERNATING" and deployment.waking_since is None:
+            deployment.waking_since = self._clock()
+            data.update(
+                statusReason=f"Waking up from hibernation ({self._hibernation_cause(deployment)})",
+                updatedAt=self._now(),
+            )
+
+    def _hibernation_cause(self, deployment: DeploymentRecord) -> str:
+        override = deployment.override
+        if override is not None and override.active(self._wall_clock()):
+            return "hibernation override"
+        return "hibernation schedule"
+
+    def _development(self, organization_id: str, deployment_id: str) -> DeploymentRecord:
+        """The Deployment, which must be in development mode to hibernate; 400 otherwise."""
+        deployment = self._deployment(organization_id, deployment_id)
+        if not deployment.data.get("isDevelopmentMode"):
+            raise ApiProblem(
+                400,
+                f"Deployment {deployment_id} is not a development Deployment "
+                "(isDevelopmentMode is false): only development Deployments can hibernate",
+            )
+        return deployment
+
+    def _update(self, deployment: DeploymentRecord, fields: dict[str, Any]) -> None:
+        """Apply JSON fields, then the settings ``hibernating`` and ``logs_available``."""
+        fields = dict(fields)
+        hibernating = fields.pop("hibernating", None)
+        if "logs_available" in fields:
+            deployment.logs_available = fields.pop("logs_available")
+        deployment.data.update(copy.deepcopy(fields))
+        if hibernating is not None:
+            if not deployment.data.get("isDevelopmentMode"):
+                raise ValueError(
+                    f"Deployment {deployment.data['id']!r} is not in development mode "
+                    "(isDevelopmentMode=True), so it cannot hibernate"
+                )
+            deployment.scheduled_hibernating = bool(hibernating)
+            self._apply_hibernation(deployment)
+
+    def _view(self, deployment: DeploymentRecord) -> dict[str, Any]:
+        """The Deployment's JSON: its fields, plus the hibernation state of a development one."""
+        data = copy.deepcopy(deployment.data)
+        if not data.get("isDevelopmentMode"):
+            return data
+        now = self._wall_clock()
+        hibernation_spec: dict[str, Any] = {}
+        override = deployment.override
+        if override is not None:
+            hibernation_spec["override"] = override.json(now)
+        hibernating = data.get("status") == "HIBERNATING"
+        cause = self._hibernation_cause(deployment)
+        if hibernating and deployment.waking_since is not None:
+            reason = f"Waking up from hibernation ({cause})"
+        else:
+            reason = f"{'Hibernating' if hibernating else 'Awake'} ({cause})"
+        status: dict[str, Any] = {"isHibernating": hibernating, "reason": reason}
+        if (
+            override is not None
+            and override.active(now)
+            and override.until is not None
+            and override.is_hibernating != deployment.scheduled_hibernating
+        ):
+            status["nextEventAt"] = iso_seconds(override.until)
+            status["nextEventType"] = "HIBERNATE" if deployment.scheduled_hibernating else "WAKE"
+        data["scalingSpec"] = {"hibernationSpec": hibernation_spec}
+        data["scalingStatus"] = {"hibernationStatus": status}
+        return data
+
+    def _desired_dag_version(self, deployment: DeploymentRecord) -> str | None:
+        """The DAG version the Deployment runs once its rollout (if any) ends."""
+        return deployment.data.get("desiredDagTarballVersion") or None
+
+    def _desired_image_tag(self, deployment: DeploymentRecord) -> str:
+        """The image tag the Deployment runs once its rollout (if any) ends."""
+        rollout = deployment.rollout
+        if rollout is not None and rollout.image_tag:
+            return rollout.image_tag
+        return str(deployment.data["imageTag"])
+
+    def _log_import_errors(self, deployment: DeploymentRecord) -> None:
+        """The dag-processor lines of :attr:`import_errors_after_finalize`, stamped now.
+
+        Not later: a search right after the finalize must find them. Lines with the same
+        timestamp keep their order.
+        """
+        now = self._wall_clock()
+        for path in self.import_errors_after_finalize:
+            deployment.logs.append(LogEntry(now, "dag-processor", broken_dag_line(path)))
 
     def _deployment_defaults(self, deployment_id: str) -> dict[str, Any]:
         host = self.base_url.split("://", 1)[1]
@@ -470,7 +828,7 @@ class AstroState:
             "airflowVersion": AIRFLOW_VERSION,
             "dagTarballVersion": version,
             "desiredDagTarballVersion": version,
-            "imageRepository": f"{host}/{deployment_id}",
+            "imageRepository": f"{host}/{self.organization_id}/{deployment_id}",
             "imageTag": "deploy-0",
             "imageVersion": "deploy-0",
             "uiUrl": f"{self.base_url}/ui/deployments/{deployment_id}",

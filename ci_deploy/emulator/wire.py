@@ -13,7 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape
 
 AZURE_VERSION = "2023-11-03"
@@ -110,11 +110,24 @@ class BlobProblem(Exception):
 def parse_query(query: str) -> dict[str, str]:
     """The parameters of a raw query string; the last of repeated names wins.
 
-    Percent-escapes are decoded but ``+`` stays ``+``: Azure block ids are base64.
+    Percent-escapes are decoded but ``+`` stays ``+``: Azure block ids are base64. The API
+    decodes its list parameters with :func:`parse_query_lists` instead.
     """
     params: dict[str, str] = {}
     for part in query.split("&"):
         if part:
             name, _, value = part.partition("=")
             params[unquote(name)] = unquote(value)
+    return params
+
+
+def parse_query_lists(query: str) -> dict[str, list[str]]:
+    """Every value of every parameter, in order, decoded as the Astro API (Go) decodes them.
+
+    Repeated names make a list (``names=a&names=b``), the spec's array style; ``+`` is a
+    space, as in any form-encoded query.
+    """
+    params: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        params.setdefault(name, []).append(value)
     return params

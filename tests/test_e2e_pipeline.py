@@ -1,0 +1,401 @@
+"""End to end: every deploy type, verified rollouts, automatic rollback, cancellation.
+
+The entrypoint runs as a subprocess against the emulator; image builds and pushes go to a
+fake Docker Engine API on 127.0.0.1 (``DOCKER_HOST``) that tells the emulator's registry
+what was pushed, so finalize can check it.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import signal
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ci_deploy.emulator import Emulator
+from ci_deploy.localrun import finish_step, push_event, start_step
+from tests.actionrun import (
+    EXAMPLE,
+    Step,
+    api_posts,
+    assert_no_traceback,
+    run_action,
+    step_environment,
+)
+from tests.fake_docker import FakeDockerEngine
+from tests.gitrepo import GitRepo
+
+DAG = "dags/example_etl.py"
+
+
+@pytest.fixture
+def docker(emulator: Emulator) -> Iterator[FakeDockerEngine]:
+    with FakeDockerEngine(on_push=emulator.record_push) as engine:
+        yield engine
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    repo = GitRepo(tmp_path / "workspace")
+    shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
+    repo.commit("Add the example project")
+    return repo
+
+
+def change(repo: GitRepo, path: str = DAG, text: str = "\n# changed\n") -> str:
+    before = repo.head()
+    file = repo.path / path
+    file.write_text((file.read_text() if file.exists() else "") + text)
+    repo.commit(f"Change {path}")
+    return before
+
+
+def deploy(
+    repo: GitRepo,
+    emulator: Emulator,
+    before: str,
+    inputs: dict[str, str] | None = None,
+    docker: FakeDockerEngine | None = None,
+) -> Step:
+    env = {"DOCKER_HOST": docker.base_url} if docker else {"DOCKER_HOST": "tcp://127.0.0.1:9"}
+    return run_action(repo, emulator, inputs, event=push_event(before, repo.head()), env=env)
+
+
+def deploys_of(emulator: Emulator, deployment: str | None = None) -> list[dict[str, object]]:
+    return emulator.deploys(deployment or emulator.deployment_id)
+
+
+# --- deploy types -------------------------------------------------------------------------
+
+
+def test_image_and_dag_deploy_builds_pushes_uploads_and_verifies(
+    repo: GitRepo, emulator: Emulator, docker: FakeDockerEngine
+) -> None:
+    before = change(repo, "requirements.txt", "pandas==2.2.3\n")
+
+    step = deploy(repo, emulator, before, docker=docker)
+
+    assert step.result.returncode == 0, step.log
+    out = step.outputs
+    assert (out["status"], out["deploy-type"]) == ("deployed", "IMAGE_AND_DAG")
+    [build] = docker.builds
+    assert docker.build_params["platform"] == "linux/amd64"
+    assert "Dockerfile" in docker.build_context_files
+    [push] = docker.pushes
+    assert push.auth == {"username": "cli", "password": emulator.token}
+    deploy_json = {d["id"]: d for d in deploys_of(emulator)}[out["deploy-id"]]
+    deployment = emulator.deployment(emulator.deployment_id)
+    assert deployment["imageTag"] == deploy_json["imageTag"]
+    assert deployment["dagTarballVersion"] == out["dag-tarball-version"] != ""
+    assert emulator.token not in step.log.replace(f"::add-mask ::{emulator.token}", "")
+    assert "Building the image" in step.log
+    del build
+
+
+def test_image_only_deploy_finalizes_without_dags(
+    repo: GitRepo, emulator: Emulator, docker: FakeDockerEngine
+) -> None:
+    before = change(repo, "packages.txt", "libpq-dev\n")
+
+    step = deploy(repo, emulator, before, {"deploy-type": "image-only"}, docker=docker)
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["deploy-type"] == "IMAGE_ONLY"
+    assert step.outputs["dag-tarball-version"] == ""
+    finalize = next(r for r in emulator.requests if r.path.endswith("/finalize"))
+    assert finalize.json() == {"dagTarballVersion": ""}
+
+
+def test_prebuilt_image_is_pushed_without_building(
+    repo: GitRepo, emulator: Emulator, docker: FakeDockerEngine
+) -> None:
+    docker.add_image("my-airflow:abc123")
+    before = change(repo, "requirements.txt", "pandas==2.2.3\n")
+
+    step = deploy(repo, emulator, before, {"image-name": "my-airflow:abc123"}, docker=docker)
+
+    assert step.result.returncode == 0, step.log
+    assert docker.builds == []
+    assert len(docker.pushes) == 1
+
+
+def test_image_without_the_runtime_label_is_refused_before_any_deploy(
+    repo: GitRepo, emulator: Emulator, docker: FakeDockerEngine
+) -> None:
+    docker.labels = {}
+    before = change(repo, "requirements.txt", "pandas==2.2.3\n")
+
+    step = deploy(repo, emulator, before, docker=docker)
+
+    assert step.result.returncode == 1
+    assert "io.astronomer.docker.runtime.version" in step.log
+    assert api_posts(emulator) == []
+    assert "Nothing was changed on the Deployment" in step.log
+
+
+def test_bundle_deploy_uploads_the_project_without_a_prefix(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    before = change(repo, "include/sql/daily_orders.sql", "-- more\n")
+
+    step = deploy(
+        repo,
+        emulator,
+        before,
+        {
+            "deploy-type": "bundle",
+            "bundle-type": "dbt",
+            "bundle-mount-path": "/usr/local/airflow/dbt/example",
+        },
+    )
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["deploy-type"] == "BUNDLE"
+    create = next(
+        r for r in emulator.requests if r.method == "POST" and r.path.endswith("/deploys")
+    )
+    assert create.json()["bundleType"] == "dbt"
+    finalize = next(r for r in emulator.requests if r.path.endswith("/finalize"))
+    version = finalize.json()["bundleTarballVersion"]
+    with tarfile.open(fileobj=io.BytesIO(emulator.blobs[version])) as tar:
+        names = tar.getnames()
+    assert "Dockerfile" in names and DAG in names
+    assert not any(name.startswith("workspace/") for name in names)
+
+
+def test_deployment_found_by_name(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.add_deployment("dep-by-name", name="analytics")
+    before = change(repo)
+
+    step = deploy(repo, emulator, before, {"deployment-id": "", "deployment-name": "analytics"})
+
+    assert step.result.returncode == 0, step.log
+    assert [d["type"] for d in deploys_of(emulator, "dep-by-name")] == ["DAG_ONLY"]
+
+
+def test_ambiguous_deployment_name_lists_what_was_found(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.add_deployment("dep-a", name="analytics", workspaceId="ws-a")
+    emulator.add_deployment("dep-b", name="analytics", workspaceId="ws-b")
+    before = change(repo)
+
+    step = deploy(repo, emulator, before, {"deployment-id": "", "deployment-name": "analytics"})
+
+    assert step.result.returncode == 1
+    assert "dep-a in workspace ws-a" in step.log and "dep-b in workspace ws-b" in step.log
+    assert api_posts(emulator) == []
+
+
+# --- before the deploy ----------------------------------------------------------------------
+
+
+def test_syntax_error_is_annotated_on_the_file_and_nothing_is_deployed(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    before = change(repo, "dags/broken.py", "def oops(:\n    pass\n")
+
+    step = deploy(repo, emulator, before)
+
+    assert step.result.returncode == 1
+    [annotation] = [c for c in step.commands("error") if c.properties.get("file")]
+    assert annotation.properties["file"] == "dags/broken.py"
+    assert annotation.properties["line"] == "1"
+    assert api_posts(emulator) == []
+
+
+# --- verified rollout and automatic rollback ------------------------------------------------
+
+
+def previous_version(emulator: Emulator) -> str:
+    return str(emulator.deployment(emulator.deployment_id)["dagTarballVersion"])
+
+
+def assert_rolled_back(step: Step, emulator: Emulator, version_before: str) -> None:
+    assert step.result.returncode == 1
+    out = step.outputs
+    assert (out["status"], out["rolled-back"]) == ("rolled-back", "true")
+    rollback_id = out["rollback-deploy-id"]
+    rollback = {d["id"]: d for d in deploys_of(emulator)}[rollback_id]
+    assert rollback["rollbackFromId"]
+    assert previous_version(emulator) == version_before
+    assert emulator.deployment(emulator.deployment_id)["status"] == "HEALTHY"
+    [error] = [c for c in step.commands("error") if "rolled back" in c.message]
+    assert "rolled back to deploy" in error.message
+    assert "the rollback is healthy" in error.message
+    assert "Rollback deploy" in step.result.summary
+
+
+def test_unhealthy_rollout_is_rolled_back(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.unhealthy_after_finalize = True
+    version_before = previous_version(emulator)
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert_rolled_back(step, emulator, version_before)
+    assert "became unhealthy" in step.log
+
+
+def test_import_errors_are_annotated_and_rolled_back(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.import_errors_after_finalize = [DAG]
+    version_before = previous_version(emulator)
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert_rolled_back(step, emulator, version_before)
+    assert any(
+        c.properties.get("file") == DAG and c.properties.get("title") == "DAG import error"
+        for c in step.commands("error")
+    )
+
+
+def test_timeout_is_rolled_back(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.rollout_seconds = 60
+    version_before = previous_version(emulator)
+    before = change(repo)
+
+    def speed_up_the_rollback() -> None:  # the rollback itself rolls out at once
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(r.path.endswith("/rollback") for r in list(emulator.requests)):
+                emulator.rollout_seconds = 0
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=speed_up_the_rollback, daemon=True)
+    watcher.start()
+    step = deploy(repo, emulator, before, {"wait-timeout": "2"})
+    watcher.join(timeout=5)
+
+    assert_rolled_back(step, emulator, version_before)
+    assert "Timed out after 2s" in step.log
+
+
+def test_no_earlier_deploy_means_no_rollback_and_says_so(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.add_deployment("fresh")
+    emulator.unhealthy_after_finalize = True
+    before = change(repo)
+
+    step = deploy(repo, emulator, before, {"deployment-id": "fresh", "deploy-type": "dags-only"})
+
+    assert step.result.returncode == 1
+    assert step.outputs["rolled-back"] == "false"
+    assert "A rollback was impossible" in step.log
+
+
+def test_failed_upload_is_not_rolled_back(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.faults.add("PUT", r"^/blob/", 403, count=10)
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert step.result.returncode == 1
+    assert step.outputs["rolled-back"] == "false"
+    assert not any(path.endswith("/rollback") for path in api_posts(emulator))
+    assert "still runs what it ran before" in step.log
+
+
+def test_logs_endpoint_absent_is_a_notice(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.logs_available = False
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert step.result.returncode == 0, step.log
+    assert "Import errors not checked" in step.titles("notice")
+
+
+def test_rollback_on_demand_returns_to_the_previous_deploy(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    version_before = previous_version(emulator)
+    first = deploy(repo, emulator, change(repo))
+    assert first.outputs["status"] == "deployed", first.log
+
+    step = run_action(repo, emulator, {"action": "rollback"}, event_name="workflow_dispatch")
+
+    assert step.result.returncode == 0, step.log
+    assert (step.outputs["status"], step.outputs["rolled-back"]) == ("rolled-back", "true")
+    assert previous_version(emulator) == version_before
+    assert "Rolled back" in step.titles("notice")
+
+
+# --- network faults -------------------------------------------------------------------------
+
+
+def test_a_create_whose_answer_is_lost_leaves_exactly_one_deploy(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    emulator.faults.add_drop("POST", r"/deploys$")
+    count_before = len(deploys_of(emulator))
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert step.result.returncode == 0, step.log
+    assert len(deploys_of(emulator)) == count_before + 1
+    assert "reading the deploy history" in step.log
+
+
+# --- hibernation and cancellation -----------------------------------------------------------
+
+
+def test_wake_on_deploy_wakes_and_restores(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.add_deployment("dev", isDevelopmentMode=True)
+    emulator.update_deployment("dev", hibernating=True)
+    before = change(repo)
+
+    step = deploy(
+        repo,
+        emulator,
+        before,
+        {"deployment-id": "dev", "deploy-type": "dags-only", "wake-on-deploy": "true"},
+    )
+
+    assert step.result.returncode == 0, step.log
+    overrides = [r for r in emulator.requests if r.path.endswith("/hibernation-override")]
+    assert [r.method for r in overrides] == ["POST", "DELETE"]
+    assert overrides[0].json() == {"isHibernating": False}
+    assert emulator.hibernation_override("dev") is None
+
+
+def test_cancellation_mid_wait_restores_the_override_and_reports(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    emulator.add_deployment("dev", isDevelopmentMode=True)
+    emulator.update_deployment("dev", hibernating=True)
+    emulator.rollout_seconds = 60
+    before = change(repo)
+    environ = step_environment(
+        repo,
+        emulator,
+        {"deployment-id": "dev", "deploy-type": "dags-only", "wake-on-deploy": "true"},
+        event=push_event(before, repo.head()),
+    )
+
+    process = start_step(environ)
+    deadline = time.monotonic() + 60
+    while not any(r.path.endswith("/finalize") for r in list(emulator.requests)):
+        assert time.monotonic() < deadline, "the step never finalized"
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the wait
+    process.send_signal(signal.SIGTERM)
+    result = finish_step(process, environ, timeout=60)
+
+    assert result.returncode != 0
+    assert_no_traceback(result.stdout + result.stderr)
+    assert "cancelled" in result.stdout
+    assert result.outputs["status"] == "failed"
+    assert result.outputs["deploy-id"]
+    assert "was finalized" in result.summary
+    assert emulator.hibernation_override("dev") is None
+    assert [r.method for r in emulator.requests if r.path.endswith("/hibernation-override")] == [
+        "POST",
+        "DELETE",
+    ]

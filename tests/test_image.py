@@ -1,0 +1,643 @@
+"""ci_deploy.image: the real Docker SDK against the fake engine of tests/fake_docker.py.
+
+Everything runs on 127.0.0.1; the token must appear in no log line and no error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker  # type: ignore[import-untyped,unused-ignore]
+import pytest
+
+from ci_deploy import image as image_module
+from ci_deploy.errors import ImageError
+from ci_deploy.ghfiles import parse_workflow_command
+from ci_deploy.image import (
+    RUNTIME_LABEL,
+    BuiltImage,
+    ImageBuilder,
+    buildkit_only_flags,
+    runtime_base_images_only,
+)
+from ci_deploy.runner import Runner
+from tests.fake_docker import FakeDockerEngine
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.s1gn4ture-ONLY-in-the-header"
+REPOSITORY = "images.astronomer.cloud/cm0abc123/dep-42"
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+@dataclass
+class Log:
+    """What the builder logged, and in which group each line was."""
+
+    lines: list[tuple[str | None, str]] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    current: str | None = None
+
+    def info(self, line: str) -> None:
+        self.lines.append((self.current, line))
+
+    @contextlib.contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        assert self.current is None, "groups do not nest"
+        self.groups.append(title)
+        self.current = title
+        try:
+            yield
+        finally:
+            self.current = None
+
+    def text(self) -> list[str]:
+        return [line for _, line in self.lines]
+
+    def in_group(self, title: str) -> list[str]:
+        return [line for group, line in self.lines if group == title]
+
+
+@pytest.fixture(autouse=True)
+def _no_docker_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: Any) -> None:
+    """No ~/.docker/config.json of this machine, no DOCKER_HOST of the environment."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.mktemp("docker-config")))
+    for name in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDockerEngine]:
+    with FakeDockerEngine() as engine:
+        yield engine
+
+
+@pytest.fixture
+def log() -> Log:
+    return Log()
+
+
+@pytest.fixture
+def builder(fake: FakeDockerEngine, log: Log) -> Iterator[ImageBuilder]:
+    def client() -> Any:
+        return docker.DockerClient(base_url=fake.base_url, timeout=10)
+
+    with ImageBuilder(log=log.info, group=log.group, client_factory=client) as made:
+        yield made
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the example Astro project."""
+    target = tmp_path / "project"
+    shutil.copytree(EXAMPLE, target)
+    return target
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def assert_no_token(log: Log, *texts: str) -> None:
+    for line in log.text():
+        assert TOKEN not in line
+    for text in texts:
+        assert TOKEN not in text
+
+
+# --- the Dockerfile -----------------------------------------------------------------------
+
+RUNTIME_2 = "quay.io/astronomer/astro-runtime:12.6.0"
+RUNTIME_3 = "astrocrpublic.azurecr.io/runtime:3.0-1"
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "expected"),
+    [
+        (f"FROM {RUNTIME_2}\n", True),
+        (f"FROM {RUNTIME_3}\n", True),
+        ("FROM images.astronomer.cloud/baseimages/astro-runtime:12.0.0-python-3.11\n", True),
+        ("FROM quay.io/astronomer/astro-runtime@sha256:" + "a" * 64 + "\n", True),
+        ("FROM quay.io/astronomer/astro-runtime\n", True),
+        (f"from {RUNTIME_3}\nRUN echo hi\n", True),
+        (f"FROM --platform=linux/amd64 {RUNTIME_3} AS base\nRUN true\n", True),
+        (f"FROM --platform=$BUILDPLATFORM {RUNTIME_3} AS base\n", True),
+        (f"FROM {RUNTIME_3} AS build\nRUN make\nFROM build\n", True),
+        (f"FROM {RUNTIME_3} AS Build\nFROM BUILD AS final\nFROM final\n", True),
+        (f"FROM {RUNTIME_3} AS build\nFROM {RUNTIME_2}\nCOPY --from=build /a /a\n", True),
+        (f"FROM {RUNTIME_3} AS build\nFROM python:3.12-slim\n", False),
+        (f"FROM python:3.12-slim AS build\nFROM {RUNTIME_3}\n", False),
+        ("FROM python:3.12-slim\n", False),
+        ("FROM scratch\n", False),
+        ("FROM build\n", False),  # no earlier stage of that name
+        ("FROM quay.io/astronomer/astro-runtime-dev:12.0.0\n", False),
+        ("FROM quay.io/astronomer/astro-runtime.example.com/x:1\n", False),
+        ("FROM example.com/quay.io/astronomer/astro-runtime:12.0.0\n", False),
+        ("FROM astrocrpublic.azurecr.io/runtime-evil:3.0-1\n", False),
+        ("FROM docker.io/astronomer/astro-runtime:12.0.0\n", False),
+        # ARGs before the first FROM, with and without defaults.
+        (f"ARG BASE={RUNTIME_3}\nFROM $BASE\n", True),
+        (f'ARG BASE="{RUNTIME_3}"\nFROM ${{BASE}}\n', True),
+        ("ARG TAG=3.0-1\nFROM astrocrpublic.azurecr.io/runtime:${TAG}\n", True),
+        ("ARG TAG=3.0-1 REPO=quay.io/astronomer/astro-runtime\nFROM ${REPO}:${TAG}\n", True),
+        ("FROM astrocrpublic.azurecr.io/runtime:${TAG:-3.0-1}\n", True),
+        ("ARG TAG\nFROM astrocrpublic.azurecr.io/runtime:${TAG:-3.0-1}\n", True),
+        ("ARG BASE\nFROM $BASE\n", False),
+        ("FROM ${BASE}\n", False),
+        ("ARG TAG=3.0-1\nFROM astrocrpublic.azurecr.io/runtime:${TAG%-1}\n", False),
+        ("ARG BASE=python:3.12\nFROM $BASE\n", False),
+        (f"FROM {RUNTIME_3}\nARG BASE={RUNTIME_3}\nFROM $BASE\n", False),  # ARG after FROM
+        # Line continuations, comments, directives, heredocs.
+        (f"FROM \\\n    {RUNTIME_3} \\\n    AS base\n", True),
+        (f"# FROM python:3.12\nFROM {RUNTIME_3}\n# FROM python:3.12\n", True),
+        (f"# syntax=docker/dockerfile:1\nFROM {RUNTIME_3}\n", True),
+        (f"# escape=`\nFROM `\n  {RUNTIME_3}\nRUN echo `\n  hi\n", True),
+        (f"FROM {RUNTIME_3}\nRUN <<EOF\nfrom airflow import DAG\nEOF\n", True),
+        (f"FROM {RUNTIME_3}\nRUN <<-'PY'\n\tfrom os import path\n\tPY\n", True),
+        (f"FROM {RUNTIME_3}\nRUN pip install \\\n# a comment\n    pandas\n", True),
+        ("", False),
+        ("# nothing\n\n", False),
+    ],
+)
+def test_runtime_base_images_only(dockerfile: str, expected: bool) -> None:
+    assert runtime_base_images_only(dockerfile) is expected
+
+
+def test_the_example_project_builds_from_a_runtime_image() -> None:
+    assert runtime_base_images_only((EXAMPLE / "Dockerfile").read_text())
+
+
+def test_buildkit_only_flags() -> None:
+    dockerfile = (
+        f"FROM {RUNTIME_3}\n"
+        "RUN --mount=type=secret,id=pip \\\n    --network=none pip install -r requirements.txt\n"
+        "RUN echo --mount=type=cache\n"
+        "COPY --chown=astro:astro . .\n"
+    )
+    assert buildkit_only_flags(dockerfile) == ["--mount=type=secret,id=pip", "--network=none"]
+    assert buildkit_only_flags(f"FROM {RUNTIME_3}\nRUN pip install x\n") == []
+
+
+# --- build --------------------------------------------------------------------------------
+
+
+def test_build_sends_the_project_for_linux_amd64_and_pulls_runtime_bases(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path, log: Log
+) -> None:
+    built = builder.build(project, tag="ci-deploy/project:abc123")
+
+    assert len(fake.builds) == 1
+    assert fake.build_params["platform"] == "linux/amd64"
+    assert fake.build_params["pull"] is True
+    assert fake.build_params["rm"] is True
+    assert fake.build_params["tag"] == "ci-deploy/project:abc123"
+    files = set(fake.build_context_files)
+    assert {
+        "Dockerfile",
+        "requirements.txt",
+        "packages.txt",
+        "dags/example_etl.py",
+        "dags/utils/notify.py",
+        "include/sql/daily_orders.sql",
+    } <= files
+    assert fake.builds[0].dockerfile == (EXAMPLE / "Dockerfile").read_text()
+
+    image = fake.find("ci-deploy/project:abc123")
+    assert image is not None
+    assert built == BuiltImage(
+        image_id=image.id, reference="ci-deploy/project:abc123", runtime_version="3.0-1"
+    )
+    assert builder.check_runtime(built) == "3.0-1"
+    # The SDK asked the version without a prefix, then used the /v1.45 API.
+    assert fake.calls[0].path == "/version"
+    assert all(call.version == "1.45" for call in fake.calls[1:])
+    assert fake.endpoints()[1:] == [
+        "POST /build",
+        f"GET /images/{image.id}/json",
+    ]
+
+
+def test_build_does_not_pull_when_a_base_is_not_a_runtime_image(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path
+) -> None:
+    (project / "Dockerfile").write_text(
+        f"FROM python:3.12-slim AS deps\nRUN pip wheel pandas\nFROM {RUNTIME_3}\n"
+    )
+    builder.build(project, tag="project:1")
+    assert fake.build_params["pull"] is False
+    assert fake.build_params["platform"] == "linux/amd64"
+
+
+def test_build_honours_dockerignore(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path
+) -> None:
+    (project / ".env").write_text("AIRFLOW_CONN_SECRET=postgres://user:pw@db/x\n")
+    (project / "airflow_settings.yaml").write_text("connections: []\n")
+    (project / ".dockerignore").write_text("astro\n.git\n.env\nairflow_settings.yaml\nlogs/\n")
+    builder.build(project, tag="project:1")
+    files = set(fake.build_context_files)
+    assert ".env" not in files
+    assert "airflow_settings.yaml" not in files
+    assert "dags/example_etl.py" in files
+
+
+def test_build_log_is_streamed_into_the_group(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path, log: Log
+) -> None:
+    fake.build_log = ["Collecting pandas", "partial line without end"]
+    builder.build(project, tag="project:1")
+
+    assert log.groups == ["Building the image"]
+    lines = log.in_group("Building the image")
+    assert lines == log.text(), "every build line is inside the group"
+    assert lines[0].startswith("Building project:1 for linux/amd64 from ")
+    assert "pulling the newest Astro Runtime base image" in lines[0]
+    assert f"Step 1/1 : FROM {RUNTIME_3}" in lines
+    assert "Collecting pandas" in lines
+    assert any(line.startswith("Successfully built ") for line in lines)
+    assert "Successfully tagged project:1" in lines
+    assert lines[-1].startswith("Built project:1 (")
+    # Pull progress: a line per layer status change, not one per progress tick.
+    assert lines.count("aaaaaaaaaaaa: Downloading") == 1
+    assert lines.count("aaaaaaaaaaaa: Pull complete") == 1
+    assert not any("Downloading" in line and "of" in line for line in lines)
+
+
+def test_build_through_a_github_runner_keeps_the_log_inert(
+    fake: FakeDockerEngine, project: Path
+) -> None:
+    """With the real Runner in GitHub: a group around the log, build output never a command."""
+    stream = io.StringIO()
+    runner = Runner(environ={"GITHUB_ACTIONS": "true"}, stream=stream)
+    fake.build_log = ["::error::not a real annotation"]
+    with ImageBuilder(
+        log=runner.info,
+        group=runner.group,
+        client_factory=lambda: docker.DockerClient(base_url=fake.base_url, timeout=10),
+    ) as builder:
+        builder.build(project, tag="project:1")
+    out = stream.getvalue().splitlines()
+    commands = [parse_workflow_command(line) for line in out]
+    first, last = commands[0], commands[-1]
+    assert first is not None and (first.command, first.message) == ("group", "Building the image")
+    assert last is not None and last.command == "endgroup"
+    index = out.index("::error::not a real annotation")
+    stop = commands[index - 1]
+    assert stop is not None and stop.command == "stop-commands"
+    assert [c.command for c in commands if c is not None].count("group") == 1
+
+
+def test_build_failure_raises_with_the_tail_of_the_log(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path, log: Log
+) -> None:
+    fake.build_log = [f"pip output line {n}" for n in range(60)]
+    fake.build_error = (
+        "The command '/bin/sh -c pip install -r requirements.txt' returned a non-zero code: 1"
+    )
+
+    with pytest.raises(ImageError) as caught:
+        builder.build(project, tag="project:1")
+
+    message = caught.value.message
+    assert message.startswith(f"Building project:1 failed: {fake.build_error}")
+    assert "pip output line 59" in message
+    assert "pip output line 10\n" not in message, "only the tail"
+    tail = message.split("lines of the build log:\n", 1)[1].splitlines()
+    assert tail == log.text()[-len(tail) :]
+    assert len(tail) == image_module.LOG_TAIL_LINES
+    assert caught.value.title == "Image build failed"
+    assert log.groups == ["Building the image"]
+    assert log.current is None, "the group is closed"
+
+
+def test_build_failure_reported_by_http_status(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path
+) -> None:
+    fake.http_errors["build"] = (500, "dockerfile parse error line 3: unknown instruction: PIP")
+    with pytest.raises(ImageError, match="unknown instruction: PIP") as caught:
+        builder.build(project, tag="project:1")
+    assert "(HTTP 500)" in caught.value.message
+
+
+def test_build_rejects_an_invalid_tag_before_sending(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path
+) -> None:
+    with pytest.raises(ImageError, match="invalid reference format"):
+        builder.build(project, tag="Not A Valid:Tag")
+    assert fake.builds == []
+
+
+def test_build_without_dockerfile(
+    fake: FakeDockerEngine, builder: ImageBuilder, tmp_path: Path
+) -> None:
+    with pytest.raises(ImageError, match="no Dockerfile in"):
+        builder.build(tmp_path, tag="project:1")
+    assert fake.calls == [], "the engine is not even contacted"
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        "RUN --mount=type=secret,id=pip_conf pip install -r requirements.txt",
+        "RUN --mount=id=token,type=secret cat /run/secrets/token",
+        "RUN \\\n  --mount=type=secret,id=x \\\n  true",
+    ],
+)
+def test_build_secrets_are_refused(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path, run: str
+) -> None:
+    (project / "Dockerfile").write_text(f"FROM {RUNTIME_3}\n{run}\n")
+    with pytest.raises(ImageError) as caught:
+        builder.build(project, tag="project:1")
+    message = caught.value.message
+    assert "build secrets" in message
+    assert "docker/build-push-action" in message
+    assert "'image-name'" in message
+    assert caught.value.title == "Build secrets not supported"
+    assert fake.calls == []
+
+
+def test_other_buildkit_flags_are_refused(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path
+) -> None:
+    (project / "Dockerfile").write_text(
+        f"FROM {RUNTIME_3}\nRUN --mount=type=cache,target=/root/.cache pip install x\n"
+    )
+    with pytest.raises(ImageError, match=r"RUN --mount, which needs BuildKit") as caught:
+        builder.build(project, tag="project:1")
+    assert "'image-name'" in caught.value.message
+    assert fake.calls == []
+
+
+def test_no_engine_explains_the_socket(log: Log, project: Path) -> None:
+    port = closed_port()
+    builder = ImageBuilder(
+        log=log.info,
+        group=log.group,
+        client_factory=lambda: docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", timeout=5),
+    )
+    with pytest.raises(ImageError) as caught:
+        builder.build(project, tag="project:1")
+    message = caught.value.message
+    assert "/var/run/docker.sock" in message
+    assert "DOCKER_HOST" in message
+    assert "'image-name'" in message
+    assert caught.value.title == "Docker engine not reachable"
+    assert log.groups == []
+
+
+def test_no_engine_at_docker_host(log: Log, project: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")
+    with pytest.raises(ImageError, match=r"/var/run/docker\.sock"):
+        ImageBuilder(log=log.info, group=log.group).existing("project:1")
+
+
+def test_the_default_client_honours_docker_host(
+    fake: FakeDockerEngine, log: Log, project: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", fake.base_url)
+    with ImageBuilder(log=log.info, group=log.group) as builder:
+        built = builder.build(project, tag="project:1")
+    assert built.runtime_version == "3.0-1"
+    assert len(fake.builds) == 1
+
+
+# --- existing images and the runtime label -----------------------------------------------
+
+
+def test_existing_image_is_found(fake: FakeDockerEngine, builder: ImageBuilder, log: Log) -> None:
+    image_id = fake.add_image("ghcr.io/acme/airflow:sha-1", labels={RUNTIME_LABEL: "12.6.0"})
+    found = builder.existing("ghcr.io/acme/airflow:sha-1")
+    assert found == BuiltImage(
+        image_id=image_id, reference="ghcr.io/acme/airflow:sha-1", runtime_version="12.6.0"
+    )
+    assert builder.check_runtime(found) == "12.6.0"
+    assert any("ghcr.io/acme/airflow:sha-1" in line for line in log.text())
+
+
+def test_existing_image_by_id_and_default_tag(
+    fake: FakeDockerEngine, builder: ImageBuilder
+) -> None:
+    image_id = fake.add_image("local/airflow")
+    assert builder.existing("local/airflow").image_id == image_id
+    assert builder.existing(image_id).image_id == image_id
+
+
+def test_missing_existing_image_is_named(fake: FakeDockerEngine, builder: ImageBuilder) -> None:
+    with pytest.raises(ImageError) as caught:
+        builder.existing("ghcr.io/acme/airflow:missing")
+    assert "ghcr.io/acme/airflow:missing" in caught.value.message
+    assert "load: true" in caught.value.message
+    assert caught.value.title == "Image not found"
+
+
+def test_image_without_the_runtime_label_is_refused(
+    fake: FakeDockerEngine, builder: ImageBuilder
+) -> None:
+    fake.add_image("python:3.12", labels={"maintainer": "someone"})
+    image = builder.existing("python:3.12")
+    assert image.runtime_version == ""
+    with pytest.raises(ImageError) as caught:
+        builder.check_runtime(image)
+    assert (
+        "not an Astro Runtime image: the label io.astronomer.docker.runtime.version is missing; "
+        "build FROM an Astro Runtime image"
+    ) in caught.value.message
+    assert caught.value.message.startswith("python:3.12 ")
+
+
+def test_image_without_any_labels_is_refused(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path
+) -> None:
+    fake.labels = None
+    built = builder.build(project, tag="project:1")
+    with pytest.raises(ImageError, match="not an Astro Runtime image"):
+        builder.check_runtime(built)
+
+
+# --- push ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def built(fake: FakeDockerEngine, builder: ImageBuilder) -> BuiltImage:
+    fake.add_image("project:1")
+    return builder.existing("project:1")
+
+
+def test_push_tags_then_pushes_with_the_token_as_registry_auth(
+    fake: FakeDockerEngine, builder: ImageBuilder, built: BuiltImage, log: Log
+) -> None:
+    pushed: list[tuple[str, str]] = []
+    fake.on_push = lambda repository, tag: pushed.append((repository, tag))
+    start = len(fake.calls)
+
+    digest = builder.push(built, REPOSITORY, "deploy-2024-05-01T10-00", token=TOKEN)
+
+    assert fake.endpoints()[start:] == [
+        f"POST /images/{built.image_id}/tag",
+        f"POST /images/{REPOSITORY}/push",
+    ]
+    assert fake.tags == [(built.image_id, REPOSITORY, "deploy-2024-05-01T10-00")]
+    assert len(fake.pushes) == 1
+    push = fake.pushes[0]
+    assert (push.repository, push.tag) == (REPOSITORY, "deploy-2024-05-01T10-00")
+    assert push.auth == {"username": "cli", "password": TOKEN}
+    assert fake.calls[-1].auth == {"username": "cli", "password": TOKEN}
+    assert fake.calls[-1].query == {"tag": ["deploy-2024-05-01T10-00"]}
+    assert all(call.auth is None for call in fake.calls[:-1]), "the token goes to push only"
+    assert digest == push.digest
+    assert digest.startswith("sha256:")
+    assert pushed == [(REPOSITORY, "deploy-2024-05-01T10-00")]
+
+    title = f"Pushing the image to {REPOSITORY}:deploy-2024-05-01T10-00"
+    assert title in log.groups
+    lines = log.in_group(title)
+    assert lines[0].startswith("Tagged project:1 (")
+    assert f"The push refers to repository [{REPOSITORY}]" in lines
+    assert lines[-1] == f"Pushed {REPOSITORY}:deploy-2024-05-01T10-00 ({digest})"
+    layers = [line.split(":")[0] for line in lines if line.endswith(": Preparing")]
+    assert len(layers) == fake.layers
+    for layer in layers:
+        statuses = [line for line in lines if line.startswith(f"{layer}: ")]
+        assert statuses[-2:] == [f"{layer}: Pushing", f"{layer}: Pushed"]
+        assert len(statuses) == len(set(statuses)), "one line per status change"
+    assert_no_token(log)
+
+
+def test_push_progress_is_throttled_not_per_tick(
+    fake: FakeDockerEngine,
+    builder: ImageBuilder,
+    built: BuiltImage,
+    log: Log,
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(image_module, "_PROGRESS_INTERVAL", 0.0)
+    builder.push(built, REPOSITORY, "t1", token=TOKEN)
+    progress = [line for line in log.text() if " of " in line]
+    # Three ticks per layer: the first is the status change, the next two show progress.
+    assert len(progress) == 2 * fake.layers
+    assert any(line.endswith(": Pushing 2.0 kB of 2.0 kB") for line in progress)
+
+
+def test_push_auth_failure(
+    fake: FakeDockerEngine, builder: ImageBuilder, built: BuiltImage, log: Log
+) -> None:
+    fake.registry_password = "a-different-token"
+    with pytest.raises(ImageError) as caught:
+        builder.push(built, REPOSITORY, "t1", token=TOKEN)
+    error = caught.value
+    assert error.title == "Registry login failed"
+    assert "unauthorized: authentication required" in error.message
+    assert "refused the login" in error.message
+    assert f"{REPOSITORY}:t1" in error.message
+    assert fake.pushes[0].digest == ""
+    assert error.__cause__ is None and error.__context__ is None
+    assert_no_token(log, error.message, str(error))
+
+
+def test_push_error_that_echoes_the_token_is_redacted(
+    fake: FakeDockerEngine, builder: ImageBuilder, built: BuiltImage, log: Log
+) -> None:
+    fake.push_error = f"denied: requested access to the resource is denied (token {TOKEN})"
+    with pytest.raises(ImageError) as caught:
+        builder.push(built, REPOSITORY, "t1", token=TOKEN)
+    assert "(token ***)" in caught.value.message
+    assert caught.value.title == "Registry login failed"
+    assert_no_token(log, caught.value.message)
+
+
+def test_push_failure_that_is_not_about_auth(
+    fake: FakeDockerEngine, builder: ImageBuilder, built: BuiltImage, log: Log
+) -> None:
+    fake.push_error = "blob upload unknown to registry"
+    with pytest.raises(ImageError) as caught:
+        builder.push(built, REPOSITORY, "t1", token=TOKEN)
+    assert caught.value.title == "Image push failed"
+    assert "blob upload unknown" in caught.value.message
+    assert "login" not in caught.value.message
+
+
+def test_push_http_error_keeps_no_chain_to_the_request(
+    fake: FakeDockerEngine, builder: ImageBuilder, built: BuiltImage, log: Log
+) -> None:
+    """The SDK's exception holds the request with X-Registry-Auth: it must not be chained."""
+    fake.http_errors["push"] = (500, f"registry exploded near {TOKEN}")
+    with pytest.raises(ImageError) as caught:
+        builder.push(built, REPOSITORY, "t1", token=TOKEN)
+    error = caught.value
+    assert "registry exploded near ***" in error.message
+    assert "(HTTP 500)" in error.message
+    assert error.__cause__ is None and error.__context__ is None
+    assert_no_token(log, error.message)
+
+
+def test_push_of_an_image_the_engine_lost(
+    fake: FakeDockerEngine, builder: ImageBuilder, log: Log
+) -> None:
+    ghost = BuiltImage(image_id="sha256:" + "0" * 64, reference="ghost:1", runtime_version="1")
+    with pytest.raises(ImageError, match="No such image") as caught:
+        builder.push(ghost, REPOSITORY, "t1", token=TOKEN)
+    assert fake.pushes == []
+    assert caught.value.__context__ is None
+
+
+def test_push_needs_a_token(builder: ImageBuilder, built: BuiltImage) -> None:
+    with pytest.raises(ImageError, match="token"):
+        builder.push(built, REPOSITORY, "t1", token="")
+
+
+def test_build_check_and_push_end_to_end(
+    fake: FakeDockerEngine, builder: ImageBuilder, project: Path, log: Log
+) -> None:
+    fake.registry_password = TOKEN
+    built = builder.build(project, tag="ci-deploy-local:1")
+    assert builder.check_runtime(built) == "3.0-1"
+    digest = builder.push(built, REPOSITORY, "deploy-7", token=TOKEN)
+    assert fake.pushes[-1].digest == digest
+    image = fake.find(f"{REPOSITORY}:deploy-7")
+    assert image is not None and image.id == built.image_id
+    assert log.groups == ["Building the image", f"Pushing the image to {REPOSITORY}:deploy-7"]
+    assert_no_token(log)
+
+
+def test_a_subprocess_reaches_the_fake_through_docker_host(
+    fake: FakeDockerEngine, tmp_path: Path
+) -> None:
+    """What the end-to-end tests rely on: the entrypoint finds the engine by DOCKER_HOST."""
+    image_id = fake.add_image("project:1")
+    script = (
+        "import contextlib\n"
+        "from ci_deploy.image import ImageBuilder\n"
+        "builder = ImageBuilder(log=print, group=lambda title: contextlib.nullcontext())\n"
+        "print(builder.existing('project:1').image_id)\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "DOCKER_CONFIG": str(tmp_path / "docker"),
+        "DOCKER_HOST": fake.base_url,
+        "PYTHONPATH": str(EXAMPLE.parent.parent),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == image_id
