@@ -1364,7 +1364,7 @@ def test_new_operations_match_the_api_spec(emu: Emulator, api: httpx.Client) -> 
     push(emu, image)
     check(200, finalize(api, image["id"], dagTarballVersion=""))
 
-    sources = [("sources", "scheduler"), ("sources", "dag-processor")]
+    sources = {"sources": ["scheduler", "dag-processor"]}
     assert check(200, api.get(logs_path(), params=sources))["resultCount"] == 2
     check(400, api.get(logs_path(), params={"sources": "worker", "startDate": until}))
 
