@@ -11,10 +11,13 @@ from ci_deploy.decide import (
     Target,
     choose_deploy_type,
     cut_description,
+    import_problems,
+    latest_deployed,
     poll_delays,
+    previous_deploy,
     rollout_state,
 )
-from ci_deploy.models import Deployment
+from ci_deploy.models import Deploy, DeployGit, Deployment
 
 
 def changes(dag: int = 0, image: int = 0, ignored: int = 0) -> ChangeSet:
@@ -124,3 +127,76 @@ def test_force_deploys_when_nothing_relevant_changed() -> None:
     assert forced.deploy_type == "DAG_ONLY"
     assert "force" in forced.reason
     assert choose_deploy_type("infer", changes(dag=1), force=True).deploy_type == "DAG_ONLY"
+
+
+# --- issue 4: image targets, import errors, rollback targets ---------------------------------
+
+
+
+def test_image_target_waits_for_the_image_tag_too() -> None:
+    target = Target(dag_version="v2", image_tag="deploy-7")
+    old_image = Deployment(
+        id="d",
+        status="HEALTHY",
+        dagTarballVersion="v2",
+        desiredDagTarballVersion="v2",
+        imageTag="deploy-6",
+    )
+    new_image = old_image.model_copy(update={"imageTag": "deploy-7"})
+    assert not rollout_state(old_image, target).done
+    assert rollout_state(new_image, target).done
+    image_only = Target(image_tag="deploy-7")
+    assert rollout_state(new_image.model_copy(update={"dagTarballVersion": "v1"}), image_only).done
+    assert "image tag deploy-6" in rollout_state(old_image, target).summary
+
+
+def test_import_problems_match_deployed_files_by_their_container_path() -> None:
+    lines = [
+        "INFO - Filling up the DagBag from /usr/local/airflow/dags",
+        "ERROR - Broken DAG: [/usr/local/airflow/dags/etl.py] Traceback: SyntaxError: x",
+        "ERROR - Failed to import: /usr/local/airflow/dags/sub/report.py",
+        "ERROR - Broken DAG: [/usr/local/airflow/dags/not_ours.py] ImportError: y",
+        "ERROR - Broken DAG: [/usr/local/airflow/dags/etl.py] again",
+    ]
+    members = ["dags/etl.py", "dags/sub/report.py", "dags/ok.py", "dags/data.csv"]
+    problems = import_problems(lines, members)
+    assert [p.member for p in problems] == ["dags/etl.py", "dags/sub/report.py"]
+    assert "SyntaxError" in problems[0].message
+    assert import_problems(["all good"], members) == []
+
+
+def history(*rows: tuple[str, str, str, str | None]) -> list[Deploy]:
+    """(id, createdAt, dagTarballVersion, rollbackFromId) rows, all DEPLOYED."""
+    return [
+        Deploy(
+            id=i,
+            createdAt=c,
+            status="DEPLOYED",
+            dagTarballVersion=v,
+            rollbackFromId=r,
+            git=DeployGit(provider="GITHUB", commitSha=i * 8),
+        )
+        for i, c, v, r in rows
+    ]
+
+
+def test_latest_deployed_is_what_runs_now() -> None:
+    deploys = history(("d1", "2026-01-01", "v1", None), ("d2", "2026-01-02", "v2", None))
+    failed = Deploy(id="d3", createdAt="2026-01-03", status="FAILED")
+    latest = latest_deployed([*deploys, failed])
+    assert latest is not None and latest.id == "d2"
+    assert latest_deployed([failed]) is None
+
+
+def test_previous_deploy_walks_back_one_deploy_per_undo() -> None:
+    deploys = history(
+        ("d1", "2026-01-01", "v1", None),
+        ("d2", "2026-01-02", "v2", None),
+        ("d3", "2026-01-03", "v3", None),
+    )
+    first = previous_deploy(deploys)
+    assert first is not None and first.id == "d2"
+    undone = [*deploys, *history(("r1", "2026-01-04", "v2", "d3"))]
+    second = previous_deploy(undone)
+    assert second is not None and second.id == "d1", "undoing again goes further back"
+    assert previous_deploy(history(("d1", "2026-01-01", "v1", None))) is None

@@ -399,3 +399,39 @@ def test_cancellation_mid_wait_restores_the_override_and_reports(
         "POST",
         "DELETE",
     ]
+
+
+def test_rollback_to_a_named_deploy(repo: GitRepo, emulator: Emulator) -> None:
+    seeded = deploys_of(emulator)[0]
+    for marker in ("one", "two"):
+        step = deploy(repo, emulator, change(repo, text=f"\n# {marker}\n"))
+        assert step.outputs["status"] == "deployed", step.log
+
+    step = run_action(
+        repo,
+        emulator,
+        {"action": "rollback", "rollback-to": str(seeded["id"])},
+        event_name="workflow_dispatch",
+    )
+    unknown = run_action(
+        repo,
+        emulator,
+        {"action": "rollback", "rollback-to": "no-such-deploy"},
+        event_name="workflow_dispatch",
+    )
+
+    assert step.result.returncode == 0, step.log
+    assert previous_version(emulator) == seeded["dagTarballVersion"]
+    assert unknown.result.returncode == 1
+    assert unknown.titles("error") == ["Invalid input 'rollback-to'"]
+
+
+def test_unknown_deployment_name_is_a_clear_error(repo: GitRepo, emulator: Emulator) -> None:
+    before = change(repo)
+
+    step = deploy(repo, emulator, before, {"deployment-id": "", "deployment-name": "nope"})
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["Deployment not found"]
+    assert "No Deployment is named 'nope'" in step.log
+    assert api_posts(emulator) == []
