@@ -132,7 +132,6 @@ def test_force_deploys_when_nothing_relevant_changed() -> None:
 # --- issue 4: image targets, import errors, rollback targets ---------------------------------
 
 
-
 def test_image_target_waits_for_the_image_tag_too() -> None:
     target = Target(dag_version="v2", image_tag="deploy-7")
     old_image = Deployment(
