@@ -185,11 +185,8 @@ class Deployer:
                 return
             self._check_possible(decision, deployment)
             artifacts = self._prepare(decision, deployment, rules.root_folder)
-            rollback_target = latest_deployed(history)
             with awake(client, deployment, runner, enabled=inputs.wake_on_deploy):
-                self._deploy(
-                    client, deployment, decision, artifacts, head, rules, repo, rollback_target
-                )
+                self._deploy(client, deployment, decision, artifacts, head, rules, repo, history)
 
     def _deployment(self, client: AstroClient) -> Deployment:
         """The target Deployment, looked up by name when no ID was given."""
@@ -415,9 +412,10 @@ class Deployer:
         head: git_changes.CommitInfo,
         rules: PathRules,
         repo: Repo,
-        rollback_target: Deploy | None,
+        history: Sequence[Deploy],
     ) -> None:
         inputs, result, runner = self.inputs, self.result, self.runner
+        rollback_target = latest_deployed(history)
         assert decision.deploy_type is not None
         git = git_info(self.context, head, rules.root_folder, git_changes.remote_url(repo))
         request = CreateDeployRequest(
@@ -427,7 +425,7 @@ class Deployer:
             bundleType=inputs.bundle_type or None,
             bundleMountPath=inputs.bundle_mount_path or None,
         )
-        deploy = self._create(client, request)
+        deploy = self._create(client, request, {d.id for d in history})
         result.deploy_id = deploy.id
         runner.info(f"Created deploy {deploy.id} ({deploy.type}) for commit {head.sha[:12]}.")
 
@@ -478,13 +476,13 @@ class Deployer:
         result.deployment_state = rollout.last_seen
         result.status = "deployed"
 
-    def _create(self, client: AstroClient, request: CreateDeployRequest) -> Deploy:
+    def _create(self, client: AstroClient, request: CreateDeployRequest, known: set[str]) -> Deploy:
         """Create the deploy exactly once, even when an answer is lost on the way back.
 
-        After an ambiguous failure the deploy history is read again: a new ``INITIALIZED``
-        deploy of this commit is the one the lost answer would have named.
+        ``known`` holds the ids of the deploys that existed before. After an ambiguous
+        failure the deploy history is read again: a new ``INITIALIZED`` deploy of this commit
+        is the one the lost answer would have named.
         """
-        known = {d.id for d in client.list_deploys(self.deployment_id)}
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 return client.create_deploy(self.deployment_id, request)
@@ -566,7 +564,16 @@ class Deployer:
         description = f"ci-deploy: automatic rollback after deploy {deploy.id} failed" + (
             f" ({self.context.run_url})" if self.context.run_url else ""
         )
-        rollback, how = rollout.roll_back(target, description)
+        try:
+            rollback, how = rollout.roll_back(target, description)
+        except RolloutError:
+            raise
+        except CiDeployError as exc:
+            raise RolloutError(
+                f"{failure.message} The automatic rollback to deploy {target.id} failed too: "
+                f"{exc.message} Check the Deployment in the Astro UI.",
+                title="Rollout failed and the rollback failed",
+            ) from exc
         self.result.rolled_back = True
         self.result.rollback_deploy_id = rollback.id
         self.result.deployment_state = rollout.last_seen

@@ -435,3 +435,32 @@ def test_unknown_deployment_name_is_a_clear_error(repo: GitRepo, emulator: Emula
     assert step.titles("error") == ["Deployment not found"]
     assert "No Deployment is named 'nope'" in step.log
     assert api_posts(emulator) == []
+
+
+def test_a_failing_rollback_is_reported_with_the_original_failure(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    emulator.unhealthy_after_finalize = True
+    emulator.faults.add("POST", r"/rollback$", 500)
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["Rollout failed and the rollback failed"]
+    [error] = step.commands("error")
+    assert "became unhealthy" in error.message
+    assert "automatic rollback to deploy" in error.message and "failed too" in error.message
+    assert step.outputs["rolled-back"] == "false"
+
+
+def test_unhealthy_rollback_is_said_plainly(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.unhealthy_after_finalize = True
+    emulator.unhealthy_after_rollback = True
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert step.result.returncode == 1
+    assert step.outputs["status"] == "rolled-back"
+    assert "the rollback itself is not healthy" in step.log
