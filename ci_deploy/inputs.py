@@ -407,6 +407,14 @@ def _bundle_input_given(value: str, info: ValidationInfo) -> bool:
     return bool(value)
 
 
+def _one_of(value: object, choices: tuple[str, ...]) -> str:
+    """``value`` trimmed and lower-cased, which must be one of ``choices``."""
+    text = _text(value).strip()
+    if text.lower() not in choices:
+        raise _fail(f"must be one of {', '.join(choices)}; got {_shown(text)}")
+    return text.lower()
+
+
 def _parse_bool(value: object) -> bool:
     text = _text(value).strip().lower()
     if text in ("true", "false"):
@@ -565,10 +573,7 @@ class _Parsed(BaseModel):
     @field_validator("action", mode="before")
     @classmethod
     def _action(cls, value: object) -> str:
-        action = _text(value).strip().lower()
-        if action not in ACTIONS:
-            raise _fail(f"must be one of {', '.join(ACTIONS)}; got {_shown(_text(value).strip())}")
-        return action
+        return _one_of(value, ACTIONS)
 
     @field_validator("rollback_to", mode="before")
     @classmethod
@@ -636,12 +641,7 @@ class _Parsed(BaseModel):
     @field_validator("deploy_type", mode="before")
     @classmethod
     def _deploy_type(cls, value: object) -> str:
-        deploy_type = _text(value).strip().lower()
-        if deploy_type not in DEPLOY_TYPES:
-            raise _fail(
-                f"must be one of {', '.join(DEPLOY_TYPES)}; got {_shown(_text(value).strip())}"
-            )
-        return deploy_type
+        return _one_of(value, DEPLOY_TYPES)
 
     @field_validator("image_name", mode="before")
     @classmethod
