@@ -222,6 +222,8 @@ def assert_rolled_back(step: Step, emulator: Emulator, version_before: str) -> N
     rollback_id = out["rollback-deploy-id"]
     rollback = {d["id"]: d for d in deploys_of(emulator)}[rollback_id]
     assert rollback["rollbackFromId"]
+    assert f"after deploy {out['deploy-id']} failed" in str(rollback["description"])
+    assert "/actions/runs/1" in str(rollback["description"]), "names the workflow run"
     assert previous_version(emulator) == version_before
     assert emulator.deployment(emulator.deployment_id)["status"] == "HEALTHY"
     [error] = [c for c in step.commands("error") if "rolled back" in c.message]
@@ -464,3 +466,26 @@ def test_unhealthy_rollback_is_said_plainly(repo: GitRepo, emulator: Emulator) -
     assert step.result.returncode == 1
     assert step.outputs["status"] == "rolled-back"
     assert "the rollback itself is not healthy" in step.log
+
+
+def test_wake_on_deploy_restores_the_override_after_a_failed_rollout(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    emulator.add_deployment("dev", isDevelopmentMode=True)
+    emulator.update_deployment("dev", hibernating=True)
+    emulator.unhealthy_after_finalize = True
+    before = change(repo)
+
+    step = deploy(
+        repo,
+        emulator,
+        before,
+        {"deployment-id": "dev", "deploy-type": "dags-only", "wake-on-deploy": "true"},
+    )
+
+    assert step.result.returncode == 1
+    assert [r.method for r in emulator.requests if r.path.endswith("/hibernation-override")] == [
+        "POST",
+        "DELETE",
+    ]
+    assert emulator.hibernation_override("dev") is None
