@@ -374,7 +374,7 @@ class Deployer:
         )
 
     def _syntax_check(self, tarball: Bundle, root_folder: str) -> None:
-        prefix = "" if root_folder in ("", ".") else root_folder + "/"
+        prefix = _dags_prefix(root_folder, self.inputs.dags_folder)
         problems = check_python_files(self.inputs.dags_path, tarball.members, path_prefix=prefix)
         for problem in problems:
             self.runner.error(

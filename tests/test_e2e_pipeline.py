@@ -489,3 +489,23 @@ def test_wake_on_deploy_restores_the_override_after_a_failed_rollout(
         "DELETE",
     ]
     assert emulator.hibernation_override("dev") is None
+
+
+def test_syntax_error_annotation_names_the_file_in_a_nested_dags_folder(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    nested = GitRepo(tmp_path / "nested")
+    shutil.copytree(EXAMPLE, nested.path / "astro")
+    (nested.path / "astro" / "pipelines").mkdir()
+    (nested.path / "astro" / "dags").rename(nested.path / "astro" / "pipelines" / "dags")
+    nested.commit("A project whose DAGs live in pipelines/dags")
+    before = change(nested, "astro/pipelines/dags/broken.py", "def oops(:\n")
+
+    step = deploy(
+        nested, emulator, before, {"root-folder": "astro", "dags-folder": "pipelines/dags"}
+    )
+
+    assert step.result.returncode == 1
+    files = [c.properties.get("file") for c in step.commands("error") if c.properties.get("file")]
+    assert files == ["astro/pipelines/dags/broken.py"]
+    assert api_posts(emulator) == []
