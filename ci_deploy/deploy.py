@@ -129,6 +129,7 @@ class Deployer:
         self.sleep = sleep
         self.deployment_id = inputs.deployment_id
         self.result = RunResult(deployment_id=inputs.deployment_id)
+        self._builder: ImageBuilder | None = None
 
     def run(self) -> RunResult:
         """Run; never raises a :class:`CiDeployError`, it lands in the result."""
@@ -140,8 +141,30 @@ class Deployer:
             self.result.status = "failed"
             self.result.error = exc
         finally:
+            if self._builder is not None:
+                self._builder.close()
             self.result.duration_seconds = self.clock() - started
         return self.result
+
+    def _image_builder(self) -> ImageBuilder:
+        """The run's one image builder (one Docker client for build, check and push)."""
+        if self._builder is None:
+            self._builder = self.image_builder_factory(self.runner)
+        return self._builder
+
+    def _rollout(self, client: AstroClient) -> Rollout:
+        return Rollout(
+            client,
+            self.deployment_id,
+            self.runner,
+            timeout=self.inputs.wait_timeout,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+
+    def _with_run_url(self, text: str) -> str:
+        """``text`` followed by the workflow run's URL, when there is one."""
+        return f"{text} ({self.context.run_url})" if self.context.run_url else text
 
     def _run(self) -> None:
         inputs, result, runner = self.inputs, self.result, self.runner
@@ -390,7 +413,7 @@ class Deployer:
 
     def _image(self) -> BuiltImage:
         inputs = self.inputs
-        builder = self.image_builder_factory(self.runner)
+        builder = self._image_builder()
         if inputs.image_name:
             image = builder.existing(inputs.image_name)
             self.runner.info(f"Using the image {inputs.image_name} built earlier in the workflow.")
@@ -453,14 +476,7 @@ class Deployer:
             result.deployment_state = "not awaited (wait: false)"
             result.status = "deployed"
             return
-        rollout = Rollout(
-            client,
-            self.deployment_id,
-            runner,
-            timeout=inputs.wait_timeout,
-            clock=self.clock,
-            sleep=self.sleep,
-        )
+        rollout = self._rollout(client)
         target = Target(
             dag_version=result.dag_tarball_version or None,
             image_tag=deploy.imageTag if artifacts.image is not None else None,
@@ -532,8 +548,7 @@ class Deployer:
                 f"The API created deploy {deploy.id} without an image repository and tag, so "
                 "the image cannot be pushed."
             )
-        builder = self.image_builder_factory(self.runner)
-        builder.push(
+        self._image_builder().push(
             image,
             deploy.imageRepository,
             deploy.imageTag,
@@ -561,11 +576,11 @@ class Deployer:
                 f"{failure.message} A rollback was impossible: the Deployment has no earlier "
                 "DEPLOYED deploy to return to."
             ) from failure
-        description = f"ci-deploy: automatic rollback after deploy {deploy.id} failed" + (
-            f" ({self.context.run_url})" if self.context.run_url else ""
+        description = self._with_run_url(
+            f"ci-deploy: automatic rollback after deploy {deploy.id} failed"
         )
         try:
-            rollback, how = rollout.roll_back(target, description)
+            outcome = rollout.roll_back(target, description)
         except RolloutError:
             raise
         except CiDeployError as exc:
@@ -575,11 +590,12 @@ class Deployer:
                 title="Rollout failed and the rollback failed",
             ) from exc
         self.result.rolled_back = True
-        self.result.rollback_deploy_id = rollback.id
+        self.result.rollback_deploy_id = outcome.deploy.id
         self.result.deployment_state = rollout.last_seen
         raise RolloutError(
             f"{failure.message} The Deployment was rolled back to deploy {target.id} "
-            f"({commit_of(target)}) with rollback deploy {rollback.id}; {how}.",
+            f"({commit_of(target)}) with rollback deploy {outcome.deploy.id}; "
+            f"{outcome.summary}.",
             title="Rollout failed and was rolled back",
         ) from failure
 
@@ -602,14 +618,6 @@ class Deployer:
                 "There is no earlier DEPLOYED deploy to roll back to.",
                 title="Nothing to roll back to",
             )
-        rollout = Rollout(
-            client,
-            self.deployment_id,
-            self.runner,
-            timeout=inputs.wait_timeout,
-            clock=self.clock,
-            sleep=self.sleep,
-        )
         if inputs.dry_run:
             result.status = "planned"
             self.runner.notice(
@@ -617,19 +625,17 @@ class Deployer:
                 title="Rollback planned",
             )
             return
-        description = "ci-deploy: rollback requested" + (
-            f" ({self.context.run_url})" if self.context.run_url else ""
-        )
-        rollback, how = rollout.roll_back(target, description)
+        rollout = self._rollout(client)
+        outcome = rollout.roll_back(target, self._with_run_url("ci-deploy: rollback requested"))
         result.rolled_back = True
-        result.rollback_deploy_id = rollback.id
+        result.rollback_deploy_id = outcome.deploy.id
         result.deploy_type = target.type
         result.deployment_state = rollout.last_seen
-        if how != "the rollback is healthy":
-            raise RolloutError(f"Rolled back to deploy {target.id}, but {how}.")
+        if not outcome.healthy:
+            raise RolloutError(f"Rolled back to deploy {target.id}, but {outcome.summary}.")
         result.status = "rolled-back"
         self.runner.notice(
-            f"Rolled back to deploy {target.id} ({commit_of(target)}); {how}.",
+            f"Rolled back to deploy {target.id} ({commit_of(target)}); {outcome.summary}.",
             title="Rolled back",
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from .astro import AstroClient
@@ -99,8 +100,8 @@ class Rollout:
             f"Airflow could not import {len(problems)} deployed DAG file(s): {names}."
         )
 
-    def roll_back(self, target: Deploy, description: str) -> tuple[Deploy, str]:
-        """Roll back to ``target`` and wait for it: the rollback deploy and how it ended."""
+    def roll_back(self, target: Deploy, description: str) -> RollbackOutcome:
+        """Roll back to ``target`` and wait for it; says how the rollback ended."""
         self.runner.info(f"Rolling back to deploy {target.id} ({commit_of(target)}).")
         rollback = self.client.rollback_deploy(
             self.deployment_id, target.id, RollbackRequest(description=description[:500])
@@ -113,8 +114,19 @@ class Rollout:
         try:
             self.wait(goal, f"the rollback to deploy {target.id}")
         except RolloutError as exc:
-            return rollback, f"the rollback itself is not healthy: {exc.message}"
-        return rollback, "the rollback is healthy"
+            return RollbackOutcome(
+                rollback, False, f"the rollback itself is not healthy: {exc.message}"
+            )
+        return RollbackOutcome(rollback, True, "the rollback is healthy")
+
+
+@dataclass(frozen=True)
+class RollbackOutcome:
+    """The rollback deploy, whether the Deployment is healthy on it, and that in words."""
+
+    deploy: Deploy
+    healthy: bool
+    summary: str
 
 
 def commit_of(deploy: Deploy) -> str:
