@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 
 from . import __version__, report
-from .astro import AstroClient
+from .astro.client import AstroClient
 from .deploy import ClientFactory, Deployer, RunResult
 from .errors import CiDeployError, InputError
 from .github import GitHubContext, load_context
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         args.insert(0, "deploy")
     parsed = _parser().parse_args(args)
     if parsed.command == "emulator":
-        from .emulator import serve
+        from ci_deploy_testkit.emulator import serve
 
         return serve(host=parsed.host, port=parsed.port, rollout_seconds=parsed.rollout_seconds)
     flags = {name: getattr(parsed, _dest(name), None) for name in INPUTS if name != "api-token"}

@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from .base import restored_deploy
-from .changes import ChangeSet
-from .models import DESCRIPTION_MAX, Deploy, Deployment, DeployType
+from .astro.wire import DESCRIPTION_MAX, Deploy, Deployment, DeployType
+from .basecommit import restored_deploy
+from .changeset import ChangeSet
 
 #: The ``deploy-type`` input's values and the API's deploy types they name.
 EXPLICIT_TYPES: dict[str, DeployType] = {

@@ -21,11 +21,21 @@ from urllib.parse import parse_qs, urlsplit
 from git import Repo
 
 from . import bundle as bundling
-from . import changes as git_changes
-from .astro import AstroClient
-from .base import BaseChoice, Candidate, Probe, choose_base, deployed_candidate, event_candidate
+from . import gitrepo as git_changes
+from .astro.client import AstroClient
+from .astro.hibernation import awake
+from .astro.upload import redact_url, upload_blob
+from .astro.wire import CreateDeployRequest, Deploy, Deployment, FinalizeDeployRequest
+from .basecommit import (
+    BaseChoice,
+    Candidate,
+    Probe,
+    choose_base,
+    deployed_candidate,
+    event_candidate,
+)
 from .bundle import Bundle
-from .changes import ChangeSet
+from .changeset import ChangeSet, PathRules, classify
 from .decide import (
     IMAGE_TYPES,
     Decision,
@@ -46,15 +56,12 @@ from .errors import (
     SyntaxCheckError,
 )
 from .github import GitHubContext, git_info
-from .hibernation import awake
 from .image import BuiltImage, ImageBuilder
 from .inputs import Inputs
-from .models import CreateDeployRequest, Deploy, Deployment, FinalizeDeployRequest
-from .paths import PathRules, classify
 from .rollout import Rollout, commit_of
 from .runner import Runner
+from .source import CommitInfo
 from .syntax import check_python_files
-from .upload import redact_url, upload_blob
 
 ClientFactory = Callable[[Inputs], AstroClient]
 ImageBuilderFactory = Callable[[Runner], ImageBuilder]
@@ -432,7 +439,7 @@ class Deployer:
         deployment: Deployment,
         decision: Decision,
         artifacts: Artifacts,
-        head: git_changes.CommitInfo,
+        head: CommitInfo,
         rules: PathRules,
         repo: Repo,
         history: Sequence[Deploy],

@@ -108,12 +108,6 @@ class DeployRejectedError(CiDeployError):
     title = "Deploy not possible"
 
 
-class NotSupportedError(CiDeployError):
-    """The action was asked for something this version cannot do yet."""
-
-    title = "Not supported"
-
-
 class RolloutError(CiDeployError):
     """After finalize, the Deployment did not come to run the new version."""
 

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci_deploy.changes import CommitInfo, strip_credentials
+from ci_deploy.astro.wire import GitInfo
 from ci_deploy.errors import CiDeployError
-from ci_deploy.models import GitInfo
+from ci_deploy.gitrepo import strip_credentials
+from ci_deploy.source import CommitInfo
 
 DEFAULT_SERVER_URL = "https://github.com"
 _PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})

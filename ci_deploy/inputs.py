@@ -31,9 +31,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ci_deploy.astro.wire import DESCRIPTION_MAX
+from ci_deploy.changeset import glob_problem
 from ci_deploy.errors import InputError, InputProblem
-from ci_deploy.models import DESCRIPTION_MAX
-from ci_deploy.paths import glob_problem
 
 __all__ = [
     "ACTIONS",

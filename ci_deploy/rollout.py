@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .astro import AstroClient
+from .astro.client import AstroClient
+from .astro.wire import Deploy, RollbackRequest
 from .decide import Target, import_problems, poll_delays, rollout_state
 from .errors import NotFoundError, RolloutError
-from .models import Deploy, RollbackRequest
 from .runner import Runner
 
 LOG_SOURCES = ("dag-processor", "scheduler")

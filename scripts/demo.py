@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ci_deploy.emulator import Emulator
-from ci_deploy.localrun import push_event, run_step, runner_environment
+from ci_deploy_testkit.emulator import Emulator
+from ci_deploy_testkit.localrun import push_event, run_step, runner_environment
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci_deploy.emulator import Emulator
-from ci_deploy.ghfiles import WorkflowCommand, parse_workflow_command
-from ci_deploy.localrun import StepResult, push_event, run_step, runner_environment
 from ci_deploy.report import OUTPUT_NAMES
+from ci_deploy_testkit.emulator import Emulator
+from ci_deploy_testkit.ghfiles import WorkflowCommand, parse_workflow_command
+from ci_deploy_testkit.localrun import StepResult, push_event, run_step, runner_environment
 from tests.gitrepo import GitRepo
 from tests.spec import assert_request_matches_spec
 

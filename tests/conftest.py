@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ci_deploy.emulator import Emulator
+from ci_deploy_testkit.emulator import Emulator
 from tests.actionrun import assert_requests_match_spec
 
 

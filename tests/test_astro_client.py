@@ -21,20 +21,20 @@ import pytest
 import respx
 
 from ci_deploy import __version__
-from ci_deploy.astro import LOG_PAGE_SIZE, LOG_PAGES, AstroClient
+from ci_deploy.astro.client import LOG_PAGE_SIZE, LOG_PAGES, AstroClient
+from ci_deploy.astro.wire import (
+    CreateDeployRequest,
+    FinalizeDeployRequest,
+    GitInfo,
+    HibernationOverrideRequest,
+    RollbackRequest,
+)
 from ci_deploy.errors import (
     ApiAmbiguousError,
     ApiError,
     ApiUnavailableError,
     AuthError,
     NotFoundError,
-)
-from ci_deploy.models import (
-    CreateDeployRequest,
-    FinalizeDeployRequest,
-    GitInfo,
-    HibernationOverrideRequest,
-    RollbackRequest,
 )
 from tests.spec import assert_httpx_request_matches_spec, assert_request_matches_spec
 

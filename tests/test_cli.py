@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ci_deploy.emulator import Emulator
+from ci_deploy_testkit.emulator import Emulator
 from tests.gitrepo import GitRepo
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"

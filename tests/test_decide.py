@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from ci_deploy.changes import ChangeSet
+from ci_deploy.astro.wire import Deploy, DeployGit, Deployment
+from ci_deploy.changeset import ChangeSet
 from ci_deploy.decide import (
     Target,
     choose_deploy_type,
@@ -17,7 +18,6 @@ from ci_deploy.decide import (
     previous_deploy,
     rollout_state,
 )
-from ci_deploy.models import Deploy, DeployGit, Deployment
 
 
 def changes(dag: int = 0, image: int = 0, ignored: int = 0) -> ChangeSet:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ci_deploy.emulator import Emulator
-from ci_deploy.ghfiles import parse_workflow_command
+from ci_deploy_testkit.emulator import Emulator
+from ci_deploy_testkit.ghfiles import parse_workflow_command
 from tests.actionrun import EXAMPLE, api_posts, run_push
 from tests.gitrepo import GitRepo
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from ci_deploy.emulator import Emulator
-from ci_deploy.localrun import push_event
+from ci_deploy_testkit.emulator import Emulator
+from ci_deploy_testkit.localrun import push_event
 from tests.actionrun import EXAMPLE, Step, api_posts, run_action
 from tests.gitrepo import GitRepo, run_git
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ci_deploy.emulator import Emulator
-from ci_deploy.localrun import finish_step, push_event, start_step
+from ci_deploy_testkit.emulator import Emulator
+from ci_deploy_testkit.localrun import finish_step, push_event, start_step
 from tests.actionrun import (
     EXAMPLE,
     Step,

@@ -23,7 +23,7 @@ import pytest
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from ci_deploy.emulator import (
+from ci_deploy_testkit.emulator import (
     DEMO_DEPLOYMENT_ID,
     DEMO_ORGANIZATION_ID,
     Emulator,
@@ -1378,7 +1378,7 @@ def test_new_operations_match_the_api_spec(emu: Emulator, api: httpx.Client) -> 
 
 
 def test_serve_prints_how_to_connect_and_stops_on_sigterm() -> None:
-    code = "import sys; from ci_deploy.emulator import serve; sys.exit(serve(port=0))"
+    code = "import sys; from ci_deploy_testkit.emulator import serve; sys.exit(serve(port=0))"
     process = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

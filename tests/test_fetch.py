@@ -13,8 +13,8 @@ from types import FrameType
 import git
 import pytest
 
-from ci_deploy.changes import (
-    ZERO_SHA,
+from ci_deploy.errors import GitError
+from ci_deploy.gitrepo import (
     Resolved,
     SafeGit,
     _scrub,
@@ -26,8 +26,9 @@ from ci_deploy.changes import (
     is_shallow,
     open_repo,
 )
-from ci_deploy.errors import GitError
 from tests.gitrepo import GitRepo, git_env, run_git
+
+NULL_SHA = "0" * 40
 
 TEST_TIME_LIMIT_SECONDS = 60
 DEEPENING = re.compile(
@@ -180,7 +181,7 @@ def test_a_commit_force_pushed_away_is_a_reason_not_an_error(
 @pytest.mark.parametrize(
     ("rev", "detail"),
     [
-        (ZERO_SHA, "all-zero sha: no previous commit"),
+        (NULL_SHA, "all-zero sha: no previous commit"),
         ("0" * 64, "all-zero sha: no previous commit"),
         ("", "no revision given: no previous commit"),
         ("  ", "no revision given: no previous commit"),

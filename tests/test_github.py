@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from ci_deploy.changes import CommitInfo, head_commit, open_repo, remote_url
+from ci_deploy.astro.wire import CreateDeployRequest, GitInfo
 from ci_deploy.errors import CiDeployError
 from ci_deploy.github import GitHubContext, git_info, load_context
-from ci_deploy.models import CreateDeployRequest, GitInfo
+from ci_deploy.gitrepo import head_commit, open_repo, remote_url
+from ci_deploy.source import CommitInfo
 from tests.gitrepo import AUTHOR_NAME, GitRepo
 
 BEFORE = "a" * 40

@@ -22,7 +22,6 @@ import pytest
 
 from ci_deploy import image as image_module
 from ci_deploy.errors import ImageError
-from ci_deploy.ghfiles import parse_workflow_command
 from ci_deploy.image import (
     RUNTIME_LABEL,
     BuiltImage,
@@ -31,6 +30,7 @@ from ci_deploy.image import (
     runtime_base_images_only,
 )
 from ci_deploy.runner import Runner
+from ci_deploy_testkit.ghfiles import parse_workflow_command
 from tests.fake_docker import FakeDockerEngine
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"

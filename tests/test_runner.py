@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ci_deploy.ghfiles import (
+from ci_deploy.runner import SUMMARY_CUT_NOTE, SUMMARY_MAX_BYTES, Runner
+from ci_deploy_testkit.ghfiles import (
     WorkflowCommand,
     parse_file_commands,
     parse_output_file,
     parse_output_text,
     parse_workflow_command,
 )
-from ci_deploy.runner import SUMMARY_CUT_NOTE, SUMMARY_MAX_BYTES, Runner
 
 
 class Stream(io.StringIO):

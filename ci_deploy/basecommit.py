@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .astro.wire import Deploy
 from .errors import GitError
-from .models import Deploy
+from .source import is_null_sha
 
 BaseSource = Literal["deployed", "event", "input", "none"]
-ZERO_SHA = "0" * 40
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def event_candidate(event_name: str, event: Mapping[str, Any]) -> tuple[Candidat
     """The event's own base commit, or None and why it has none."""
     if event_name == "push":
         before = str(event.get("before") or "")
-        if not before or before == ZERO_SHA:
+        if not before or is_null_sha(before):
             return None, "the push created the branch (its 'before' is all zeros)"
         return Candidate("event", before, f"the push's previous commit {before[:12]}"), ""
     if event_name in ("pull_request", "pull_request_target"):

@@ -3,7 +3,7 @@
 Deployments (get, list, logs, hibernation override) and their deploys (list, create, get,
 finalize, roll back). :class:`AstroClient` speaks JSON to one API host with the bearer
 token, retries what :mod:`ci_deploy.http` allows, parses answers with
-:mod:`ci_deploy.models`, and turns every failure into an
+:mod:`ci_deploy.astro.wire`, and turns every failure into an
 :class:`~ci_deploy.errors.ApiError` subclass whose message says what was attempted, what
 the API answered, and what to do. A write (POST, DELETE) that may or may not have been
 processed raises :class:`~ci_deploy.errors.ApiAmbiguousError` and is never retried here.
@@ -25,7 +25,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from ci_deploy import __version__, models
+from ci_deploy import __version__
+from ci_deploy.astro import wire as models
 from ci_deploy.errors import (
     ApiAmbiguousError,
     ApiError,
@@ -207,7 +208,7 @@ class AstroClient:
     ) -> list[models.LogEntry]:
         """A Deployment's log entries (GetDeploymentLogs), oldest first, at most ``limit``.
 
-        ``sources`` (at least one of :data:`ci_deploy.models.LOG_SOURCES`) are sent as
+        ``sources`` (at least one of :data:`ci_deploy.astro.wire.LOG_SOURCES`) are sent as
         repeated ``sources`` parameters. ``start`` and ``end`` must be aware datetimes;
         they are sent in UTC as ``startDate``/``endDate`` (``...Z``, whole seconds, the
         range widened to include the partial seconds). ``end`` defaults to now when only

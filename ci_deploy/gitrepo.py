@@ -20,8 +20,7 @@ import git
 from git.types import PathLike
 
 from ci_deploy.errors import GitError
-
-ZERO_SHA = "0" * 40
+from ci_deploy.source import CommitInfo, is_null_sha
 
 FETCH_TIMEOUT_SECONDS = 300.0
 """How long one ``git fetch`` from origin may run before it is killed."""
@@ -72,35 +71,6 @@ class SafeRepo(git.Repo):
     """
 
     GitCommandWrapperType = SafeGit
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    """The commit being deployed."""
-
-    sha: str
-    subject: str
-    author_name: str
-    author_email: str
-
-
-@dataclass(frozen=True)
-class ChangeSet:
-    """Changed files sorted into DAG files, image files and files outside the project."""
-
-    dag_files: tuple[str, ...]
-    image_files: tuple[str, ...]
-    ignored_files: tuple[str, ...]
-
-    @property
-    def files(self) -> tuple[str, ...]:
-        """Every changed file, sorted."""
-        return tuple(sorted((*self.dag_files, *self.image_files, *self.ignored_files)))
-
-    @property
-    def relevant(self) -> bool:
-        """Whether any DAG or image file changed."""
-        return bool(self.dag_files or self.image_files)
 
 
 def _run(repo: git.Repo, command: str, *args: str) -> bytes:
@@ -246,7 +216,6 @@ def remote_url(repo: git.Repo) -> str | None:
 # Only shas and ref names reach git, as separate arguments (no shell), and every git
 # message surfaced here has URL credentials removed.
 
-_ZERO_SHAS = frozenset({"0" * 40, "0" * 64})
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _ABBREVIATED_SHA = re.compile(r"[0-9a-fA-F]{4,63}")
 # What git's check-ref-format refuses, plus a leading "+" (a forced refspec) or "-".
@@ -378,7 +347,7 @@ def ensure_commit(
     rev = rev.strip()
     if not rev:
         return Resolved(None, "no revision given: no previous commit")
-    if rev in _ZERO_SHAS:
+    if is_null_sha(rev):
         return Resolved(None, "all-zero sha: no previous commit")
     if rev.startswith("-"):
         return Resolved(None, "not a commit or ref")

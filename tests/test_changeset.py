@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ci_deploy.changeset import PathRules, classify, glob_problem
 from ci_deploy.inputs import DEFAULT_IGNORE_PATHS
-from ci_deploy.paths import PathRules, classify, glob_problem
 
 IGNORE = tuple(p.strip() for p in DEFAULT_IGNORE_PATHS.split(","))
 

@@ -1,7 +1,7 @@
 """Deployment logs: the entries the emulator keeps and the search GetDeploymentLogs runs.
 
 Entries live in memory per Deployment; tests add them with
-:meth:`~ci_deploy.emulator.Emulator.add_log`, and a finalize can add Airflow's
+:meth:`~ci_deploy_testkit.emulator.Emulator.add_log`, and a finalize can add Airflow's
 ``Broken DAG`` lines (:func:`broken_dag_line`). A search filters by source, time window
 and text, sorts oldest first, keeps the first ``maxNumResults`` and returns one page of
 them as a ``DeploymentLog``.

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .astro import AstroClient
-from .errors import CiDeployError
-from .models import Deployment, HibernationOverride, HibernationOverrideRequest
-from .runner import Runner
+from ci_deploy.astro.client import AstroClient
+from ci_deploy.astro.wire import Deployment, HibernationOverride, HibernationOverrideRequest
+from ci_deploy.errors import CiDeployError
+from ci_deploy.runner import Runner
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ci_deploy.models import (
+from ci_deploy.astro.wire import (
     LOG_SOURCES,
     Deployment,
     DeploymentLogs,

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .ghfiles import parse_output_text
-from .inputs import INPUTS
+from ci_deploy.inputs import INPUTS
+from ci_deploy_testkit.ghfiles import parse_output_text
 
-ENTRYPOINT = Path(__file__).resolve().parent.parent / "entrypoint.py"
+ENTRYPOINT = Path(__file__).resolve().parents[2] / "entrypoint.py"
 
 #: Variables of the developer's shell that must not leak into a simulated step.
 _SCRUBBED_PREFIXES = ("GITHUB_", "INPUT_", "RUNNER_", "ACTIONS_", "ASTRO_")

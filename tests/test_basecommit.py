@@ -6,15 +6,16 @@ from typing import Any
 
 import pytest
 
-from ci_deploy.base import (
-    ZERO_SHA,
+from ci_deploy.astro.wire import Deploy, DeployGit
+from ci_deploy.basecommit import (
     Candidate,
     choose_base,
     deployed_candidate,
     event_candidate,
 )
 from ci_deploy.errors import GitError
-from ci_deploy.models import Deploy, DeployGit
+
+NULL_SHA = "0" * 40
 
 A, B, C, D = ("a" * 40, "b" * 40, "c" * 40, "d" * 40)
 
@@ -95,7 +96,7 @@ def test_event_bases(event_name: str, event: dict[str, Any], rev: str, merge_bas
 @pytest.mark.parametrize(
     ("event_name", "event", "why"),
     [
-        ("push", {"before": ZERO_SHA}, "created the branch"),
+        ("push", {"before": NULL_SHA}, "created the branch"),
         ("workflow_dispatch", {}, "a workflow_dispatch event has no base commit"),
         ("schedule", {}, "a schedule event has no base commit"),
         ("release", {}, "a release event has no base commit"),

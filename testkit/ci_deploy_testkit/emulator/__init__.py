@@ -8,15 +8,15 @@ a fake registry, and plays a Deployment's rollout after each finalize. :func:`se
 one until stopped, for ``ci-deploy emulator``.
 """
 
-from ci_deploy.emulator.faults import Fault, Faults
-from ci_deploy.emulator.server import (
+from ci_deploy_testkit.emulator.faults import Fault, Faults
+from ci_deploy_testkit.emulator.server import (
     DEMO_DEPLOYMENT_ID,
     DEMO_ORGANIZATION_ID,
     Emulator,
     make_token,
     serve,
 )
-from ci_deploy.emulator.wire import RecordedRequest
+from ci_deploy_testkit.emulator.wire import RecordedRequest
 
 __all__ = [
     "DEMO_DEPLOYMENT_ID",

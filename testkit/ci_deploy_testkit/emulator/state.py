@@ -13,7 +13,7 @@ while active, decides; otherwise the schedule does. Going to sleep is immediate 
 ``HIBERNATING``. A deploy to a sleeping Deployment is taken without waking it: its
 versions roll out while the status stays ``HIBERNATING``.
 
-Not thread-safe by itself: the server and the :class:`~ci_deploy.emulator.Emulator`
+Not thread-safe by itself: the server and the :class:`~ci_deploy_testkit.emulator.Emulator`
 hold :attr:`AstroState.lock` around every call.
 """
 
@@ -30,9 +30,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ci_deploy import models
-from ci_deploy.emulator.logs import LOG_SOURCES, LogEntry, LogSearch, broken_dag_line, search_logs
-from ci_deploy.emulator.wire import ApiProblem, BlobProblem
+from ci_deploy.astro import wire as models
+from ci_deploy_testkit.emulator.logs import (
+    LOG_SOURCES,
+    LogEntry,
+    LogSearch,
+    broken_dag_line,
+    search_logs,
+)
+from ci_deploy_testkit.emulator.wire import ApiProblem, BlobProblem
 
 WORKSPACE_ID = "emulator-workspace"
 RUNTIME_VERSION = "3.0-1"

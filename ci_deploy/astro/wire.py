@@ -16,10 +16,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DeployType = Literal["DAG_ONLY", "IMAGE_AND_DAG", "IMAGE_ONLY", "BUNDLE"]
-DeployStatus = Literal["INITIALIZED", "DEPLOYED", "FAILED"]
-DeploymentStatus = Literal[
-    "CREATING", "DEPLOYING", "HEALTHY", "UNHEALTHY", "UNKNOWN", "HIBERNATING"
-]
 GitProvider = Literal["GITHUB", "GENERIC"]
 
 DESCRIPTION_MAX = 500

@@ -19,10 +19,10 @@ from urllib.parse import unquote
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
-from ci_deploy import models
-from ci_deploy.emulator.logs import LOG_SOURCES, LogSearch
-from ci_deploy.emulator.state import AstroState, parse_rfc3339
-from ci_deploy.emulator.wire import (
+from ci_deploy.astro import wire as models
+from ci_deploy_testkit.emulator.logs import LOG_SOURCES, LogSearch
+from ci_deploy_testkit.emulator.state import AstroState, parse_rfc3339
+from ci_deploy_testkit.emulator.wire import (
     ApiProblem,
     RecordedRequest,
     Response,

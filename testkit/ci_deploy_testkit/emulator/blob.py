@@ -13,8 +13,8 @@ import hmac
 from collections.abc import Callable
 from xml.etree import ElementTree
 
-from ci_deploy.emulator.state import AstroState, UploadTarget
-from ci_deploy.emulator.wire import (
+from ci_deploy_testkit.emulator.state import AstroState, UploadTarget
+from ci_deploy_testkit.emulator.wire import (
     AZURE_VERSION,
     BlobProblem,
     RecordedRequest,

@@ -15,7 +15,24 @@ from functools import cached_property
 
 from pathspec import GitIgnoreSpec
 
-from .changes import ChangeSet
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """Changed files sorted into DAG files, image files and files outside the project."""
+
+    dag_files: tuple[str, ...]
+    image_files: tuple[str, ...]
+    ignored_files: tuple[str, ...]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every changed file, sorted."""
+        return tuple(sorted((*self.dag_files, *self.image_files, *self.ignored_files)))
+
+    @property
+    def relevant(self) -> bool:
+        """Whether any DAG or image file changed."""
+        return bool(self.dag_files or self.image_files)
 
 
 def glob_problem(pattern: str) -> str | None:

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import respx
 
+from ci_deploy.astro.upload import redact_url, upload_blob
 from ci_deploy.errors import UploadError
-from ci_deploy.upload import redact_url, upload_blob
 
 SIG = "Zm9vYmFy%2BYmF6cXV4%3D"
 SIG_DECODED = "Zm9vYmFy+YmF6cXV4="

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ci_deploy.changes import (
-    ZERO_SHA,
-    CommitInfo,
+from ci_deploy.errors import GitError
+from ci_deploy.gitrepo import (
     changed_files,
     has_commit,
     head_commit,
@@ -19,8 +18,10 @@ from ci_deploy.changes import (
     repo_relative,
     strip_credentials,
 )
-from ci_deploy.errors import GitError
+from ci_deploy.source import CommitInfo
 from tests.gitrepo import AUTHOR_EMAIL, AUTHOR_NAME, GitRepo
+
+NULL_SHA = "0" * 40
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def test_has_commit(repo: GitRepo) -> None:
     blob = repo.git("rev-parse", "HEAD:README.md").strip()
     assert has_commit(opened, repo.head())
     assert has_commit(opened, repo.head()[:10])
-    assert not has_commit(opened, ZERO_SHA)
+    assert not has_commit(opened, NULL_SHA)
     assert not has_commit(opened, "1" * 40)
     assert not has_commit(opened, blob)  # exists, but is not a commit
     assert not has_commit(opened, "")

@@ -1,6 +1,6 @@
 """Strict readers of what the runner reads: file commands and workflow commands.
 
-The tests and the local runner simulation (:mod:`ci_deploy.localrun`) read what a step wrote
+The tests and the local runner simulation (:mod:`ci_deploy_testkit.localrun`) read what a step wrote
 with these, as the GitHub runner would.
 
 File commands (GITHUB_OUTPUT, GITHUB_ENV, GITHUB_STATE) follow the grammar of the Linux runner

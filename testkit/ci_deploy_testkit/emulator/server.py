@@ -3,9 +3,9 @@
 One ``ThreadingHTTPServer`` on a background thread serves three things on one port:
 
 - ``/v1/...``: the Astro API calls of a deploy, plus listing Deployments, hibernation
-  overrides and Deployment logs (see :mod:`ci_deploy.emulator.api`);
+  overrides and Deployment logs (see :mod:`ci_deploy_testkit.emulator.api`);
 - ``/blob/...``: an Azure-like blob host for the deploys' upload URLs
-  (see :mod:`ci_deploy.emulator.blob`);
+  (see :mod:`ci_deploy_testkit.emulator.blob`);
 - ``/ui/deployments/<id>``: a page for the Deployment's ``uiUrl``.
 
 Every request is recorded in :attr:`Emulator.requests` before anything else happens, then
@@ -30,12 +30,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any
 
-from ci_deploy.emulator.api import AstroApi
-from ci_deploy.emulator.blob import BlobHost
-from ci_deploy.emulator.faults import Fault, Faults
-from ci_deploy.emulator.state import WORKSPACE_ID, AstroState
-from ci_deploy.emulator.ui import deployment_page
-from ci_deploy.emulator.wire import (
+from ci_deploy_testkit.emulator.api import AstroApi
+from ci_deploy_testkit.emulator.blob import BlobHost
+from ci_deploy_testkit.emulator.faults import Fault, Faults
+from ci_deploy_testkit.emulator.state import WORKSPACE_ID, AstroState
+from ci_deploy_testkit.emulator.ui import deployment_page
+from ci_deploy_testkit.emulator.wire import (
     ApiProblem,
     BlobProblem,
     RecordedRequest,

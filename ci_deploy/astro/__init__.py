@@ -1,0 +1,1 @@
+"""Astronomer's Astro: the first implementation of the platform port."""
