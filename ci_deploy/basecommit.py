@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .astro.wire import Deploy
-from .errors import GitError
-from .source import is_null_sha
+from ci_deploy.errors import GitError
+from ci_deploy.platform import Release, ReleaseState
+from ci_deploy.source import is_null_sha
 
 BaseSource = Literal["deployed", "event", "input", "none"]
 
@@ -53,46 +53,24 @@ class BaseChoice:
 Probe = Callable[[Candidate, bool], tuple[str | None, str]]
 
 
-def deployed_candidate(deploys: Sequence[Deploy]) -> tuple[Candidate | None, str]:
-    """The commit the Deployment runs: the newest ``DEPLOYED`` deploy with a known commit.
+def deployed_candidate(history: Sequence[Release]) -> tuple[Candidate | None, str]:
+    """The commit the Deployment runs: the newest live release with a known commit.
 
-    A rollback deploy counts as the commit of the deploy it restored, found by its DAG
-    tarball version or image tag among the earlier deploys; failing that, its own commit.
+    A rollback counts as the commit of the release it restored; failing that, its own.
+    ``history`` is oldest first.
     """
-    if not deploys:
+    if not history:
         return None, "the Deployment has no deploy history"
-    ordered = sorted(deploys, key=lambda d: d.createdAt)
-    for index in range(len(ordered) - 1, -1, -1):
-        deploy = ordered[index]
-        if deploy.status != "DEPLOYED":
+    releases = {release.id: release for release in history}
+    for release in reversed(history):
+        if release.state is not ReleaseState.LIVE:
             continue
-        source = restored_deploy(deploy, ordered[:index])
-        sha = source.git.commitSha if source.git else ""
-        if sha:
-            how = f", a rollback to deploy {source.id}" if source is not deploy else ""
-            label = f"deploy {deploy.id} ({deploy.createdAt}{how})"
-            return Candidate("deployed", sha, label), ""
+        source = releases.get(release.restores, release)
+        if source.commit:
+            how = f", a rollback to deploy {source.id}" if source is not release else ""
+            label = f"deploy {release.id} ({release.created_at:%Y-%m-%dT%H:%M:%SZ}{how})"
+            return Candidate("deployed", source.commit, label), ""
     return None, "no DEPLOYED deploy in the history carries a git commit"
-
-
-def restored_deploy(rollback: Deploy, earlier: Sequence[Deploy]) -> Deploy:
-    """The earlier deploy a rollback restored, or ``rollback`` itself when it is none.
-
-    Matched by DAG tarball version (or image tag for image-only deploys) among the
-    earlier non-rollback ``DEPLOYED`` deploys, newest first.
-    """
-    if not rollback.rollbackFromId:
-        return rollback
-    for deploy in reversed(earlier):
-        if deploy.rollbackFromId or deploy.status != "DEPLOYED":
-            continue
-        same_dags = rollback.dagTarballVersion and deploy.dagTarballVersion == (
-            rollback.dagTarballVersion
-        )
-        same_image = rollback.imageTag and deploy.imageTag == rollback.imageTag
-        if same_dags or (not rollback.dagTarballVersion and same_image):
-            return deploy
-    return rollback
 
 
 def event_candidate(event_name: str, event: Mapping[str, Any]) -> tuple[Candidate | None, str]:

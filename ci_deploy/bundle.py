@@ -197,3 +197,15 @@ def build_bundle_tarball(root_dir: Path) -> Bundle:
     what = "the project folder"
     _require_folder(root_dir, what)
     return _pack(root_dir, prefix="", excluded_names=_BUNDLE_EXCLUDED_NAMES, what=what)
+
+
+def member_prefix(root_folder: str, dags_folder: str) -> str:
+    """What turns a DAG tarball member (``dags/x.py``) into its repository path.
+
+    ``root_folder`` is repository-relative (``.`` for the root), ``dags_folder`` relative to
+    it: with ``astro`` and ``pipelines/dags`` the member ``dags/x.py`` is
+    ``astro/pipelines/dags/x.py``, so the prefix is ``astro/pipelines/``.
+    """
+    parent = "/".join(p for p in (root_folder, dags_folder) if p not in ("", "."))
+    parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
+    return parent + "/" if parent else ""

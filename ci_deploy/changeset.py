@@ -97,3 +97,8 @@ def classify(files: Iterable[str], rules: PathRules) -> ChangeSet:
         image_files=tuple(sorted(kinds["image"])),
         ignored_files=tuple(sorted(kinds["ignored"] | kinds["outside"])),
     )
+
+
+def count_files(n: int) -> str:
+    """'1 file', '2 files'."""
+    return f"{n} file" if n == 1 else f"{n} files"

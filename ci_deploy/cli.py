@@ -3,7 +3,11 @@
 ``ci-deploy`` (or ``ci-deploy deploy``) deploys, reading inputs from ``INPUT_*`` variables as
 the GitHub runner sets them, or from ``--flags`` that override them. The API token is never a
 flag: command lines are visible to other processes, so it comes from the ``api-token``
-input or ``ASTRO_API_TOKEN``. ``ci-deploy emulator`` serves the local Astro emulator.
+input or ``ASTRO_API_TOKEN``. ``ci-deploy emulator`` serves the local Astro emulator of the
+separate ``ci-deploy-testkit`` package, when it is installed.
+
+:func:`deploy` takes its collaborators (:class:`~ci_deploy.run.Dependencies`) as an
+argument, so the whole action runs in process in the tests.
 
 Exit codes: 0 deployed, skipped or planned; 1 failed (bad input included); 2 bad usage.
 """
@@ -11,18 +15,20 @@ Exit codes: 0 deployed, skipped or planned; 1 failed (bad input included); 2 bad
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
+from typing import TextIO
 
-from . import __version__, report
-from .astro.client import AstroClient
-from .deploy import ClientFactory, Deployer, RunResult
-from .errors import CiDeployError, InputError
-from .github import GitHubContext, load_context
-from .inputs import INPUTS, Inputs, load_inputs, raw_inputs, resolve_token
-from .runner import Runner
+from ci_deploy import __version__, report
+from ci_deploy.errors import CiDeployError, InputError
+from ci_deploy.github import GitHubContext, load_context
+from ci_deploy.inputs import INPUTS, load_inputs, raw_inputs, resolve_token
+from ci_deploy.result import Journal, RunResult, Target, assemble
+from ci_deploy.run import Dependencies, run
+from ci_deploy.runner import Runner
 
 COMMANDS = ("deploy", "plan", "emulator")
 
@@ -35,67 +41,81 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         args.insert(0, "deploy")
     parsed = _parser().parse_args(args)
     if parsed.command == "emulator":
-        from ci_deploy_testkit.emulator import serve
-
-        return serve(host=parsed.host, port=parsed.port, rollout_seconds=parsed.rollout_seconds)
+        return _emulator(parsed.host, parsed.port, parsed.rollout_seconds)
     flags = {name: getattr(parsed, _dest(name), None) for name in INPUTS if name != "api-token"}
     if parsed.command == "plan":
         flags["dry-run"] = "true"
     return deploy(environ, flags)
 
 
-def deploy(environ: Mapping[str, str], flags: Mapping[str, str | None]) -> int:
-    """Deploy with inputs from ``environ`` and ``flags``; report through the runner."""
-    runner = Runner(environ)
+def deploy(
+    environ: Mapping[str, str],
+    flags: Mapping[str, str | None],
+    *,
+    dependencies: Dependencies | None = None,
+    stream: TextIO | None = None,
+) -> int:
+    """Deploy with inputs from ``environ`` and ``flags``; report through the runner.
+
+    Returns the exit code: 0 deployed, skipped or planned; 1 failed.
+    """
+    runner = Runner(environ, stream)
     raw = raw_inputs(environ, flags)
     runner.mask(resolve_token(raw, environ))  # before anything else is printed
     runner.info(f"ci-deploy {__version__}")
-    result = RunResult()
-    context = load_context({})
+    context = GitHubContext()
     try:
         inputs = load_inputs(raw, environ)
-        result.deployment_id = inputs.deployment_id
         for warning in inputs.warnings:
             runner.warning(warning, title="Input adjusted")
         context = load_context(environ)
-        result = Deployer(inputs, context, runner, client_factory=_client_factory(runner)).run()
+        result = run(inputs, context, runner, dependencies or Dependencies())
     except InputError as exc:
         for problem in exc.problems:
             runner.error(problem.message, title=f"Invalid input '{problem.name}'")
-        result.error = exc
+        result = _failed(exc, raw.get("deployment-id", "").strip())
     except CiDeployError as exc:
-        result.error = exc
+        result = _failed(exc, raw.get("deployment-id", "").strip())
     except Exception as exc:  # a bug: say so plainly, keep the traceback for debug logs
         runner.debug(traceback.format_exc())
-        result.error = CiDeployError(
-            f"ci-deploy hit an unexpected error ({type(exc).__name__}: {exc}). This is a bug: "
-            "please report it with the step's debug log (re-run with debug logging enabled).",
-            title="Unexpected error",
+        result = _failed(
+            CiDeployError(
+                f"ci-deploy hit an unexpected error ({type(exc).__name__}: {exc}). This is a "
+                "bug: please report it with the step's debug log (re-run with debug logging "
+                "enabled).",
+                title="Unexpected error",
+            ),
+            raw.get("deployment-id", "").strip(),
         )
     return _finish(runner, result, context)
 
 
+def _failed(error: CiDeployError, deployment_id: str) -> RunResult:
+    """The result of a run that failed before it started."""
+    journal = Journal()
+    journal.add(Target(deployment_id))
+    return assemble(journal, error, 0.0)
+
+
 def _finish(runner: Runner, result: RunResult, context: GitHubContext) -> int:
-    if result.error is not None:
-        result.status = "failed" if not result.rolled_back else "rolled-back"
-        if not isinstance(result.error, InputError):
-            runner.error(report.failure_message(result), title=result.error.title)
+    if result.error is not None and not isinstance(result.error, InputError):
+        runner.error(report.failure_message(result), title=result.error.title)
     runner.set_outputs(report.outputs(result))
     runner.append_summary(report.summary(result, context))
     return 1 if result.error is not None else 0
 
 
-def _client_factory(runner: Runner) -> ClientFactory:
-    def make(inputs: Inputs) -> AstroClient:
-        return AstroClient(
-            inputs.api_url,
-            inputs.api_token.get_secret_value(),
-            inputs.organization_id,
-            client_identifier="github-action" if runner.in_github else "ci-deploy",
-            on_retry=runner.info,
+def _emulator(host: str, port: int, rollout_seconds: float) -> int:
+    try:  # a separate package: the action's image does not have it
+        emulator = importlib.import_module("ci_deploy_testkit.emulator")
+    except ImportError:
+        print(
+            "ci-deploy emulator: the emulator is in the ci-deploy-testkit package, which is not "
+            "installed. From a checkout of ci-deploy: pip install ./testkit (make demo does).",
+            file=sys.stderr,
         )
-
-    return make
+        return 2
+    return int(emulator.serve(host=host, port=port, rollout_seconds=rollout_seconds))
 
 
 def _dest(name: str) -> str:

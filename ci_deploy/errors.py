@@ -120,6 +120,12 @@ class ImageError(CiDeployError):
     title = "Image error"
 
 
+class ImageNotFoundError(ImageError):
+    """The Docker engine has no image of that name or id."""
+
+    title = "Image not found"
+
+
 class SyntaxCheckError(CiDeployError):
     """A Python file in the DAG bundle does not compile; nothing was deployed."""
 

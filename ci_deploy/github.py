@@ -1,4 +1,4 @@
-"""The GitHub context (environment and event payload) and the deploy's ``git`` object."""
+"""The GitHub context (the runner's variables and the event payload), and a release's source."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci_deploy.astro.wire import GitInfo
 from ci_deploy.errors import CiDeployError
-from ci_deploy.gitrepo import strip_credentials
-from ci_deploy.source import CommitInfo
+from ci_deploy.source import CommitInfo, Source, is_null_sha, strip_credentials
 
 DEFAULT_SERVER_URL = "https://github.com"
 _PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
@@ -43,8 +41,6 @@ class GitHubContext:
     head_ref: str = ""
     server_url: str = DEFAULT_SERVER_URL
     run_url: str = ""
-    actor: str = ""
-    workspace: str = ""
 
     @property
     def is_pull_request(self) -> bool:
@@ -60,21 +56,11 @@ class GitHubContext:
             return self.ref.removeprefix("refs/heads/")
         return ""
 
-    def _push_sha(self, key: str) -> str | None:
-        value = _text(self.event.get(key))
-        if value is None or value.strip("0") == "":
-            return None
-        return value
-
     @property
     def push_before(self) -> str | None:
         """The push event's ``before`` sha; None when missing or all zeros (new branch)."""
-        return self._push_sha("before")
-
-    @property
-    def push_after(self) -> str | None:
-        """The push event's ``after`` sha; None when missing or all zeros (deleted branch)."""
-        return self._push_sha("after")
+        value = _text(self.event.get("before"))
+        return None if value is None or is_null_sha(value) else value
 
 
 def _load_event(path: str) -> Mapping[str, Any]:
@@ -120,54 +106,39 @@ def load_context(environ: Mapping[str, str]) -> GitHubContext:
         head_ref=environ.get("GITHUB_HEAD_REF", ""),
         server_url=server_url,
         run_url=run_url,
-        actor=environ.get("GITHUB_ACTOR", ""),
-        workspace=environ.get("GITHUB_WORKSPACE", ""),
     )
 
 
-def _author_username(ctx: GitHubContext, head_commit: Any) -> str | None:
+def _author_username(ctx: GitHubContext, head_commit: Any) -> str:
     username = _text(_get(head_commit, "author", "username"))
     if username is None and ctx.is_pull_request:
         username = _text(_get(ctx.event, "pull_request", "user", "login"))
-    return username or _text(_get(ctx.event, "sender", "login"))
+    return username or _text(_get(ctx.event, "sender", "login")) or ""
 
 
-def git_info(
+def source_of(
     ctx: GitHubContext, commit: CommitInfo, root_folder: str, remote_url: str | None
-) -> GitInfo | None:
-    """The CreateDeploy ``git`` object for ``commit``; None outside GitHub without a remote.
+) -> Source:
+    """Where ``commit`` comes from: its repository, branch, author and project folder.
 
-    With ``ctx.repository`` the provider is GITHUB (account, repo, commit and author
-    links); otherwise GENERIC with the credential-free ``remote_url``. Unknown fields are
-    None, so ``model_dump(exclude_none=True)`` stays minimal. The event's ``head_commit``
-    is used only when it is the deployed commit.
+    The event's ``head_commit`` is used only when it is the deployed commit. Outside GitHub
+    the repository is named by ``remote_url``, credentials stripped.
     """
     head_commit = _get(ctx.event, "head_commit")
     head_id = _text(_get(head_commit, "id"))
     if head_id is not None and head_id != commit.sha:
         head_commit = None
-    author_name = _text(_get(head_commit, "author", "name")) or _text(commit.author_name)
     path = posixpath.normpath(root_folder.strip() or ".")
-    common: dict[str, Any] = {
-        "commitSha": commit.sha,
-        "branch": ctx.branch or None,
-        "authorName": author_name,
-        "beforeCommitSha": ctx.push_before,
-        "path": None if path == "." else path,
-    }
     account, _, repo = ctx.repository.partition("/")
-    if account and repo:
-        username = _author_username(ctx, head_commit)
-        base = ctx.server_url.rstrip("/") or DEFAULT_SERVER_URL
-        return GitInfo(
-            provider="GITHUB",
-            account=account,
-            repo=repo,
-            commitUrl=f"{base}/{account}/{repo}/commit/{commit.sha}",
-            authorUsername=username,
-            authorUrl=f"{base}/{username}" if username else None,
-            **common,
-        )
-    if not remote_url:
-        return None
-    return GitInfo(provider="GENERIC", remoteUrl=strip_credentials(remote_url), **common)
+    on_github = bool(account and repo)
+    return Source(
+        commit=commit,
+        repository=ctx.repository if on_github else "",
+        server_url=ctx.server_url.rstrip("/") or DEFAULT_SERVER_URL,
+        branch=ctx.branch,
+        before=ctx.push_before or "",
+        author_name=_text(_get(head_commit, "author", "name")) or commit.author_name,
+        author_username=_author_username(ctx, head_commit) if on_github else "",
+        path="" if path == "." else path,
+        remote_url="" if on_github else strip_credentials(remote_url or ""),
+    )

@@ -2,7 +2,9 @@
 
 Everything goes through the Docker SDK for Python (``docker.from_env()`` by default, so
 ``DOCKER_HOST`` is honoured; inside a container action the runner mounts
-``/var/run/docker.sock``). No docker CLI, no shell.
+``/var/run/docker.sock``). No docker CLI, no shell. The SDK (and ``requests`` under it) is
+imported on the first use of an engine, not with this module: a DAG-only deploy never pays
+for it, and the Dockerfile helpers stay cheap to import.
 
 The Engine API build is Docker's classic builder, not BuildKit: it cannot take build secrets
 and fails on every ``RUN --mount``/``--network``/``--security`` flag, so such Dockerfiles are
@@ -17,6 +19,7 @@ that could reach the request headers).
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import time
@@ -28,11 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import docker  # type: ignore[import-untyped,unused-ignore]
-import docker.errors  # type: ignore[import-untyped,unused-ignore]
-import requests.exceptions  # type: ignore[import-untyped,unused-ignore]
-
-from ci_deploy.errors import ImageError
+from ci_deploy.errors import ImageError, ImageNotFoundError
+from ci_deploy.text import human_size
 
 __all__ = [
     "BUILD_PLATFORM",
@@ -76,6 +76,38 @@ _AUTH_FAILURE = re.compile(
 )
 _PUSH_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 _BUILT_ID = re.compile(r"^Successfully built ([0-9a-f]{12,64})\s*$")
+
+
+# --- the Docker SDK, imported on first use -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Sdk:
+    """What this module uses of the Docker SDK and of ``requests``."""
+
+    from_env: Callable[[], Any]
+    DockerException: type[Exception]
+    APIError: type[Exception]
+    NotFound: type[Exception]
+    StreamParseError: type[Exception]
+    RequestException: type[Exception]
+
+
+@functools.cache
+def _sdk() -> _Sdk:
+    """Import the Docker SDK (about 130 ms, ``requests`` included) the first time it is needed."""
+    import docker  # type: ignore[import-untyped,unused-ignore]
+    import docker.errors  # type: ignore[import-untyped,unused-ignore]
+    import requests.exceptions  # type: ignore[import-untyped,unused-ignore]
+
+    return _Sdk(
+        from_env=docker.from_env,
+        DockerException=docker.errors.DockerException,
+        APIError=docker.errors.APIError,
+        NotFound=docker.errors.NotFound,
+        StreamParseError=docker.errors.StreamParseError,
+        RequestException=requests.exceptions.RequestException,
+    )
 
 
 # --- the Dockerfile -----------------------------------------------------------------------
@@ -341,14 +373,6 @@ def _stream_error(chunk: Mapping[str, Any]) -> str | None:
     return "the Docker engine reported an error without a message"
 
 
-def _size(count: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} GB"  # pragma: no cover
-
-
 class _StreamLog:
     """Turns the engine's JSON stream into log lines, keeping the last ones for errors.
 
@@ -419,17 +443,17 @@ class _StreamLog:
             return
         self._last_progress[layer] = now
         if isinstance(total, int | float) and total > 0:
-            self.line(f"{layer}: {status} {_size(current)} of {_size(total)}")
+            self.line(f"{layer}: {status} {human_size(current)} of {human_size(total)}")
         else:
-            self.line(f"{layer}: {status} {_size(current)}")
+            self.line(f"{layer}: {status} {human_size(current)}")
 
 
 class ImageBuilder:
     """Builds, inspects, checks and pushes images through one Docker engine.
 
-    The engine client is made by ``client_factory`` on first use (``docker.from_env``:
-    ``DOCKER_HOST``, else the Docker context, else ``/var/run/docker.sock``) and kept;
-    :meth:`close` (or leaving a ``with`` block) closes it.
+    The engine client is made by ``client_factory`` on first use (by default
+    ``docker.from_env``: ``DOCKER_HOST``, else the Docker context, else
+    ``/var/run/docker.sock``) and kept; :meth:`close` (or leaving a ``with`` block) closes it.
     """
 
     def __init__(
@@ -437,7 +461,7 @@ class ImageBuilder:
         *,
         log: Callable[[str], None],
         group: Callable[[str], AbstractContextManager[None]],
-        client_factory: Callable[[], Any] = docker.from_env,
+        client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self._log = log
         self._group = group
@@ -464,9 +488,11 @@ class ImageBuilder:
     def _api(self) -> Any:
         """The low-level API client; ImageError when no engine answers."""
         if self._client is None:
+            sdk = _sdk()
+            factory = self._client_factory or sdk.from_env
             try:
-                self._client = self._client_factory()
-            except (docker.errors.DockerException, OSError) as exc:
+                self._client = factory()
+            except (sdk.DockerException, OSError) as exc:
                 raise ImageError(_no_engine(exc), title="Docker engine not reachable") from exc
         return self._client.api
 
@@ -505,6 +531,7 @@ class ImageBuilder:
 
     def _run_build(self, api: Any, context_dir: Path, tag: str, pull: bool) -> str:
         """Run the build and stream its log; return the image id it reports (or "")."""
+        sdk = _sdk()
         out = _StreamLog(self._log)
         image_id = ""
         failure: str | None = None
@@ -529,15 +556,15 @@ class ImageBuilder:
                     image_id = aux["ID"]
                 if failure is None:  # read on to the end, so the connection is released
                     failure = _stream_error(chunk)
-        except docker.errors.APIError as exc:
+        except sdk.APIError as exc:
             failure = _api_error_text(exc)
-        except requests.exceptions.RequestException as exc:
+        except sdk.RequestException as exc:
             out.flush()
             raise ImageError(
                 f"The connection to the Docker engine failed during the build: {exc}",
                 title="Image build failed",
             ) from exc
-        except (docker.errors.DockerException, docker.errors.StreamParseError, OSError) as exc:
+        except (sdk.DockerException, sdk.StreamParseError, OSError) as exc:
             failure = str(exc)
         out.flush()
         if failure is not None:
@@ -547,18 +574,19 @@ class ImageBuilder:
     # --- inspect -------------------------------------------------------------------------
 
     def _inspect(self, api: Any, name: str, *, reference: str) -> BuiltImage:
+        """The image ``name``; ImageNotFoundError when the engine has no such image."""
+        sdk = _sdk()
         try:
             attrs = api.inspect_image(name)
-        except docker.errors.NotFound:
-            raise ImageError(
-                f"The image {reference} is not in the Docker engine.",
-                title="Image not found",
+        except sdk.NotFound:
+            raise ImageNotFoundError(
+                f"The image {reference} is not in the Docker engine."
             ) from None
-        except docker.errors.APIError as exc:
+        except sdk.APIError as exc:
             raise ImageError(
                 f"Could not inspect the image {reference}: {_api_error_text(exc)}"
             ) from exc
-        except requests.exceptions.RequestException as exc:
+        except sdk.RequestException as exc:
             raise ImageError(
                 f"The connection to the Docker engine failed while inspecting {reference}: {exc}"
             ) from exc
@@ -568,18 +596,15 @@ class ImageBuilder:
         """An image the workflow built or pulled before, like one docker/build-push-action
         loaded (``load: true``)."""
         if not image_name.strip():
-            raise ImageError("No image name given.", title="Image not found")
+            raise ImageNotFoundError("No image name given.")
         api = self._api()
         try:
             image = self._inspect(api, image_name, reference=image_name)
-        except ImageError as error:
-            if error.title != "Image not found":
-                raise
-            raise ImageError(
+        except ImageNotFoundError:
+            raise ImageNotFoundError(
                 f"The image {image_name} is not in the Docker engine this action uses. Build it "
                 "in an earlier step of the same job and load it into the engine (for example "
-                "docker/build-push-action with load: true), or pull it, before this step.",
-                title="Image not found",
+                "docker/build-push-action with load: true), or pull it, before this step."
             ) from None
         self._log(f"Using the image {image_name} ({_short(image.image_id)})")
         return image
@@ -632,15 +657,16 @@ class ImageBuilder:
 
     def _tag(self, api: Any, image: BuiltImage, repository: str, tag: str) -> str | None:
         """Tag the image; the failure's text, or None."""
+        sdk = _sdk()
         try:
             if api.tag(image.image_id, repository, tag=tag):
                 return None
             return f"the Docker engine did not tag {image.reference} as {repository}:{tag}"
-        except docker.errors.APIError as exc:
+        except sdk.APIError as exc:
             return f"tagging {image.reference}: {_api_error_text(exc)}"
-        except requests.exceptions.RequestException as exc:
+        except sdk.RequestException as exc:
             return f"the connection to the Docker engine failed: {exc}"
-        except docker.errors.DockerException as exc:
+        except sdk.DockerException as exc:
             return str(exc)
 
 
@@ -648,6 +674,7 @@ def _stream_push(
     api: Any, out: _StreamLog, repository: str, tag: str, token: str
 ) -> tuple[str, str | None]:
     """Push and log the progress; (digest, failure text or None)."""
+    sdk = _sdk()
     digest = ""
     failure: str | None = None
     try:
@@ -671,11 +698,11 @@ def _stream_push(
                 digest = aux["Digest"]
             if failure is None:  # read on to the end, so the connection is released
                 failure = _stream_error(chunk)
-    except docker.errors.APIError as exc:
+    except sdk.APIError as exc:
         return digest, _api_error_text(exc)
-    except requests.exceptions.RequestException as exc:
+    except sdk.RequestException as exc:
         return digest, f"the connection to the Docker engine failed: {exc}"
-    except (docker.errors.DockerException, docker.errors.StreamParseError) as exc:
+    except (sdk.DockerException, sdk.StreamParseError) as exc:
         return digest, str(exc)
     return ("" if failure else digest), failure
 

@@ -1,4 +1,7 @@
-"""What a run tells the workflow: step outputs and the job summary, from a :class:`RunResult`."""
+"""What a run tells the workflow: step outputs and the job summary, from a :class:`RunResult`.
+
+Pure: the result in, text out. No platform, git or Docker code is imported here.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ import html
 import json
 from collections.abc import Sequence
 
-from .deploy import RunResult
-from .github import GitHubContext
+from ci_deploy.github import GitHubContext
+from ci_deploy.plan import Detection
+from ci_deploy.result import RunResult, Status
+from ci_deploy.text import human_size
 
 #: Every output the action declares, in action.yml order. All are written on every run.
 OUTPUT_NAMES: tuple[str, ...] = (
@@ -28,29 +33,32 @@ OUTPUT_NAMES: tuple[str, ...] = (
 MAX_LISTED_FILES = 200
 
 _HEADINGS = {
-    "deployed": "✅ Deployed to Astro",
-    "skipped": "⏭️ Deploy skipped",
-    "planned": "📝 Deploy plan (dry run)",
-    "failed": "❌ Deploy failed",
-    "rolled-back": "↩️ Deploy failed and was rolled back",
+    Status.DEPLOYED: "✅ Deployed to Astro",
+    Status.SKIPPED: "⏭️ Deploy skipped",
+    Status.PLANNED: "📝 Deploy plan (dry run)",
+    Status.FAILED: "❌ Deploy failed",
+    Status.ROLLED_BACK: "↩️ Deploy failed and was rolled back",
 }
 
 
 def outputs(result: RunResult) -> dict[str, str]:
     """The step outputs for ``result``; empty strings where a value is unknown."""
+    detection, plan = result.detection, result.plan
+    base = detection.base if detection is not None else None
+    changes = detection.changes if detection is not None else None
     return {
-        "deploy-id": result.deploy_id,
+        "deploy-id": result.release.id if result.release is not None else "",
         "deploy-type": "" if result.skipped else result.deploy_type,
         "skipped": _bool(result.skipped),
-        "skip-reason": result.skip_reason,
+        "skip-reason": plan.reason if result.skipped and plan is not None else "",
         "dag-tarball-version": result.dag_tarball_version,
-        "status": result.status,
-        "rolled-back": _bool(result.rolled_back),
-        "deployment-url": result.deployment_url,
-        "changed-files": json.dumps(result.changed_files, ensure_ascii=False),
-        "base-sha": result.base_sha,
-        "base-source": result.base_source,
-        "rollback-deploy-id": result.rollback_deploy_id,
+        "status": result.status.value,
+        "rolled-back": _bool(result.rollback is not None),
+        "deployment-url": result.target.environment.url if result.target.environment else "",
+        "changed-files": json.dumps(list(changes.files) if changes else [], ensure_ascii=False),
+        "base-sha": base.sha or "" if base is not None else "",
+        "base-source": base.source if base is not None else "",
+        "rollback-deploy-id": result.rollback.release.id if result.rollback is not None else "",
     }
 
 
@@ -60,15 +68,15 @@ def _bool(value: bool) -> str:
 
 def deployment_left(result: RunResult) -> str:
     """One sentence on the state a failed run left the Deployment in."""
-    if result.rolled_back:
+    if result.rollback is not None:
         return ""
-    if result.finalized:
+    if result.release is not None and result.finalized:
         return (
-            f"Deploy {result.deploy_id} was finalized; the Deployment may still be rolling it out."
+            f"Deploy {result.release.id} was finalized; the Deployment may still be rolling it out."
         )
-    if result.deploy_id:
+    if result.release is not None:
         return (
-            f"Deploy {result.deploy_id} was created but not finalized: the Deployment still "
+            f"Deploy {result.release.id} was created but not finalized: the Deployment still "
             "runs what it ran before."
         )
     return "Nothing was changed on the Deployment."
@@ -82,58 +90,66 @@ def failure_message(result: RunResult) -> str:
 
 def summary(result: RunResult, context: GitHubContext) -> str:
     """The job summary in Markdown."""
-    heading = _HEADINGS.get(result.status, result.status)
-    if result.status == "rolled-back" and result.error is None:
+    heading = _HEADINGS[result.status]
+    if result.status is Status.ROLLED_BACK and result.error is None:
         heading = "↩️ Rolled back"
     lines = [f"## {heading}", ""]
+    plan = result.plan
     if result.error is not None:
         lines += [f"**{_cell(result.error.title)}**", "", _text(failure_message(result)), ""]
-    elif result.skipped:
-        plan = "Plan: skip. " if result.status == "planned" else ""
-        lines += [_text(plan + result.skip_reason), ""]
-    elif result.reason:
-        lines += [_text(result.reason), ""]
+    elif result.skipped and plan is not None:
+        prefix = "Plan: skip. " if result.status is Status.PLANNED else ""
+        lines += [_text(prefix + plan.reason), ""]
+    elif plan is not None and plan.reason:
+        lines += [_text(plan.reason), ""]
 
     rows = _rows(result, context)
     if rows:
         lines += ["| | |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in rows]
         lines.append("")
-    lines += _file_list("DAG files changed", result.dag_files)
-    lines += _file_list("Image files changed", result.image_files)
-    lines += _file_list("Changed but not relevant", result.ignored_files)
+    changes = result.detection.changes if result.detection is not None else None
+    if changes is not None:
+        lines += _file_list("DAG files changed", changes.dag_files)
+        lines += _file_list("Image files changed", changes.image_files)
+        lines += _file_list("Changed but not relevant", changes.ignored_files)
     return "\n".join(lines)
 
 
 def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    if result.deployment_url:
-        name = result.deployment_name or result.deployment_id
-        rows.append(("Deployment", f"[{_cell(name)}]({result.deployment_url})"))
-    elif result.deployment_id:
-        rows.append(("Deployment", f"`{_cell(result.deployment_id)}`"))
-    if result.deploy_id:
-        rows.append(("Deploy", f"`{_cell(result.deploy_id)}`"))
+    environment, target = result.target.environment, result.target
+    if environment is not None and environment.url:
+        name = environment.name or environment.id
+        rows.append(("Deployment", f"[{_cell(name)}]({environment.url})"))
+    elif target.id:
+        rows.append(("Deployment", f"`{_cell(target.id)}`"))
+    if result.release is not None:
+        rows.append(("Deploy", f"`{_cell(result.release.id)}`"))
     if result.deploy_type and not result.skipped:
         rows.append(("Type", f"`{result.deploy_type}`"))
-    if result.head_sha:
-        rows.append(("Commit", _commit(result.head_sha, result.head_subject, context)))
-    if result.base_sha:
-        how = f"{_cell(result.base_label)} ({result.base_source})"
-        rows.append(("Compared with", f"{_commit(result.base_sha, '', context)} {how}"))
-    elif result.base_source == "none":
-        rows.append(("Compared with", "nothing: full deploy"))
-    if result.base_rejected:
-        rows.append(("Not compared with", "<br>".join(_cell(r) for r in result.base_rejected)))
-    if result.head_sha:
-        rows.append(("Files changed", _changed_count(result)))
-    if result.bundle_files:
-        size = _size(result.bundle_bytes)
-        rows.append(("DAG bundle", f"{result.bundle_files} files, {size}"))
+    detection = result.detection
+    if detection is not None:
+        head = detection.head
+        rows.append(("Commit", _commit(head.sha, head.subject, context)))
+        base = detection.base
+        if base is not None and base.sha:
+            how = f"{_cell(base.label)} ({base.source})"
+            rows.append(("Compared with", f"{_commit(base.sha, '', context)} {how}"))
+        elif base is not None and base.source == "none":
+            rows.append(("Compared with", "nothing: full deploy"))
+        if base is not None and base.rejected:
+            rows.append(("Not compared with", "<br>".join(_cell(r) for r in base.rejected)))
+        if base is not None:
+            rows.append(("Files changed", _changed_count(detection)))
+    built = result.built
+    tarball = (built.dags or built.bundle) if built is not None else None
+    if tarball is not None:
+        rows.append(("DAG bundle", f"{len(tarball.members)} files, {human_size(tarball.size)}"))
     if result.image:
         rows.append(("Image", f"`{_cell(result.image)}`"))
-    if result.rollback_deploy_id:
-        rows.append(("Rollback deploy", f"`{_cell(result.rollback_deploy_id)}`"))
+    if result.rollback is not None:
+        rows.append(("Rollback deploy", f"`{_cell(result.rollback.release.id)}`"))
     if result.dag_tarball_version:
         rows.append(("DAG tarball version", f"`{_cell(result.dag_tarball_version)}`"))
     if result.deployment_state:
@@ -149,12 +165,13 @@ def _commit(sha: str, subject: str, context: GitHubContext) -> str:
     return f"{short} {_cell(subject)}".rstrip()
 
 
-def _changed_count(result: RunResult) -> str:
-    if not result.base_sha:
+def _changed_count(detection: Detection) -> str:
+    changes = detection.changes
+    if changes is None:
         return "not compared (full deploy)"
     return (
-        f"{len(result.changed_files)} ({len(result.dag_files)} DAG, "
-        f"{len(result.image_files)} image, {len(result.ignored_files)} not relevant)"
+        f"{len(changes.files)} ({len(changes.dag_files)} DAG, "
+        f"{len(changes.image_files)} image, {len(changes.ignored_files)} not relevant)"
     )
 
 
@@ -168,14 +185,6 @@ def _file_list(title: str, files: Sequence[str]) -> list[str]:
         lines.append(f"- … and {len(files) - len(shown)} more")
     lines += ["", "</details>", ""]
     return lines
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / 1024 / 1024:.1f} MiB"
 
 
 def _cell(text: str) -> str:

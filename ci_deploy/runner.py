@@ -11,13 +11,13 @@ import contextlib
 import os
 import re
 import sys
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Literal, TextIO
 
 import github_action_utils as gha
-from github_action_utils import _files as gha_files
 
-__all__ = ["SUMMARY_MAX_BYTES", "Runner"]
+__all__ = ["SUMMARY_MAX_BYTES", "Runner", "file_command_record"]
 
 SUMMARY_MAX_BYTES = 1_000_000
 """The most this process lets the step summary file grow to; the runner drops one over 1 MiB."""
@@ -168,9 +168,8 @@ class Runner:
             for name, value in outputs.items():
                 self._print(f"{name}={value}")
             return
-        # github_action_utils.set_output writes to os.environ's GITHUB_OUTPUT; ours may differ,
-        # so use its record serializer and append every record at once.
-        data = b"".join(gha_files._build_file_input(name, value) for name, value in outputs.items())
+        # Every record is built (and every name checked) before the file is opened.
+        data = b"".join(file_command_record(name, value) for name, value in outputs.items())
         with open(path, "ab") as file:
             file.write(data)
 
@@ -202,6 +201,38 @@ class Runner:
         if data:
             with open(path, "ab") as file:
                 file.write(data)
+
+
+_BAD_NAME_PARTS = ("=", "<<", "\r", "\n", "\0")
+
+
+def _new_delimiter() -> str:
+    return f"ghadelimiter_{uuid.uuid4()}"
+
+
+def file_command_record(name: str, value: str) -> bytes:
+    """One ``GITHUB_OUTPUT`` (or ``GITHUB_ENV``) record, UTF-8: ``name<<DELIM``, value, ``DELIM``.
+
+    The runner reads the lines after ``name<<DELIM`` up to the first line equal to ``DELIM``,
+    joined with LF, as the value; ``DELIM`` is ``ghadelimiter_`` and a random UUID, drawn
+    again until it occurs nowhere in the value, so no line of the value can end the record and
+    any text (newlines, ``=``, ``<<``, carriage returns) comes back unchanged. Lines end with
+    LF, as the Linux runner that runs this container action reads them.
+
+    Raises ValueError for a name the record could not carry: empty, or holding ``=``, ``<<``,
+    CR, LF or NUL.
+    """
+    if not name or any(part in name for part in _BAD_NAME_PARTS):
+        raise ValueError(
+            f"invalid output name {name!r}: a name must be nonempty and hold no =, <<, CR, "
+            "LF or NUL"
+        )
+    delimiter = _new_delimiter()
+    while delimiter in value:  # a value that holds it by chance, or one that was made to
+        delimiter = _new_delimiter()
+    # A name starting with U+FEFF would lose it as a byte order mark at the start of the file.
+    lead = "\n" if name.startswith("\ufeff") else ""
+    return f"{lead}{name}<<{delimiter}\n{value}\n{delimiter}\n".encode()
 
 
 def _cut(data: bytes, room: int) -> bytes:

@@ -8,11 +8,28 @@ import pytest
 
 from ci_deploy_testkit.emulator import Emulator
 from tests.actionrun import assert_requests_match_spec
+from tests.fakes import FakeClock
 
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    """The emulator; after each test, every API request the action sent must match the spec."""
-    with Emulator(rollout_seconds=0.2) as emu:
+    """The emulator on the real clock, for runs in a subprocess; after each test, every API
+    request the action sent must match the spec."""
+    with Emulator(rollout_seconds=0) as emu:
+        yield emu
+    assert_requests_match_spec(emu)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def astro(clock: FakeClock) -> Iterator[Emulator]:
+    """The emulator on a fake clock, for runs in process (:mod:`tests.inprocess`): a rollout
+    takes 20 s of that clock, which passes only while the run sleeps between polls. After
+    each test, every API request the action sent must match the spec."""
+    with Emulator(rollout_seconds=20, clock=clock) as emu:
         yield emu
     assert_requests_match_spec(emu)

@@ -135,6 +135,17 @@ class GitRepo:
         """The sha of HEAD."""
         return self.git("rev-parse", "HEAD").strip()
 
+    def has_commit(self, rev: str) -> bool:
+        """Whether ``rev`` names a commit in the local object store (asked of git directly)."""
+        proc = subprocess.run(
+            ["git", "cat-file", "-e", f"{rev}^{{commit}}"],
+            cwd=self.path,
+            env=git_env(),
+            capture_output=True,
+            check=False,
+        )
+        return proc.returncode == 0
+
     def checkout(self, ref: str, *, new_branch: bool = False) -> None:
         """Check out ``ref``; with ``new_branch`` create branch ``ref`` at HEAD first."""
         if new_branch:

@@ -25,6 +25,39 @@ def test_inputs_match_the_code_with_the_same_defaults() -> None:
         assert spec.get("description"), f"input {name} has no description"
 
 
+README_COMPUTED_DEFAULTS = {
+    "dag-paths": "`<dags-folder>/**`",
+    "image-paths": "everything else",
+}
+"""The README default cells that describe a default computed from other inputs.
+
+action.yml and the model give these inputs the empty default, which means "computed".
+"""
+
+
+def readme_inputs() -> list[tuple[str, str]]:
+    """The rows of the README's "### Inputs" table: (input name, default cell)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n### Inputs\n", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    return [(name.strip("`"), default) for name, default, *_ in cells]
+
+
+def test_action_yml_the_model_and_the_readme_list_the_same_inputs() -> None:
+    declared = action()["inputs"]
+    assert isinstance(declared, dict)
+    readme = readme_inputs()
+    assert list(declared) == list(INPUTS) == [name for name, _ in readme]
+    assert {name: str(spec.get("default", "")) for name, spec in declared.items()} == INPUTS
+    for name, cell in readme:
+        if name in README_COMPUTED_DEFAULTS:
+            assert (cell, INPUTS[name]) == (README_COMPUTED_DEFAULTS[name], ""), name
+        else:
+            literal = INPUTS[name] or '""'
+            assert cell == f"`{literal}`", name
+
+
 def test_outputs_match_the_code() -> None:
     declared = action()["outputs"]
     assert isinstance(declared, dict)

@@ -714,6 +714,116 @@ def test_list_deployments_errors_name_the_organization(api: FakeApi, client: Ast
     )
 
 
+# -- paging: the same stopping rules for both lists --------------------------------------
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A paged list operation: its path, the item key of its pages, its items, its call."""
+
+    path: str
+    key: str
+    item: Callable[[int], dict[str, Any]]
+    read_all: Callable[[AstroClient], list[Any]]
+
+
+LISTINGS = {
+    "list_deployments": Listing(
+        DEPLOYMENTS,
+        "deployments",
+        lambda i: deployment_json(id=f"dep-{i:04d}", name=f"d{i}"),
+        lambda client: client.list_deployments(),
+    ),
+    "list_deploys": Listing(
+        DEPLOYS,
+        "deploys",
+        lambda i: deploy_json(f"deploy-{i:04d}", createdAt=created(i)),
+        lambda client: client.list_deploys(DEP),
+    ),
+}
+
+
+@pytest.fixture(params=list(LISTINGS))
+def listing(request: pytest.FixtureRequest) -> Listing:
+    return LISTINGS[request.param]
+
+
+def serve(
+    listing: Listing,
+    count: int,
+    *,
+    total: int | None = None,
+    ignore_offset: bool = False,
+    overlap: int = 0,
+) -> Callable[[httpx.Request], httpx.Response]:
+    """Pages of ``count`` items; ``overlap`` items of the previous page are repeated."""
+    items = [listing.item(i) for i in range(count)]
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        start = 0 if ignore_offset else max(0, offset - overlap)
+        return httpx.Response(
+            200,
+            json={
+                listing.key: items[start : start + limit],
+                "offset": offset,
+                "limit": limit,
+                "totalCount": count if total is None else total,
+            },
+        )
+
+    return respond
+
+
+def ids(listing: Listing, indexes: range) -> list[str]:
+    return [listing.item(i)["id"] for i in indexes]
+
+
+def offsets(route: respx.Route) -> list[str]:
+    return [call.request.url.params["offset"] for call in route.calls]
+
+
+def test_paging_stops_at_an_empty_page(api: FakeApi, client: AstroClient, listing: Listing) -> None:
+    route = api.router.get(listing.path).mock(side_effect=serve(listing, 3, total=500))
+    assert [item.id for item in listing.read_all(client)] == ids(listing, range(3))
+    assert offsets(route) == ["0", "3"]
+
+
+def test_paging_stops_at_an_empty_first_page(
+    api: FakeApi, client: AstroClient, listing: Listing
+) -> None:
+    route = api.router.get(listing.path).mock(side_effect=serve(listing, 0, total=10))
+    assert listing.read_all(client) == []
+    assert offsets(route) == ["0"]
+
+
+def test_paging_stops_when_the_offset_reaches_the_total(
+    api: FakeApi, client: AstroClient, listing: Listing
+) -> None:
+    # The API has more than it counts: the total is trusted, no page beyond it is asked for.
+    route = api.router.get(listing.path).mock(side_effect=serve(listing, 1000, total=150))
+    assert [item.id for item in listing.read_all(client)] == ids(listing, range(200))
+    assert offsets(route) == ["0", "100"]
+
+
+def test_paging_stops_at_a_page_of_nothing_new(
+    api: FakeApi, client: AstroClient, listing: Listing
+) -> None:
+    # An API that ignores the offset sends the first page again and again.
+    route = api.router.get(listing.path).mock(side_effect=serve(listing, 1000, ignore_offset=True))
+    assert [item.id for item in listing.read_all(client)] == ids(listing, range(100))
+    assert offsets(route) == ["0", "100"]
+
+
+def test_paging_goes_on_after_a_page_that_repeats_some_items(
+    api: FakeApi, client: AstroClient, listing: Listing
+) -> None:
+    # Items shifted between two pages: the repeats are kept once, the new ones are read on.
+    route = api.router.get(listing.path).mock(side_effect=serve(listing, 250, overlap=5))
+    assert [item.id for item in listing.read_all(client)] == ids(listing, range(250))
+    assert offsets(route) == ["0", "100", "200"]
+
+
 # -- get_deployment_logs ----------------------------------------------------------------
 
 T0 = 1714557600.0  # 2024-05-01T10:00:00Z
@@ -1111,6 +1221,57 @@ def test_token_is_stripped(api: FakeApi) -> None:
     ) as client:
         client.get_deployment(DEP)
     assert route.calls.last.request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+LONG_TOKEN = "eyJ" + "a1B2c3D4" * 50  # longer than any cut
+
+
+def token_client(api: FakeApi, token: str) -> AstroClient:
+    transport = httpx.MockTransport(api.handle)
+    return AstroClient(api.url, token, ORG, transport=transport, sleep=api.sleeps.append)
+
+
+def assert_no_part_of(token: str, message: str) -> None:
+    assert token[:8] not in message
+    assert "<token>" in message  # scrubbed where it was, then cut
+
+
+@pytest.mark.parametrize("token", [TOKEN, LONG_TOKEN], ids=["token", "long-token"])
+@pytest.mark.parametrize("before", [172, 180, 189])
+def test_a_token_across_the_cut_of_a_text_answer_leaves_no_part(
+    api: FakeApi, token: str, before: int
+) -> None:
+    # A text answer is cut to 200 characters: the token starts before the cut, ends after it.
+    api.router.get(DEPLOYMENT).respond(400, text="x" * before + token + " and more" * 40)
+    with token_client(api, token) as client, pytest.raises(ApiError) as caught:
+        client.get_deployment(DEP)
+    assert_no_part_of(token, caught.value.message)
+
+
+@pytest.mark.parametrize("token", [TOKEN, LONG_TOKEN], ids=["token", "long-token"])
+@pytest.mark.parametrize("before", [472, 480, 489])
+def test_a_token_across_the_cut_of_an_error_message_leaves_no_part(
+    api: FakeApi, token: str, before: int
+) -> None:
+    # The Error JSON's message is cut to 500 characters.
+    message = "y" * before + token + " and more" * 40
+    api.router.get(DEPLOYMENT).respond(401, json=error_json(401, message))
+    with token_client(api, token) as client, pytest.raises(AuthError) as caught:
+        client.get_deployment(DEP)
+    assert_no_part_of(token, caught.value.message)
+    assert caught.value.request_id == "req-42"
+
+
+@pytest.mark.parametrize("token", [TOKEN, LONG_TOKEN], ids=["token", "long-token"])
+def test_a_token_across_the_cut_of_json_without_a_message_leaves_no_part(
+    api: FakeApi, token: str
+) -> None:
+    head = '{"detail": "'
+    body = head + "z" * (180 - len(head)) + token + '", "pad": "' + "p" * 300 + '"}'
+    api.router.get(DEPLOYMENT).respond(400, text=body)
+    with token_client(api, token) as client, pytest.raises(ApiError) as caught:
+        client.get_deployment(DEP)
+    assert_no_part_of(token, caught.value.message)
 
 
 # -- the contract helper itself ---------------------------------------------------------

@@ -9,7 +9,7 @@ import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import httpx
 import pytest
@@ -285,6 +285,29 @@ def test_400_is_not_retried(blob: Blob) -> None:
     error = blob.fail()
     assert route.call_count == 1
     assert "HTTP 400 Bad Request: InvalidHeaderValue: bad RequestId:r-1 Time:now" in error.message
+
+
+LONG_SIG_DECODED = "A1b2+C3d4/" * 8 + "="  # longer than the 300-character cut
+LONG_SIG = quote(LONG_SIG_DECODED, safe="")
+
+
+@pytest.mark.parametrize("echoed", [LONG_SIG, LONG_SIG_DECODED], ids=["encoded", "decoded"])
+@pytest.mark.parametrize("before", [250, 280, 286])
+def test_a_signature_across_the_cut_of_an_azure_message_leaves_no_part(
+    blob: Blob, echoed: str, before: int
+) -> None:
+    # Azure's Message is cut to 300 characters: the signature starts before the cut and
+    # ends after it. It is scrubbed first, so no part of it is left.
+    url = f"{BLOB}?sv=2023-11-03&sr=b&sp=cw&sig={LONG_SIG}"
+    message = "m" * before + echoed + " and more" * 40
+    blob.router.put(BLOB).respond(403, text=azure_error("AuthenticationFailed", message))
+    with pytest.raises(UploadError) as caught:
+        upload_blob(url, b"data", transport=httpx.MockTransport(blob.router.handler))
+    text = caught.value.message
+    for secret in (LONG_SIG, LONG_SIG_DECODED):
+        assert secret[:8] not in text
+    assert "m<redacted>" in text
+    assert text.startswith(f"Put Blob to {REDACTED} failed: HTTP 403 Forbidden: ")
 
 
 # -- redact_url -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from ci_deploy.astro.rules import history_of
 from ci_deploy.astro.wire import Deploy, DeployGit
 from ci_deploy.basecommit import (
     Candidate,
@@ -47,15 +48,15 @@ def test_newest_deployed_deploy_wins_whatever_the_listing_order() -> None:
         deploy("d1", "2026-01-01T00:00:00Z", A),
         deploy("d4", "2026-01-04T00:00:00Z", D, status="INITIALIZED"),
     ]
-    candidate, _ = deployed_candidate(deploys)
+    candidate, _ = deployed_candidate(history_of(deploys))
     assert candidate is not None
     assert (candidate.source, candidate.rev) == ("deployed", B)
-    assert "d2" in candidate.label
+    assert candidate.label == "deploy d2 (2026-01-02T00:00:00Z)"
 
 
 def test_deploys_without_a_commit_are_passed_over() -> None:
     deploys = [deploy("d1", "2026-01-01T00:00:00Z", A), deploy("d2", "2026-01-02T00:00:00Z", None)]
-    candidate, _ = deployed_candidate(deploys)
+    candidate, _ = deployed_candidate(history_of(deploys))
     assert candidate is not None and candidate.rev == A
 
 
@@ -66,15 +67,15 @@ def test_a_rollback_counts_as_the_commit_it_restored() -> None:
         # the API may carry the failed deploy's commit on the rollback: the version decides
         deploy("r1", "2026-01-03T00:00:00Z", B, version="v1", rollback_from="d2"),
     ]
-    candidate, _ = deployed_candidate(deploys)
+    candidate, _ = deployed_candidate(history_of(deploys))
     assert candidate is not None
     assert candidate.rev == A
     assert "rollback to deploy d1" in candidate.label
 
 
 def test_no_history_and_no_commit_are_explained() -> None:
-    assert deployed_candidate([]) == (None, "the Deployment has no deploy history")
-    candidate, why = deployed_candidate([deploy("d1", "2026-01-01T00:00:00Z", None)])
+    assert deployed_candidate(history_of([])) == (None, "the Deployment has no deploy history")
+    candidate, why = deployed_candidate(history_of([deploy("d1", "2026-01-01T00:00:00Z", None)]))
     assert candidate is None and "carries a git commit" in why
 
 

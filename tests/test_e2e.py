@@ -1,9 +1,12 @@
 """End to end: the real entrypoint, as a subprocess, against the emulator on 127.0.0.1.
 
-Each test builds a real git repository holding the example Astro project, runs
+Only what a real process shows is tested here: the runner's files and workflow commands as
+the runner reads them, masking, exit codes, ``DOCKER_HOST``, and SIGTERM from a cancelled
+workflow. Each test builds a real git repository holding the example Astro project, runs
 ``entrypoint.py`` with ``INPUT_*`` variables, an event file and runner files as the GitHub
 runner does, and checks the exit code, the log, the outputs, the summary, and what the
-emulator's Deployment received.
+emulator's Deployment received. Every other path runs in process (``test_run.py``,
+``test_astro_run.py``, ``test_run_changes.py``).
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import signal
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
 from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.ghfiles import parse_workflow_command
-from tests.actionrun import EXAMPLE, api_posts, run_push
+from ci_deploy_testkit.localrun import finish_step, push_event, start_step
+from tests.actionrun import EXAMPLE, api_posts, assert_no_traceback, run_push, step_environment
 from tests.gitrepo import GitRepo
 
 
@@ -120,29 +126,6 @@ def test_token_appears_only_in_the_mask_command(repo: GitRepo, emulator: Emulato
         assert len([line for line in lines if signature in line]) == 1
 
 
-def test_change_outside_root_folder_skips_without_creating_anything(
-    tmp_path: Path, emulator: Emulator
-) -> None:
-    repo = GitRepo(tmp_path / "workspace")
-    shutil.copytree(EXAMPLE, repo.path / "astro")
-    repo.write("README.md", "# Our data platform\n")
-    before = repo.commit("Add the project under astro/")
-    repo.write("README.md", "# Our data platform\n\nNow with docs.\n")
-    repo.commit("Document the platform")
-
-    step = run_push(repo, emulator, before, {"root-folder": "astro"})
-
-    assert step.result.returncode == 0, step.log
-    assert step.outputs["status"] == "skipped"
-    assert step.outputs["skipped"] == "true"
-    assert step.outputs["deploy-type"] == ""
-    assert "nothing to deploy" in step.outputs["skip-reason"]
-    assert json.loads(step.outputs["changed-files"]) == ["README.md"]
-    assert step.titles("notice") == ["Deploy skipped"]
-    assert "Deploy skipped" in step.result.summary
-    assert api_posts(emulator) == []
-
-
 def test_invalid_inputs_fail_cleanly_before_any_api_call(repo: GitRepo, emulator: Emulator) -> None:
     before = repo.head()
     edit_dag(repo)
@@ -181,21 +164,6 @@ def test_rejected_token_fails_cleanly(repo: GitRepo, emulator: Emulator) -> None
     assert api_posts(emulator) == []
 
 
-def test_dry_run_plans_and_creates_nothing(repo: GitRepo, emulator: Emulator) -> None:
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
-
-    step = run_push(repo, emulator, before, {"dry-run": "true"})
-
-    assert step.result.returncode == 0, step.log
-    assert step.outputs["status"] == "planned"
-    assert step.outputs["deploy-type"] == "DAG_ONLY"
-    assert step.outputs["deploy-id"] == ""
-    assert "Deploy plan (dry run)" in step.result.summary
-    assert api_posts(emulator) == []
-
-
 def test_image_deploy_without_a_docker_engine_fails_before_any_deploy(
     repo: GitRepo, emulator: Emulator
 ) -> None:
@@ -214,84 +182,39 @@ def test_image_deploy_without_a_docker_engine_fails_before_any_deploy(
     assert "Nothing was changed on the Deployment" in step.log
 
 
-def test_dag_deploy_refused_when_dag_deploys_are_disabled(
+def test_cancellation_mid_wait_restores_the_override_and_reports(
     repo: GitRepo, emulator: Emulator
 ) -> None:
-    emulator.add_deployment("no-dag-deploys", isDagDeployEnabled=False)
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
-
-    step = run_push(
-        repo, emulator, before, {"deployment-id": "no-dag-deploys", "deploy-type": "dags-only"}
-    )
-
-    assert step.result.returncode == 1
-    assert step.titles("error") == ["DAG deploys are disabled"]
-    assert api_posts(emulator) == []
-
-
-def test_rollout_timeout_without_rollback_leaves_the_deploy(
-    repo: GitRepo, emulator: Emulator
-) -> None:
+    emulator.add_deployment("dev", isDevelopmentMode=True)
+    emulator.update_deployment("dev", hibernating=True)
     emulator.rollout_seconds = 60
     before = repo.head()
     edit_dag(repo)
     repo.commit("Edit a DAG")
+    environ = step_environment(
+        repo,
+        emulator,
+        {"deployment-id": "dev", "deploy-type": "dags-only", "wake-on-deploy": "true"},
+        event=push_event(before, repo.head()),
+    )
 
-    step = run_push(repo, emulator, before, {"wait-timeout": "1", "rollback-on-failure": "false"})
+    process = start_step(environ)
+    deadline = time.monotonic() + 60
+    while not any(r.path.endswith("/finalize") for r in list(emulator.requests)):
+        assert time.monotonic() < deadline, "the step never finalized"
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the wait
+    process.send_signal(signal.SIGTERM)
+    result = finish_step(process, environ, timeout=60)
 
-    assert step.result.returncode == 1
-    assert "Timed out after 1s" in step.log
-    assert "DEPLOYING" in step.log
-    assert "rollback-on-failure is false" in step.log
-    assert step.outputs["status"] == "failed"
-    assert not any(path.endswith("/rollback") for path in api_posts(emulator))
-    assert step.outputs["deploy-id"], "the deploy was created and finalized"
-    assert "was finalized" in step.result.summary
-
-
-def test_unhealthy_rollout_without_rollback_fails(repo: GitRepo, emulator: Emulator) -> None:
-    emulator.unhealthy_after_finalize = True
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
-
-    step = run_push(repo, emulator, before, {"rollback-on-failure": "false"})
-
-    assert step.result.returncode == 1
-    assert "unhealthy" in step.log
-    assert step.outputs["status"] == "failed"
-    assert step.outputs["rolled-back"] == "false"
-
-
-def test_rate_limited_create_is_retried_and_creates_one_deploy(
-    repo: GitRepo, emulator: Emulator
-) -> None:
-    emulator.faults.add("POST", r"/deploys$", 429, retry_after="1")
-    deploys_before = len(emulator.deploys(emulator.deployment_id))
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
-
-    step = run_push(repo, emulator, before)
-
-    assert step.result.returncode == 0, step.log
-    assert "HTTP 429" in step.log
-    assert len(emulator.deploys(emulator.deployment_id)) == deploys_before + 1
-
-
-def test_upload_failure_leaves_the_deployment_as_it_was(repo: GitRepo, emulator: Emulator) -> None:
-    emulator.faults.add("PUT", r"^/blob/", 403, count=10)
-    version_before = emulator.deployment(emulator.deployment_id)["dagTarballVersion"]
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
-
-    step = run_push(repo, emulator, before)
-
-    assert step.result.returncode == 1
-    assert "was created but not finalized" in step.log
-    assert not any(path.endswith("/finalize") for path in api_posts(emulator))
-    assert emulator.deployment(emulator.deployment_id)["dagTarballVersion"] == version_before
-    assert "sig=" not in step.log
+    assert result.returncode != 0
+    assert_no_traceback(result.stdout + result.stderr)
+    assert "cancelled" in result.stdout
+    assert result.outputs["status"] == "failed"
+    assert result.outputs["deploy-id"]
+    assert "was finalized" in result.summary
+    assert emulator.hibernation_override("dev") is None
+    assert [r.method for r in emulator.requests if r.path.endswith("/hibernation-override")] == [
+        "POST",
+        "DELETE",
+    ]

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -13,6 +14,7 @@ from types import FrameType
 import git
 import pytest
 
+from ci_deploy import gitrepo
 from ci_deploy.errors import GitError
 from ci_deploy.gitrepo import (
     Resolved,
@@ -21,7 +23,6 @@ from ci_deploy.gitrepo import (
     changed_files,
     connect_history,
     ensure_commit,
-    has_commit,
     is_ancestor,
     is_shallow,
     open_repo,
@@ -94,7 +95,7 @@ def test_shallow_clone_fetches_the_base_and_deepens_to_the_merge_base(tmp_path: 
     clone = GitRepo.clone(origin, tmp_path / "clone", depth=1)
     opened = open_repo(clone.path)
     assert is_shallow(opened)
-    assert not has_commit(opened, base)
+    assert not clone.has_commit(base)
 
     fetch_log: list[str] = []
     assert ensure_commit(opened, base, log=fetch_log.append) == Resolved(
@@ -139,7 +140,7 @@ def test_a_complete_clone_fetches_a_missing_commit_and_stays_complete(tmp_path: 
     late = work.commit("pushed after the clone")
     work.push()
     opened = open_repo(clone.path)
-    assert not has_commit(opened, late)
+    assert not clone.has_commit(late)
 
     assert ensure_commit(opened, late) == Resolved(late, "fetched from origin")
     assert not is_shallow(opened)
@@ -188,6 +189,7 @@ def test_a_commit_force_pushed_away_is_a_reason_not_an_error(
         ("-", "not a commit or ref"),
         ("--upload-pack=touch pwned", "not a commit or ref"),
         ("-c", "not a commit or ref"),
+        ("main --upload-pack=touch pwned", "not a commit or ref"),
     ],
 )
 def test_answered_without_running_git(
@@ -242,8 +244,8 @@ def test_ref_names_local_and_on_origin_only(tmp_path: Path) -> None:
     work.push("feature")
     clone = GitRepo.clone(origin, tmp_path / "clone", depth=1, branch="main")
     opened = open_repo(clone.path)
-    assert not has_commit(opened, shas[1])
-    assert not has_commit(opened, feature)
+    assert not clone.has_commit(shas[1])
+    assert not clone.has_commit(feature)
 
     assert ensure_commit(opened, "main") == Resolved(shas[3], "present locally")
     assert ensure_commit(opened, "origin/main") == Resolved(shas[3], "present locally")
@@ -418,6 +420,29 @@ def test_missing_commits_are_git_errors_for_history_questions(tmp_path: Path) ->
         connect_history(opened, "1" * 40, shas[1])
     with pytest.raises(GitError, match="not a commit"):
         is_ancestor(opened, "--all", shas[1])
+
+
+def test_a_fetch_that_hangs_is_killed_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, origin, shas, _ = linear(tmp_path, count=3)
+    clone = GitRepo.clone(origin, tmp_path / "clone", depth=1)
+    opened = open_repo(clone.path)
+    assert ensure_commit(opened, shas[0]).sha == shas[0]
+    # Origin never answers: git's local transport runs this instead of git-upload-pack.
+    hang = tmp_path / "hanging-upload-pack"
+    hang.write_text("#!/bin/sh\nexec sleep 30\n", encoding="utf-8")
+    hang.chmod(0o755)
+    clone.git("config", "remote.origin.uploadpack", str(hang))
+    monkeypatch.setattr(gitrepo, "FETCH_TIMEOUT_SECONDS", 1.0)
+
+    timed_out = "git fetch did not finish within 1 seconds"
+    started = time.monotonic()
+    assert ensure_commit(opened, "1" * 40) == Resolved(None, timed_out)
+    log: list[str] = []
+    assert connect_history(opened, shas[0], shas[2], log=log.append) is None
+    assert log[-1] == f"Could not deepen the shallow clone: {timed_out}"
+    assert time.monotonic() - started < 20
 
 
 def test_a_missing_git_is_a_git_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""The GitHub context and the CreateDeploy ``git`` object."""
+"""The GitHub context, a release's source, and the CreateDeploy ``git`` object made from it."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from ci_deploy.astro.platform import git_info as astro_git_info
 from ci_deploy.astro.wire import CreateDeployRequest, GitInfo
 from ci_deploy.errors import CiDeployError
-from ci_deploy.github import GitHubContext, git_info, load_context
+from ci_deploy.github import GitHubContext, load_context, source_of
 from ci_deploy.gitrepo import head_commit, open_repo, remote_url
-from ci_deploy.source import CommitInfo
+from ci_deploy.source import CommitInfo, Source
 from tests.gitrepo import AUTHOR_NAME, GitRepo
 
 BEFORE = "a" * 40
@@ -72,20 +73,14 @@ def test_context_from_a_push_event(tmp_path: Path) -> None:
     assert ctx.ref == "refs/heads/main"
     assert ctx.branch == "main"
     assert ctx.push_before == BEFORE
-    assert ctx.push_after == AFTER
     assert ctx.server_url == "https://github.com"
     assert ctx.run_url == "https://github.com/acme/airflow/actions/runs/4242"
-    assert ctx.actor == "ada"
-    assert ctx.workspace == "/github/workspace"
     assert ctx.event["head_commit"]["id"] == AFTER
 
 
 def test_push_before_all_zeros_is_none(tmp_path: Path) -> None:
     ctx = load_context(environ(tmp_path, push_event(before=ZEROS)))
     assert ctx.push_before is None
-    assert ctx.push_after == AFTER
-    deleted = load_context(environ(tmp_path, push_event(after=ZEROS)))
-    assert deleted.push_after is None
 
 
 def test_pull_request_branch_comes_from_head_ref(tmp_path: Path) -> None:
@@ -160,7 +155,28 @@ def test_invalid_event_file_is_an_error(tmp_path: Path, content: str, match: str
         load_context(environ(tmp_path, None, GITHUB_EVENT_PATH=str(path)))
 
 
-# --- git_info --------------------------------------------------------------------------
+# --- the source, as Astro's git object ----------------------------------------------------
+
+
+def git_info(
+    ctx: GitHubContext, commit: CommitInfo, root_folder: str, remote_url: str | None
+) -> GitInfo | None:
+    return astro_git_info(source_of(ctx, commit, root_folder, remote_url))
+
+
+def test_source_of_a_push_on_github(tmp_path: Path) -> None:
+    ctx = load_context(environ(tmp_path, push_event()))
+    source = source_of(ctx, COMMIT, "astro/", "https://x:secret@github.com/acme/airflow.git")
+    assert source == Source(
+        commit=COMMIT,
+        repository="acme/airflow",
+        branch="main",
+        before=BEFORE,
+        author_name="Ada Lovelace",
+        author_username="ada",
+        path="astro",
+    )
+    assert source.commit_url == f"https://github.com/acme/airflow/commit/{AFTER}"
 
 
 def test_git_info_for_github_fills_every_field(tmp_path: Path) -> None:

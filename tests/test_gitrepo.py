@@ -6,13 +6,18 @@ import os
 import subprocess
 from pathlib import Path
 
+import git
 import pytest
 
 from ci_deploy.errors import GitError
 from ci_deploy.gitrepo import (
+    Resolved,
+    SafeGit,
     changed_files,
-    has_commit,
+    connect_history,
+    ensure_commit,
     head_commit,
+    is_ancestor,
     open_repo,
     remote_url,
     repo_relative,
@@ -99,16 +104,103 @@ def test_head_commit_without_commits(tmp_path: Path) -> None:
         head_commit(open_repo(empty.path))
 
 
-def test_has_commit(repo: GitRepo) -> None:
+def test_which_commits_are_present_locally(repo: GitRepo) -> None:
+    """Without an origin nothing can be fetched: only a local commit resolves."""
     opened = open_repo(repo.path)
+    head = repo.head()
     blob = repo.git("rev-parse", "HEAD:README.md").strip()
-    assert has_commit(opened, repo.head())
-    assert has_commit(opened, repo.head()[:10])
-    assert not has_commit(opened, NULL_SHA)
-    assert not has_commit(opened, "1" * 40)
-    assert not has_commit(opened, blob)  # exists, but is not a commit
-    assert not has_commit(opened, "")
-    assert not has_commit(opened, "--output=/tmp/x")
+    assert ensure_commit(opened, head) == Resolved(head, "present locally")
+    assert ensure_commit(opened, head[:10]) == Resolved(head, "present locally")
+    assert ensure_commit(opened, NULL_SHA) == Resolved(None, "all-zero sha: no previous commit")
+    assert ensure_commit(opened, "1" * 40) == Resolved(None, "no remote named origin")
+    # The blob exists, but is not a commit.
+    assert ensure_commit(opened, blob) == Resolved(None, "no remote named origin")
+    assert ensure_commit(opened, "") == Resolved(None, "no revision given: no previous commit")
+    for rev in (NULL_SHA, "1" * 40, blob, ""):
+        with pytest.raises(GitError, match=r"base commit .* is not in the repository"):
+            changed_files(opened, rev, head)
+
+
+def _record_git_commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every command line the code under test runs git with, from now on."""
+    commands: list[list[str]] = []
+    real_execute = SafeGit.execute
+
+    def recording(self: SafeGit, command: list[str], **kwargs: object) -> object:
+        commands.append([str(part) for part in command])
+        return real_execute(self, command, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(SafeGit, "execute", recording)
+    return commands
+
+
+@pytest.mark.parametrize(
+    "form", ["--output={out}", "-o{out}", "HEAD --output={out}", "HEAD\n--output={out}"]
+)
+def test_option_like_or_spaced_revs_never_reach_git(
+    repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    out = tmp_path / "written-by-git"
+    rev = form.format(out=out)
+    opened = open_repo(repo.path)
+    head = repo.head()
+    commands = _record_git_commands(monkeypatch)
+
+    with pytest.raises(GitError, match=r"base commit .* is not in the repository"):
+        changed_files(opened, rev, head)
+    with pytest.raises(GitError, match=r"head commit .* is not in the repository"):
+        changed_files(opened, head, rev)
+    with pytest.raises(GitError, match="is not a commit"):
+        is_ancestor(opened, rev, head)
+    with pytest.raises(GitError, match="is not a commit"):
+        connect_history(opened, head, rev)
+    assert ensure_commit(opened, rev).sha is None
+    assert not out.exists()
+    assert commands  # git did run, for the valid revs
+    assert all(str(out) not in part for command in commands for part in command)
+
+
+def test_a_failing_git_command_is_reported_without_credentials(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_execute = SafeGit.execute
+    stderr = "fatal: cannot use 'https://x-access-token:ghs_secret@github.com/a/b.git'"
+
+    def failing(self: SafeGit, command: list[str], **kwargs: object) -> object:
+        if "--is-inside-work-tree" in command:
+            return (128, b"", stderr)
+        return real_execute(self, command, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(SafeGit, "execute", failing)
+    with pytest.raises(GitError) as raised:
+        open_repo(repo.path)
+    assert str(raised.value) == (
+        f"git rev_parse failed in {repo.path}: fatal: cannot use 'https://github.com/a/b.git'"
+    )
+    stderr = ""
+    with pytest.raises(GitError, match=r"git rev_parse failed in .*: exit code 128$"):
+        open_repo(repo.path)
+
+
+def test_a_missing_git_is_a_clear_error(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = open_repo(repo.path)
+    head = repo.head()
+
+    def not_found(*_args: object, **_kwargs: object) -> object:
+        raise git.GitCommandNotFound("git", OSError("No such file or directory"))
+
+    monkeypatch.setattr(SafeGit, "execute", not_found)
+    missing = r"could not run git \w+: git is not installed or not on PATH"
+    with pytest.raises(GitError, match=missing):
+        open_repo(repo.path)
+    with pytest.raises(GitError, match=missing):
+        head_commit(opened)
+    with pytest.raises(GitError, match=missing):
+        changed_files(opened, head, head)
+    with pytest.raises(GitError, match=missing):
+        ensure_commit(opened, head)
+    with pytest.raises(GitError, match=missing):
+        remote_url(opened)
 
 
 # --- changed files ---------------------------------------------------------------------
@@ -171,7 +263,7 @@ def test_changed_files_in_a_shallow_clone_misses_the_old_base(
         env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull},
     )
     opened = open_repo(clone)
-    assert not has_commit(opened, base)
+    assert not GitRepo(clone).has_commit(base)
     with pytest.raises(GitError, match="base commit"):
         changed_files(opened, base, "HEAD")
 

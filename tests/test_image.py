@@ -21,7 +21,7 @@ import docker  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
 from ci_deploy import image as image_module
-from ci_deploy.errors import ImageError
+from ci_deploy.errors import ImageError, ImageNotFoundError
 from ci_deploy.image import (
     RUNTIME_LABEL,
     BuiltImage,
@@ -444,6 +444,47 @@ def test_missing_existing_image_is_named(fake: FakeDockerEngine, builder: ImageB
     assert caught.value.title == "Image not found"
 
 
+def test_a_missing_image_is_told_apart_by_its_type(
+    fake: FakeDockerEngine, builder: ImageBuilder
+) -> None:
+    with pytest.raises(ImageNotFoundError) as caught:
+        builder.existing("ghcr.io/acme/airflow:missing")
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    with pytest.raises(ImageNotFoundError, match="No image name given"):
+        builder.existing("  ")
+
+
+@pytest.mark.parametrize("engine_says", ["Image not found", "No such image: x", "boom"])
+def test_other_inspect_failures_are_not_taken_for_a_missing_image(
+    fake: FakeDockerEngine, builder: ImageBuilder, engine_says: str
+) -> None:
+    fake.add_image("project:1")
+    fake.http_errors["inspect"] = (500, engine_says)
+    with pytest.raises(ImageError) as caught:
+        builder.existing("project:1")
+    assert not isinstance(caught.value, ImageNotFoundError)
+    assert caught.value.title == "Image error"
+    assert caught.value.message == (
+        f"Could not inspect the image project:1: {engine_says} (HTTP 500)"
+    )
+
+
+def test_a_failed_engine_connection_while_inspecting(log: Log) -> None:
+    # With a fixed API version the client is made without asking the engine anything.
+    url = f"tcp://127.0.0.1:{closed_port()}"
+    builder = ImageBuilder(
+        log=log.info,
+        group=log.group,
+        client_factory=lambda: docker.DockerClient(base_url=url, version="1.45", timeout=5),
+    )
+    with builder, pytest.raises(ImageError) as caught:
+        builder.existing("project:1")
+    assert not isinstance(caught.value, ImageNotFoundError)
+    assert caught.value.message.startswith(
+        "The connection to the Docker engine failed while inspecting project:1: "
+    )
+
+
 def test_image_without_the_runtime_label_is_refused(
     fake: FakeDockerEngine, builder: ImageBuilder
 ) -> None:
@@ -529,7 +570,7 @@ def test_push_progress_is_throttled_not_per_tick(
     progress = [line for line in log.text() if " of " in line]
     # Three ticks per layer: the first is the status change, the next two show progress.
     assert len(progress) == 2 * fake.layers
-    assert any(line.endswith(": Pushing 2.0 kB of 2.0 kB") for line in progress)
+    assert any(line.endswith(": Pushing 2.0 KiB of 2.0 KiB") for line in progress)
 
 
 def test_push_auth_failure(
@@ -641,3 +682,45 @@ def test_a_subprocess_reaches_the_fake_through_docker_host(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == image_id
+
+
+# --- the Docker SDK is imported on first use ------------------------------------------------
+
+
+def test_importing_the_module_does_not_import_the_docker_sdk() -> None:
+    """A DAG-only run never pays for the Docker SDK (and requests) it does not use."""
+    script = (
+        "import ci_deploy.image, sys; print('docker' in sys.modules, 'requests' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=EXAMPLE.parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_the_dockerfile_helpers_work_without_the_docker_sdk() -> None:
+    script = (
+        "import sys\n"
+        "from ci_deploy.image import RUNTIME_LABEL, buildkit_only_flags, runtime_base_images_only\n"
+        "assert runtime_base_images_only('FROM astrocrpublic.azurecr.io/runtime:3.0-1')\n"
+        "assert buildkit_only_flags('FROM x\\nRUN --mount=type=cache,target=/c pip') == "
+        "['--mount=type=cache,target=/c']\n"
+        "assert RUNTIME_LABEL\n"
+        "print('docker' in sys.modules, 'requests' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=EXAMPLE.parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]

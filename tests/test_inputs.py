@@ -10,11 +10,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    PlainValidator,
+    ValidationError,
+    WrapValidator,
+)
 
+from ci_deploy import inputs as inputs_module
 from ci_deploy.errors import InputError, InputProblem
+from ci_deploy.input_rules import Run
 from ci_deploy.inputs import (
     INPUTS,
+    ActionInput,
     Inputs,
     load_inputs,
     organization_from_token,
@@ -111,6 +120,76 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
         "rollback-on-failure": "true",
         "dry-run": "false",
     }
+
+
+def test_inputs_is_derived_from_the_model_fields() -> None:
+    """Inputs is the one place an input is declared: a field with an ActionInput."""
+    declared = {
+        field_name: spec
+        for field_name, field in Inputs.model_fields.items()
+        for spec in field.metadata
+        if isinstance(spec, ActionInput)
+    }
+    assert {spec.name: spec.default for spec in declared.values()} == INPUTS
+    assert list(INPUTS) == [spec.name for spec in declared.values()]
+    assert all(field_name == spec.name.replace("-", "_") for field_name, spec in declared.items())
+    computed = set(Inputs.model_fields) - set(declared)
+    assert computed == {"workspace", "root_path", "dags_path", "warnings"}
+
+
+def test_no_input_rule_can_read_another_input() -> None:
+    """Each input's own rule sees only its text and the run; never another input's value.
+
+    Why: a pydantic field validator can read the fields declared before it through
+    ``info.data``, and a rule written that way silently stops working when the fields are
+    reordered. So Inputs has no field validator (neither decorated nor in a field's Annotated
+    metadata) and one model validator; an input's own rule is its ActionInput.rule, called
+    with its text and a Run, which holds nothing that is an input.
+    """
+    decorators = Inputs.__pydantic_decorators__
+    assert not decorators.field_validators
+    assert [d.info.mode for d in decorators.model_validators.values()] == ["before"]
+    pydantic_validators = (AfterValidator, BeforeValidator, PlainValidator, WrapValidator)
+    for name, field in Inputs.model_fields.items():
+        assert not any(isinstance(m, pydantic_validators) for m in field.metadata), name
+    assert Run._fields == ("workspace", "token_from_env")
+    assert not {field.replace("_", "-") for field in Run._fields} & set(INPUTS)
+
+
+def test_the_order_inputs_are_checked_in_does_not_matter(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking the inputs' own rules in reverse order changes no result.
+
+    Why: a rule between inputs must see every input's value, whatever the order of the
+    fields; one that read the inputs checked before it would break here.
+    """
+    cases: list[dict[str, str]] = [
+        {},
+        {"deployment_id": "", "workspace_id": "clws1"},
+        {"deployment_name": "prod"},
+        {"deployment_id": "", "deployment_name": "prod", "workspace_id": "clws1"},
+        {"rollback_to": "cldeploy1"},
+        {"deploy_type": "dags-only", "image_name": "my-airflow:1", **BUNDLE},
+        {"deploy_type": "bundle"},
+        {"api_token": "opaque-token"},
+        {"root_folder": "airflow", "dag_paths": "", "description": "x" * 501},
+        {"root_folder": "missing", "dags_folder": "../x", "image_name": "Bad"},
+    ]
+
+    def outcomes() -> list[object]:
+        found: list[object] = []
+        for case in cases:
+            try:
+                found.append(load(workspace, **case))
+            except InputError as error:
+                found.append(error.problems)
+        return found
+
+    in_order = outcomes()
+    reversed_fields = dict(reversed(list(inputs_module._INPUT_FIELDS.items())))
+    monkeypatch.setattr(inputs_module, "_INPUT_FIELDS", reversed_fields)
+    assert outcomes() == in_order
 
 
 def readme_table(heading: str) -> list[str]:
@@ -680,37 +759,31 @@ def test_an_opaque_token_never_shows_in_the_organization_problem(workspace: Path
 
 
 def test_inputs_can_be_built_directly_for_other_tests(tmp_path: Path) -> None:
-    inputs = Inputs(
-        api_token=SecretStr("t"),
-        api_url="http://127.0.0.1:1/v1",
-        organization_id="o",
-        deployment_id="d",
-        workspace=tmp_path,
-        root_folder=".",
-        root_path=tmp_path,
-        dags_folder="dags",
-        dags_path=tmp_path / "dags",
-        deploy_type="dags-only",
-        compare_to="auto",
-        dag_paths=("dags/**",),
-        image_paths=("**",),
-        ignore_paths=(),
-        force=False,
-        description="",
-        wait=True,
-        wait_timeout=1.0,
-        rollback_on_failure=True,
-        dry_run=False,
+    inputs = Inputs.model_validate(
+        {
+            "api-token": "t",
+            "api-url": "http://127.0.0.1:1/v1",
+            "organization-id": "o",
+            "deployment-id": "d",
+            "deploy-type": "dags-only",
+            "wait-timeout": "1",
+        },
+        context={"GITHUB_WORKSPACE": str(tmp_path)},
     )
     assert inputs.warnings == ()
     assert os.fspath(inputs.dags_path).endswith("dags")
-    # The newer fields have defaults, so such constructions keep working.
+    # The inputs not given take their defaults, so such constructions keep working.
     assert (inputs.action, inputs.deployment_name, inputs.image_name) == ("deploy", "", "")
     assert (inputs.syntax_check, inputs.wake_on_deploy, inputs.check_import_errors) == (
         True,
         False,
         True,
     )
+
+
+def test_inputs_are_made_from_texts_by_input_name(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="texts by input name"):
+        Inputs.model_validate({"wait": True}, context={"GITHUB_WORKSPACE": str(tmp_path)})
 
 
 # --- change detection inputs (compare-to, path globs, force) ------------------------------
@@ -1095,4 +1168,54 @@ def test_every_cross_input_problem_is_reported_together(workspace: Path) -> None
         "rollback-to",
         "image-name",
         "bundle-type",
+    ]
+
+
+def test_cross_input_problems_come_with_field_problems_in_input_order(workspace: Path) -> None:
+    (workspace / "shared").mkdir()
+    (workspace / "airflow" / "linked").symlink_to(workspace / "shared")
+    found = problems(
+        workspace,
+        wait_timeout="soon",  # its own rule
+        bundle_mount_path="relative",  # its own rule
+        deploy_type="bundle",  # so bundle-type is required
+        root_folder="airflow",
+        dags_folder="linked",  # leads out of root-folder
+        workspace_id="clws1",  # without deployment-name
+        deployment_id="",  # nor deployment-name
+        api_url="ftp://api.astronomer.io",  # its own rule
+        api_token="opaque-token",  # no organization in it
+    )
+    assert found == [
+        InputProblem(
+            "api-url",
+            "must be an absolute https URL such as https://api.astronomer.io/v1;"
+            " got 'ftp://api.astronomer.io'",
+        ),
+        InputProblem(
+            "organization-id",
+            "could not be read from the API token (it is not an Astro API token with an"
+            " organizationId permission): set the organization-id input",
+        ),
+        InputProblem(
+            "deployment-id",
+            "is required: set deployment-id or deployment-name to choose the Astro Deployment"
+            " to deploy to",
+        ),
+        InputProblem(
+            "workspace-id",
+            "is only used with deployment-name, to narrow the search for the Deployment by"
+            " name to one Workspace: set deployment-name or remove workspace-id",
+        ),
+        InputProblem(
+            "dags-folder",
+            "must stay inside root-folder; 'linked' is a symlink that leads out of it",
+        ),
+        InputProblem("bundle-type", "is required with deploy-type: bundle; set it, e.g. to dbt"),
+        InputProblem(
+            "bundle-mount-path",
+            "must be an absolute POSIX path without .. such as"
+            " /usr/local/airflow/dbt/jaffle_shop; got 'relative'",
+        ),
+        InputProblem("wait-timeout", "must be a duration such as 90, 90s, 5m or 1h; got 'soon'"),
     ]

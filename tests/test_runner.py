@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ci_deploy.runner import SUMMARY_CUT_NOTE, SUMMARY_MAX_BYTES, Runner
+from ci_deploy import runner as runner_module
+from ci_deploy.runner import SUMMARY_CUT_NOTE, SUMMARY_MAX_BYTES, Runner, file_command_record
 from ci_deploy_testkit.ghfiles import (
     WorkflowCommand,
     parse_file_commands,
@@ -156,6 +158,88 @@ def test_outputs_are_printed_without_github_output() -> None:
     assert stream.lines() == ["Outputs:", "status=deployed", "deploy-id=cl1"]
     runner.set_outputs({})
     assert stream.lines() == ["Outputs:", "status=deployed", "deploy-id=cl1"]
+
+
+# --- one GITHUB_OUTPUT record ---------------------------------------------------------------
+
+TRICKY_VALUES = [
+    *OUTPUTS.values(),
+    "\n",
+    "\n\n",
+    "\nleading newline",
+    "name<<EOF\nEOF\n",
+    "other=1\nother<<X\nX",
+    "ghadelimiter_\nghadelimiter_00000000-0000-0000-0000-000000000000",
+    "\r",
+    "tab\tand nul \0 inside",
+    "\ufeffbom first",
+    "emoji 🚀 and CJK 部署",
+    "x" * 10_000,
+]
+
+
+@pytest.mark.parametrize("value", TRICKY_VALUES)
+def test_a_record_round_trips_any_value(value: str) -> None:
+    record = file_command_record("out", value)
+    assert parse_file_commands(record.decode("utf-8")) == [("out", value)]
+
+
+@pytest.mark.parametrize("value", TRICKY_VALUES)
+def test_the_delimiter_is_never_inside_the_value(value: str) -> None:
+    head, *_, last = file_command_record("out", value).decode("utf-8").split("\n")[:-1]
+    name, delimiter = head.split("<<")
+    assert (name, last) == ("out", delimiter)
+    assert delimiter.startswith("ghadelimiter_")
+    assert len(delimiter) > len("ghadelimiter_") + 30
+    assert delimiter not in value
+
+
+def test_a_delimiter_found_in_the_value_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn = iter(["ghadelimiter_A", "ghadelimiter_AB", "ghadelimiter_C"])
+    monkeypatch.setattr(runner_module, "_new_delimiter", lambda: next(drawn))
+    value = "x\nghadelimiter_A\nghadelimiter_AB\ny"
+    record = file_command_record("out", value)
+    assert record == f"out<<ghadelimiter_C\n{value}\nghadelimiter_C\n".encode()
+    assert parse_output_text(record.decode()) == {"out": value}
+
+
+def test_each_record_gets_its_own_delimiter() -> None:
+    heads = {file_command_record("a", "1").split(b"\n")[0] for _ in range(50)}
+    assert len(heads) == 50
+
+
+def test_a_record_is_utf8_with_lf_line_ends() -> None:
+    record = file_command_record("status", "déployé\r\nok")
+    text = record.decode("utf-8")
+    assert text.count("\n") == 4
+    assert text.endswith("\n")
+    assert parse_output_text(text) == {"status": "déployé\r\nok"}
+
+
+def test_a_name_starting_with_a_bom_keeps_it_at_the_start_of_a_file(tmp_path: Path) -> None:
+    runner, _ = github(tmp_path)
+    runner.set_outputs({"\ufeffname": "v"})
+    assert parse_output_file(tmp_path / "output") == {"\ufeffname": "v"}
+
+
+@pytest.mark.parametrize("name", ["", "a=b", "a<<b", "a\nb", "a\rb", "a\0b", "=", "<<"])
+def test_a_record_refuses_a_name_it_cannot_carry(name: str) -> None:
+    with pytest.raises(ValueError, match="nonempty and hold no"):
+        file_command_record(name, "value")
+
+
+def test_names_may_hold_other_punctuation_and_unicode() -> None:
+    for name in ("deploy-id", "a.b_c", "déploiement", "a<b", "a>b", "a < b"):
+        assert parse_output_text(file_command_record(name, "1").decode()) == {name: "1"}
+
+
+def test_no_private_github_action_utils_api_is_used() -> None:
+    package = Path(runner_module.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        assert "github_action_utils._" not in source, path
+        assert not re.search(r"from github_action_utils(\.\w+)* import .*\b_", source), path
+        assert not re.search(r"\bgha\._", source), path  # through the usual alias
 
 
 # --- summary --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import httpx
 from ci_deploy import __version__
 from ci_deploy.errors import UploadError
 from ci_deploy.http import BLOB_PUT, TransportFailure, send_with_retries
+from ci_deploy.text import shorten
 
 __all__ = ["AZURE_API_VERSION", "redact_url", "upload_blob"]
 
@@ -158,7 +159,7 @@ class _Uploader:
 
     def _error(self, step: str, response: httpx.Response) -> UploadError:
         status = response.status_code
-        code, message = _azure_error(response)
+        code, message = _azure_error(response, self._scrub)
         text = f"{step} to {self.redacted} failed: HTTP {status} "
         text += httpx.codes.get_reason_phrase(status)
         if code or message:
@@ -196,8 +197,11 @@ def _with_query(url: str, extra: dict[str, str]) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
-def _azure_error(response: httpx.Response) -> tuple[str, str]:
-    """Azure's error ``(Code, Message)`` from the XML body, else the ``x-ms-error-code``."""
+def _azure_error(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[str, str]:
+    """Azure's error ``(Code, Message)`` from the XML body, else the ``x-ms-error-code``.
+
+    The message is scrubbed before it is shortened, so a cut never leaves part of a secret.
+    """
     code = response.headers.get("x-ms-error-code", "").strip()
     message = ""
     body = response.content[:_ERROR_XML_LIMIT]
@@ -208,10 +212,5 @@ def _azure_error(response: httpx.Response) -> tuple[str, str]:
             root = None
         if root is not None and root.tag == "Error":
             code = (root.findtext("Code") or "").strip() or code
-            message = _shorten(root.findtext("Message") or "")
+            message = shorten(scrub(root.findtext("Message") or ""), _TEXT_LIMIT)
     return code, message
-
-
-def _shorten(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _TEXT_LIMIT else flat[: _TEXT_LIMIT - 3] + "..."

@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
@@ -81,8 +82,10 @@ class Emulator:
                 "Authorization": f"Bearer {emu.token}"})
 
     ``rollout_seconds`` is how long a Deployment stays ``DEPLOYING`` after a finalize or
-    rollback. ``log``, if given, gets one line per request (method, path, status; never
-    the query, which holds upload signatures).
+    rollback, measured on ``clock`` (monotonic seconds; a test can share a fake clock with
+    the code under test, so rollouts advance only when that code sleeps). ``log``, if
+    given, gets one line per request (method, path, status; never the query, which holds
+    upload signatures).
 
     What tests read and steer: :attr:`requests` (every request, in arrival order),
     :attr:`blobs` (uploads by version id), :attr:`faults`, :attr:`tokens` (the accepted
@@ -105,7 +108,9 @@ class Emulator:
         *,
         rollout_seconds: float = 1.0,
         log: Log | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock
         self.organization_id = DEMO_ORGANIZATION_ID
         self.deployment_id = DEMO_DEPLOYMENT_ID
         self.token = make_token(DEMO_ORGANIZATION_ID)
@@ -116,7 +121,7 @@ class Emulator:
         advertised = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104
         self.base_url = f"http://{advertised}:{self.port}"
         self._state = AstroState(
-            self.base_url, DEMO_ORGANIZATION_ID, rollout_seconds=rollout_seconds
+            self.base_url, DEMO_ORGANIZATION_ID, rollout_seconds=rollout_seconds, clock=clock
         )
         self._state.add_deployment(DEMO_DEPLOYMENT_ID, name="emulator")
         self._state.seed_history(DEMO_DEPLOYMENT_ID)

@@ -1,37 +1,43 @@
-"""End to end: every deploy type, verified rollouts, automatic rollback, cancellation.
+"""The whole action in process with the real Astro platform, against the emulator over HTTP.
 
-The entrypoint runs as a subprocess against the emulator; image builds and pushes go to a
-fake Docker Engine API on 127.0.0.1 (``DOCKER_HOST``) that tells the emulator's registry
-what was pushed, so finalize can check it.
+Every deploy type, Deployments by name, verified rollouts, automatic and requested
+rollbacks, lost answers, hibernation: the real client, upload and image code talk to the
+emulator on 127.0.0.1, and every API request must validate against the Astro spec (the
+``astro`` fixture checks at teardown). Time is a fake clock the emulator shares, so a
+rollout advances only while the run sleeps between polls and nothing really sleeps. Image
+builds and pushes go through the Docker SDK to a fake Docker Engine API on 127.0.0.1 that
+tells the emulator's registry what was pushed, so finalize can check it.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import shutil
-import signal
 import tarfile
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker as docker_sdk
 import pytest
 
+from ci_deploy.image import ImageBuilder
+from ci_deploy.runner import Runner
 from ci_deploy_testkit.emulator import Emulator
-from ci_deploy_testkit.localrun import finish_step, push_event, start_step
-from tests.actionrun import (
-    EXAMPLE,
-    Step,
-    api_posts,
-    assert_no_traceback,
-    run_action,
-    step_environment,
-)
+from ci_deploy_testkit.localrun import push_event
+from tests.actionrun import EXAMPLE, Step, api_posts
 from tests.fake_docker import FakeDockerEngine
+from tests.fakes import FakeClock
 from tests.gitrepo import GitRepo
+from tests.inprocess import run_action
 
 DAG = "dags/example_etl.py"
+
+
+@pytest.fixture
+def emulator(astro: Emulator) -> Emulator:
+    """The emulator on the fake clock the runs share."""
+    return astro
 
 
 @pytest.fixture
@@ -63,8 +69,26 @@ def deploy(
     inputs: dict[str, str] | None = None,
     docker: FakeDockerEngine | None = None,
 ) -> Step:
-    env = {"DOCKER_HOST": docker.base_url} if docker else {"DOCKER_HOST": "tcp://127.0.0.1:9"}
-    return run_action(repo, emulator, inputs, event=push_event(before, repo.head()), env=env)
+    return run_action(
+        repo,
+        emulator,
+        inputs,
+        event=push_event(before, repo.head()),
+        images=engine(docker.base_url if docker else "tcp://127.0.0.1:9"),
+    )
+
+
+def engine(base_url: str) -> Callable[[Runner], ImageBuilder]:
+    """The real image code, talking to the Docker Engine API at ``base_url``."""
+
+    def make(runner: Runner) -> ImageBuilder:
+        return ImageBuilder(
+            log=runner.info,
+            group=runner.group,
+            client_factory=lambda: docker_sdk.DockerClient(base_url=base_url),
+        )
+
+    return make
 
 
 def deploys_of(emulator: Emulator, deployment: str | None = None) -> list[dict[str, object]]:
@@ -257,26 +281,21 @@ def test_import_errors_are_annotated_and_rolled_back(repo: GitRepo, emulator: Em
     )
 
 
-def test_timeout_is_rolled_back(repo: GitRepo, emulator: Emulator) -> None:
-    emulator.rollout_seconds = 60
+def test_timeout_is_rolled_back(repo: GitRepo, emulator: Emulator, clock: FakeClock) -> None:
+    emulator.rollout_seconds = 3600
     version_before = previous_version(emulator)
     before = change(repo)
 
-    def speed_up_the_rollback() -> None:  # the rollback itself rolls out at once
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if any(r.path.endswith("/rollback") for r in list(emulator.requests)):
-                emulator.rollout_seconds = 0
-                return
-            time.sleep(0.05)
+    def speed_up_the_rollback(now: float) -> None:  # the rollback itself rolls out at once
+        if any(r.path.endswith("/rollback") for r in emulator.requests):
+            emulator.rollout_seconds = 0
 
-    watcher = threading.Thread(target=speed_up_the_rollback, daemon=True)
-    watcher.start()
-    step = deploy(repo, emulator, before, {"wait-timeout": "2"})
-    watcher.join(timeout=5)
+    clock.on_sleep = speed_up_the_rollback
+    step = deploy(repo, emulator, before, {"wait-timeout": "2m"})
 
     assert_rolled_back(step, emulator, version_before)
-    assert "Timed out after 2s" in step.log
+    assert "Timed out after 120s" in step.log
+    assert sum(clock.sleeps) >= 120, "the wait lasted the whole timeout, on the fake clock"
 
 
 def test_no_earlier_deploy_means_no_rollback_and_says_so(repo: GitRepo, emulator: Emulator) -> None:
@@ -365,42 +384,6 @@ def test_wake_on_deploy_wakes_and_restores(repo: GitRepo, emulator: Emulator) ->
     assert [r.method for r in overrides] == ["POST", "DELETE"]
     assert overrides[0].json() == {"isHibernating": False}
     assert emulator.hibernation_override("dev") is None
-
-
-def test_cancellation_mid_wait_restores_the_override_and_reports(
-    repo: GitRepo, emulator: Emulator
-) -> None:
-    emulator.add_deployment("dev", isDevelopmentMode=True)
-    emulator.update_deployment("dev", hibernating=True)
-    emulator.rollout_seconds = 60
-    before = change(repo)
-    environ = step_environment(
-        repo,
-        emulator,
-        {"deployment-id": "dev", "deploy-type": "dags-only", "wake-on-deploy": "true"},
-        event=push_event(before, repo.head()),
-    )
-
-    process = start_step(environ)
-    deadline = time.monotonic() + 60
-    while not any(r.path.endswith("/finalize") for r in list(emulator.requests)):
-        assert time.monotonic() < deadline, "the step never finalized"
-        time.sleep(0.05)
-    time.sleep(0.5)  # inside the wait
-    process.send_signal(signal.SIGTERM)
-    result = finish_step(process, environ, timeout=60)
-
-    assert result.returncode != 0
-    assert_no_traceback(result.stdout + result.stderr)
-    assert "cancelled" in result.stdout
-    assert result.outputs["status"] == "failed"
-    assert result.outputs["deploy-id"]
-    assert "was finalized" in result.summary
-    assert emulator.hibernation_override("dev") is None
-    assert [r.method for r in emulator.requests if r.path.endswith("/hibernation-override")] == [
-        "POST",
-        "DELETE",
-    ]
 
 
 def test_rollback_to_a_named_deploy(repo: GitRepo, emulator: Emulator) -> None:
@@ -509,3 +492,138 @@ def test_syntax_error_annotation_names_the_file_in_a_nested_dags_folder(
     files = [c.properties.get("file") for c in step.commands("error") if c.properties.get("file")]
     assert files == ["astro/pipelines/dags/broken.py"]
     assert api_posts(emulator) == []
+
+
+# --- from the first milestone's end-to-end tests, now in process ---------------------------
+
+
+def edit_dag(repo: GitRepo) -> None:
+    dag = repo.path / "dags" / "example_etl.py"
+    dag.write_text(dag.read_text().replace('"@daily"', '"@hourly"'))
+
+
+def run_push(
+    repo: GitRepo, emulator: Emulator, before: str, inputs: dict[str, str] | None = None
+) -> Step:
+    return deploy(repo, emulator, before, inputs)
+
+
+def test_change_outside_root_folder_skips_without_creating_anything(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    repo = GitRepo(tmp_path / "workspace")
+    shutil.copytree(EXAMPLE, repo.path / "astro")
+    repo.write("README.md", "# Our data platform\n")
+    before = repo.commit("Add the project under astro/")
+    repo.write("README.md", "# Our data platform\n\nNow with docs.\n")
+    repo.commit("Document the platform")
+
+    step = run_push(repo, emulator, before, {"root-folder": "astro"})
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["status"] == "skipped"
+    assert step.outputs["skipped"] == "true"
+    assert step.outputs["deploy-type"] == ""
+    assert "nothing to deploy" in step.outputs["skip-reason"]
+    assert json.loads(step.outputs["changed-files"]) == ["README.md"]
+    assert step.titles("notice") == ["Deploy skipped"]
+    assert "Deploy skipped" in step.result.summary
+    assert api_posts(emulator) == []
+
+
+def test_dry_run_plans_and_creates_nothing(repo: GitRepo, emulator: Emulator) -> None:
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_push(repo, emulator, before, {"dry-run": "true"})
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["status"] == "planned"
+    assert step.outputs["deploy-type"] == "DAG_ONLY"
+    assert step.outputs["deploy-id"] == ""
+    assert "Deploy plan (dry run)" in step.result.summary
+    assert api_posts(emulator) == []
+
+
+def test_dag_deploy_refused_when_dag_deploys_are_disabled(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    emulator.add_deployment("no-dag-deploys", isDagDeployEnabled=False)
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_push(
+        repo, emulator, before, {"deployment-id": "no-dag-deploys", "deploy-type": "dags-only"}
+    )
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["DAG deploys are disabled"]
+    assert api_posts(emulator) == []
+
+
+def test_rollout_timeout_without_rollback_leaves_the_deploy(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    emulator.rollout_seconds = 60
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_push(repo, emulator, before, {"wait-timeout": "1", "rollback-on-failure": "false"})
+
+    assert step.result.returncode == 1
+    assert "Timed out after 1s" in step.log
+    assert "DEPLOYING" in step.log
+    assert "rollback-on-failure is false" in step.log
+    assert step.outputs["status"] == "failed"
+    assert not any(path.endswith("/rollback") for path in api_posts(emulator))
+    assert step.outputs["deploy-id"], "the deploy was created and finalized"
+    assert "was finalized" in step.result.summary
+
+
+def test_unhealthy_rollout_without_rollback_fails(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.unhealthy_after_finalize = True
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_push(repo, emulator, before, {"rollback-on-failure": "false"})
+
+    assert step.result.returncode == 1
+    assert "unhealthy" in step.log
+    assert step.outputs["status"] == "failed"
+    assert step.outputs["rolled-back"] == "false"
+
+
+def test_rate_limited_create_is_retried_and_creates_one_deploy(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    emulator.faults.add("POST", r"/deploys$", 429, retry_after="1")
+    deploys_before = len(emulator.deploys(emulator.deployment_id))
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_push(repo, emulator, before)
+
+    assert step.result.returncode == 0, step.log
+    assert "HTTP 429" in step.log
+    assert len(emulator.deploys(emulator.deployment_id)) == deploys_before + 1
+
+
+def test_upload_failure_leaves_the_deployment_as_it_was(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.faults.add("PUT", r"^/blob/", 403, count=10)
+    version_before = emulator.deployment(emulator.deployment_id)["dagTarballVersion"]
+    before = repo.head()
+    edit_dag(repo)
+    repo.commit("Edit a DAG")
+
+    step = run_push(repo, emulator, before)
+
+    assert step.result.returncode == 1
+    assert "was created but not finalized" in step.log
+    assert not any(path.endswith("/finalize") for path in api_posts(emulator))
+    assert emulator.deployment(emulator.deployment_id)["dagTarballVersion"] == version_before
+    assert "sig=" not in step.log

@@ -1,8 +1,9 @@
-"""End to end: which commit changes are measured from, on every kind of event.
+"""Which commit changes are measured from, on every kind of event, with real git.
 
 Each test has an upstream repository with a bare ``origin`` over ``file://`` and a checkout
 made the way actions/checkout makes it (one commit deep unless said otherwise), so every
-fetch the action makes is real. The entrypoint runs as a subprocess against the emulator.
+fetch the action makes is real. The action runs in process (:mod:`tests.inprocess`) with the
+real Astro platform against the emulator on a fake clock: nothing waits for a rollout.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import pytest
 
 from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.localrun import push_event
-from tests.actionrun import EXAMPLE, Step, api_posts, run_action
+from tests.actionrun import EXAMPLE, Step, api_posts
 from tests.gitrepo import GitRepo, run_git
+from tests.inprocess import run_action
 
 ZERO = "0" * 40
 DAG = "dags/example_etl.py"
@@ -43,6 +45,12 @@ class Project:
         sha = self.dev.commit(message)
         self.dev.push()
         return sha
+
+
+@pytest.fixture
+def emulator(astro: Emulator) -> Emulator:
+    """The emulator on the fake clock the runs share."""
+    return astro
 
 
 @pytest.fixture

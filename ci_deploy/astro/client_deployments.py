@@ -1,0 +1,104 @@
+"""The Deployment operations of the Astro API client: read, list, hibernation override."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ci_deploy.astro import wire as models
+from ci_deploy.astro.client_core import Operations
+from ci_deploy.astro.client_errors import CHECK_HIBERNATION, Call
+from ci_deploy.http import API_GET, API_POST
+
+__all__ = ["DeploymentCalls"]
+
+
+class DeploymentCalls(Operations):
+    """Deployments: get, list, and set or delete the hibernation override."""
+
+    def get_deployment(self, deployment_id: str) -> models.Deployment:
+        """Read a Deployment (GetDeployment)."""
+        call = self._call(
+            "GetDeployment",
+            f"Get Deployment '{deployment_id}'",
+            "deployment.get",
+            API_GET,
+            deployment_id,
+        )
+        path = self._deployment_path(deployment_id)
+        return self._session.request(call, "GET", path, models.Deployment)
+
+    def list_deployments(
+        self, *, names: Sequence[str] = (), workspace_id: str | None = None
+    ) -> list[models.Deployment]:
+        """The organization's Deployments (ListDeployments, all pages).
+
+        In the API's order; the pages are asked for sorted by creation time, oldest first,
+        so offset paging stays stable. ``names`` (exact names, repeated ``names``
+        parameters) and ``workspace_id`` (``workspaceIds``) filter on the server, and again
+        here, so an API that ignores a filter never adds a Deployment that does not match.
+        """
+        wanted = (names,) if isinstance(names, str) else tuple(dict.fromkeys(names))
+        workspace = workspace_id or None
+        org = self._session.organization_id
+        call = Call(
+            "ListDeployments",
+            f"List Deployments of organization '{org}'",
+            "organization.deployments.get",
+            API_GET,
+            not_found=f"organization '{org}'",
+            ids="organization id",
+            tokens="a Workspace or Organization API token",
+        )
+        filters = [("names", name) for name in wanted]
+        if workspace is not None:
+            filters.append(("workspaceIds", workspace))
+        filters.append(("sorts", "createdAt:asc"))  # a stable order for offset paging
+        found = self._session.collect(
+            call,
+            self._deployments_path(),
+            models.DeploymentsPage,
+            lambda page: (page.deployments, page.totalCount),
+            lambda deployment: deployment.id,
+            params=filters,
+        )
+        return [
+            deployment
+            for deployment in found
+            if (not wanted or deployment.name in wanted)
+            and (workspace is None or deployment.workspaceId == workspace)
+        ]
+
+    def set_hibernation_override(
+        self, deployment_id: str, request: models.HibernationOverrideRequest
+    ) -> models.HibernationOverride:
+        """Set the Deployment's hibernation override (UpdateDeploymentHibernationOverride).
+
+        ``isHibernating=False`` wakes a hibernating development Deployment. Retried like
+        every write: only when provably not processed.
+        """
+        call = self._call(
+            "UpdateDeploymentHibernationOverride",
+            f"Set the hibernation override of Deployment '{deployment_id}'",
+            "deployment.update",
+            API_POST,
+            deployment_id,
+            check=CHECK_HIBERNATION,
+        )
+        path = self._deployment_path(deployment_id) + "/hibernation-override"
+        return self._session.request(call, "POST", path, models.HibernationOverride, body=request)
+
+    def delete_hibernation_override(self, deployment_id: str) -> None:
+        """Remove the Deployment's hibernation override (DeleteDeploymentHibernationOverride).
+
+        The hibernation schedule applies again. The API answers 204 No Content.
+        """
+        call = self._call(
+            "DeleteDeploymentHibernationOverride",
+            f"Delete the hibernation override of Deployment '{deployment_id}'",
+            "deployment.update",
+            API_POST,
+            deployment_id,
+            check=CHECK_HIBERNATION,
+        )
+        path = self._deployment_path(deployment_id) + "/hibernation-override"
+        self._session.send(call, "DELETE", path)

@@ -1,0 +1,316 @@
+"""Astro as a :class:`~ci_deploy.platform.Platform`: one Deployment and its deploys.
+
+The I/O of a run against Astro: the API client, the blob upload, the image push with the
+API token as the registry password, the Deployment's logs, hibernation. What the answers
+mean is :mod:`ci_deploy.astro.rules`; this module only sends and translates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+from ci_deploy.astro import hibernation
+from ci_deploy.astro.client import AstroClient
+from ci_deploy.astro.logs import LOG_SOURCES, import_problems
+from ci_deploy.astro.rules import (
+    RULES,
+    AstroRules,
+    cut_description,
+    environment_of,
+    finalize_request,
+    history_of,
+    release_of,
+    rollout_state,
+)
+from ci_deploy.astro.upload import redact_url, upload_blob
+from ci_deploy.astro.wire import (
+    CreateDeployRequest,
+    Deploy,
+    Deployment,
+    GitInfo,
+    RollbackRequest,
+)
+from ci_deploy.errors import ApiAmbiguousError, DeployRejectedError, NotFoundError
+from ci_deploy.platform import (
+    Artifact,
+    Environment,
+    ImportErrors,
+    Observation,
+    Release,
+    Shipment,
+)
+from ci_deploy.runner import Runner
+from ci_deploy.source import Source
+
+if TYPE_CHECKING:
+    from ci_deploy.image import BuiltImage, ImageBuilder
+    from ci_deploy.inputs import Inputs
+
+CREATE_ATTEMPTS = 3
+"""How often a create whose answer was lost is tried, the history read in between."""
+
+
+@dataclass(frozen=True)
+class AstroTarget:
+    """The Deployment the inputs name, and what a deploy to it carries."""
+
+    deployment_id: str
+    deployment_name: str = ""
+    workspace_id: str = ""
+    bundle_type: str = ""
+    bundle_mount_path: str = ""
+
+
+class AstroPlatform:
+    """One Astro Deployment, behind the platform port."""
+
+    def __init__(
+        self,
+        client: AstroClient,
+        target: AstroTarget,
+        runner: Runner,
+        *,
+        registry_password: str,
+        images: Callable[[], ImageBuilder],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._target = target
+        self._runner = runner
+        self._registry_password = registry_password
+        self._images = images
+        self._sleep = sleep
+        self._deployment_id = target.deployment_id
+        self._deployment: Deployment | None = None
+        self._deploys: dict[str, Deploy] = {}
+
+    @property
+    def rules(self) -> AstroRules:
+        return RULES
+
+    def locate(self) -> Environment:
+        if not self._deployment_id:
+            self._deployment_id = self._find_by_name()
+        self._deployment = self._client.get_deployment(self._deployment_id)
+        return environment_of(self._deployment)
+
+    def _find_by_name(self) -> str:
+        name, workspace = self._target.deployment_name, self._target.workspace_id
+        listed = self._client.list_deployments(names=[name], workspace_id=workspace or None)
+        found = [d for d in listed if d.name == name]
+        where = f" in workspace {workspace}" if workspace else ""
+        if len(found) == 1:
+            self._runner.info(f"Deployment '{name}'{where} is {found[0].id}.")
+            return found[0].id
+        if not found:
+            raise NotFoundError(
+                f"No Deployment is named '{name}'{where}. Check deployment-name (names are "
+                "case-sensitive), or set deployment-id.",
+                title="Deployment not found",
+            )
+        names = "; ".join(f"{d.id} in workspace {d.workspaceId}" for d in found)
+        raise DeployRejectedError(
+            f"{len(found)} Deployments are named '{name}'{where}: {names}. Set workspace-id "
+            "to the right workspace, or set deployment-id.",
+            title="Deployment name is ambiguous",
+        )
+
+    def history(self) -> list[Release]:
+        deploys = self._client.list_deploys(self._deployment_id)
+        self._deploys.update((deploy.id, deploy) for deploy in deploys)
+        return history_of(deploys)
+
+    # -- a deploy ---------------------------------------------------------------------------
+
+    def create(self, kind: str, description: str, source: Source) -> Release:
+        request = CreateDeployRequest.model_validate(
+            {
+                "type": kind,
+                "description": cut_description(description) or None,
+                "git": git_info(source),
+                "bundleType": self._target.bundle_type or None,
+                "bundleMountPath": self._target.bundle_mount_path or None,
+            }
+        )
+        deploy = self._create_once(request, set(self._deploys))
+        self._deploys[deploy.id] = deploy
+        return release_of(deploy)
+
+    def _create_once(self, request: CreateDeployRequest, known: set[str]) -> Deploy:
+        """Create the deploy exactly once, even when an answer is lost on the way back.
+
+        ``known`` holds the ids of the deploys that existed before. After an ambiguous
+        failure the deploy history is read again: a new ``INITIALIZED`` deploy of this
+        commit and type is the one the lost answer would have named.
+        """
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return self._client.create_deploy(self._deployment_id, request)
+            except ApiAmbiguousError as exc:
+                self._runner.info(
+                    f"The answer to creating the deploy was lost ({exc.message}); reading the "
+                    "deploy history to see whether it was created."
+                )
+                adopted = self._created_meanwhile(request, known)
+                if adopted is not None:
+                    self._runner.info(f"It was: deploy {adopted.id}. Continuing with it.")
+                    return adopted
+                if attempt == CREATE_ATTEMPTS:
+                    raise
+                self._runner.info(f"It was not; creating it again (attempt {attempt + 1}).")
+        raise AssertionError("unreachable")
+
+    def _created_meanwhile(self, request: CreateDeployRequest, known: set[str]) -> Deploy | None:
+        sha = request.git.commitSha if request.git else None
+        for deploy in reversed(self._client.list_deploys(self._deployment_id)):
+            same_commit = sha is None or (deploy.git is not None and deploy.git.commitSha == sha)
+            if (
+                deploy.id not in known
+                and deploy.status == "INITIALIZED"
+                and deploy.type == request.type
+                and same_commit
+            ):
+                return self._client.get_deploy(self._deployment_id, deploy.id)
+        return None
+
+    def upload(self, release: Release, artifact: Artifact, data: bytes) -> str:
+        deploy = self._deploys[release.id]
+        url = deploy.bundleUploadUrl if artifact is Artifact.BUNDLE else deploy.dagsUploadUrl
+        if not url:
+            raise DeployRejectedError(
+                f"The API created deploy {deploy.id} without an upload URL, so the files "
+                "cannot be uploaded."
+            )
+        for signature in parse_qs(urlsplit(url).query).get("sig", []):
+            self._runner.mask(signature)
+        self._runner.info(f"Uploading {len(data)} bytes to {redact_url(url)}")
+        return upload_blob(url, data, sleep=self._sleep, on_retry=self._runner.info)
+
+    def push(self, release: Release, image: BuiltImage) -> str:
+        deploy = self._deploys[release.id]
+        if not deploy.imageRepository or not deploy.imageTag:
+            raise DeployRejectedError(
+                f"The API created deploy {deploy.id} without an image repository and tag, so "
+                "the image cannot be pushed."
+            )
+        self._images().push(
+            image, deploy.imageRepository, deploy.imageTag, token=self._registry_password
+        )
+        return f"{deploy.imageRepository}:{deploy.imageTag}"
+
+    def finalize(self, release: Release, shipment: Shipment) -> Release:
+        created = self._deploys[release.id]
+        dag_deploys = self._deployment is not None and self._deployment.isDagDeployEnabled
+        request = finalize_request(created.type, dag_deploys, shipment)
+        answer = self._client.finalize_deploy(self._deployment_id, created.id, request)
+        # What the Deployment must show is what was sent, whatever the answer repeats.
+        finalized = answer.model_copy(
+            update={
+                "type": created.type,
+                "dagTarballVersion": request.dagTarballVersion or None,
+                "imageTag": created.imageTag,
+            }
+        )
+        self._deploys[created.id] = finalized
+        return release_of(finalized)
+
+    # -- after finalize ---------------------------------------------------------------------
+
+    def observe(self, release: Release) -> Observation:
+        return rollout_state(self._client.get_deployment(self._deployment_id), release.versions)
+
+    def import_errors(self, since: datetime, members: Sequence[str]) -> ImportErrors:
+        where = f"the {', '.join(LOG_SOURCES)} logs"
+        try:
+            entries = self._client.get_deployment_logs(
+                self._deployment_id, sources=LOG_SOURCES, start=since
+            )
+        except NotFoundError:
+            return ImportErrors(
+                {}, where, unreadable="The Deployment's logs are not available from this API"
+            )
+        return ImportErrors(import_problems((entry.raw for entry in entries), members), where)
+
+    def roll_back(self, to: Release, description: str) -> Release:
+        request = RollbackRequest(description=cut_description(description))
+        rollback = self._client.rollback_deploy(self._deployment_id, to.id, request)
+        self._deploys[rollback.id] = rollback
+        # A rollback runs what ``to`` ran: that is what the Deployment must show.
+        return replace(release_of(rollback), restores=to.id, versions=to.versions)
+
+    def awake(self, enabled: bool) -> AbstractContextManager[None]:
+        return self._awake(enabled)
+
+    @contextmanager
+    def _awake(self, enabled: bool) -> Iterator[None]:
+        if self._deployment is None:
+            raise AssertionError("locate() the Deployment first")
+        with hibernation.awake(self._client, self._deployment, self._runner, enabled=enabled):
+            yield
+
+
+def git_info(source: Source) -> GitInfo | None:
+    """CreateDeploy's ``git`` object for ``source``; None outside GitHub without a remote.
+
+    On GitHub the provider is GITHUB (account, repo, commit and author links); otherwise
+    GENERIC with the credential-free remote URL. Unknown fields are left out.
+    """
+    common = {
+        "commitSha": source.commit.sha,
+        "branch": source.branch or None,
+        "authorName": source.author_name or None,
+        "beforeCommitSha": source.before or None,
+        "path": source.path or None,
+    }
+    account, _, repo = source.repository.partition("/")
+    if account and repo:
+        username = source.author_username
+        return GitInfo.model_validate(
+            {
+                "provider": "GITHUB",
+                "account": account,
+                "repo": repo,
+                "commitUrl": source.commit_url,
+                "authorUsername": username or None,
+                "authorUrl": f"{source.server_url}/{username}" if username else None,
+                **common,
+            }
+        )
+    if not source.remote_url:
+        return None
+    return GitInfo.model_validate({"provider": "GENERIC", "remoteUrl": source.remote_url, **common})
+
+
+@contextmanager
+def connect(
+    inputs: Inputs,
+    runner: Runner,
+    images: Callable[[], ImageBuilder],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[AstroPlatform]:
+    """The Astro platform for ``inputs``, its HTTP connections closed on the way out."""
+    token = inputs.api_token.get_secret_value()
+    target = AstroTarget(
+        deployment_id=inputs.deployment_id,
+        deployment_name=inputs.deployment_name,
+        workspace_id=inputs.workspace_id,
+        bundle_type=inputs.bundle_type,
+        bundle_mount_path=inputs.bundle_mount_path,
+    )
+    with AstroClient(
+        inputs.api_url,
+        token,
+        inputs.organization_id,
+        client_identifier="github-action" if runner.in_github else "ci-deploy",
+        on_retry=runner.info,
+        sleep=sleep,
+    ) as client:
+        yield AstroPlatform(
+            client, target, runner, registry_password=token, images=images, sleep=sleep
+        )

@@ -1,0 +1,329 @@
+"""Each input's own rule: its trimmed text (and the run) -> its value, or InvalidInput.
+
+A rule sees only its own input's text and the :class:`Run`; the rules between inputs are in
+:class:`ci_deploy.inputs.Inputs`. Every message completes the sentence "input 'NAME' ...": it
+says what is wrong and what is accepted, and never shows the API token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import posixpath
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from ci_deploy.astro.wire import DESCRIPTION_MAX
+from ci_deploy.changeset import glob_problem
+
+TOKEN_ENV = "ASTRO_API_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+COMPARE_MODES: tuple[str, ...] = ("auto", "deployed", "event")
+
+DEPLOYMENT_NAME_MAX = 256
+"""The longest ``deployment-name``, in characters."""
+
+MAX_WAIT_TIMEOUT = 6 * 3600
+"""The longest ``wait-timeout``, in seconds."""
+
+_DURATION = re.compile(r"([0-9]+)([smh]?)", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+_ID_FORBIDDEN = re.compile(r"[\s/\\?#%\x00-\x1f\x7f]")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
+_BUNDLE_TYPE = re.compile(r"[a-z0-9_-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# A docker image reference, after the grammar of github.com/distribution/reference:
+# [registry[:port]/]name-component[/name-component...][:tag][@sha256:hex]
+_REGISTRY_PART = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_REGISTRY = rf"{_REGISTRY_PART}(?:\.{_REGISTRY_PART})*(?::[0-9]+)?"
+_NAME_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REFERENCE = re.compile(
+    rf"(?:(?P<registry>{_REGISTRY})/)?(?P<name>{_NAME_PART}(?:/{_NAME_PART})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
+)
+_IMAGE_NAME_MAX = 255  # the longest repository name (registry and path) docker accepts
+
+
+class InvalidInput(Exception):
+    """An input breaks its rule; the message completes the sentence "input 'NAME' ..."."""
+
+
+class Run(NamedTuple):
+    """What an input's own rule knows besides its text: never another input's value."""
+
+    workspace: Path
+    """The resolved folder root-folder is relative to."""
+    token_from_env: bool
+    """Whether the API token was read from ``ASTRO_API_TOKEN``."""
+
+
+Rule = Callable[[str, Run], object]
+
+
+def parse_duration(text: str) -> float:
+    """Return the seconds of ``90``, ``90s``, ``5m`` or ``1h`` (more than 0, at most 6h).
+
+    Raises ValueError whose message completes "wait-timeout ...".
+    """
+    value = text.strip()
+    match = _DURATION.fullmatch(value)
+    if match is None:
+        raise ValueError(f"must be a duration such as 90, 90s, 5m or 1h; got {shown(value)}")
+    digits = match.group(1).lstrip("0")
+    too_long = f"must be at most 6h ({MAX_WAIT_TIMEOUT} seconds); got {shown(value)}"
+    if len(digits) > 9:
+        raise ValueError(too_long)
+    seconds = int(digits or "0") * _UNIT_SECONDS[match.group(2).lower()]
+    if seconds == 0:
+        raise ValueError(f"must be more than 0 seconds; got {shown(value)}")
+    if seconds > MAX_WAIT_TIMEOUT:
+        raise ValueError(too_long)
+    return float(seconds)
+
+
+def organization_from_token(token: str) -> str | None:
+    """Return the organization ID in a JWT's ``permissions`` claim, or None.
+
+    The signature is not verified: the API does that. Any malformed token gives None.
+    """
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1]
+    try:
+        data = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        claims: object = json.loads(data)
+    except (ValueError, binascii.Error, RecursionError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    permissions = claims.get("permissions")
+    if not isinstance(permissions, list):
+        return None
+    for entry in permissions:
+        if isinstance(entry, str) and entry.startswith("organizationId:"):
+            organization = entry.removeprefix("organizationId:").strip()
+            if organization and not _ID_FORBIDDEN.search(organization):
+                return organization
+    return None
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """The value quoted for a message, cut when long; control characters stay visible."""
+    if len(value) > limit:
+        value = value[:limit] + "..."
+    return repr(value)
+
+
+# --- the rules, one per kind of input ---------------------------------------------------------
+
+
+def token(text: str, run: Run) -> SecretStr:
+    if not text:
+        raise InvalidInput(
+            f"is required: set the api-token input or the {TOKEN_ENV} environment variable"
+        )
+    if not _TOKEN_CHARS.fullmatch(text):
+        where = f" (read from {TOKEN_ENV})" if run.token_from_env else ""
+        raise InvalidInput(
+            f"must be one line of printable ASCII without spaces{where}; the value is not shown"
+        )
+    return SecretStr(text)
+
+
+def url(text: str, _run: Run) -> str:
+    example = "an absolute https URL such as https://api.astronomer.io/v1"
+    if "?" in text or "#" in text:
+        raise InvalidInput(
+            "must not have a query (?...) or a fragment (#...); the URL is not shown"
+        )
+    if "@" in text:
+        raise InvalidInput("must not contain '@' nor a user name or password; the URL is not shown")
+    if _SPACE_OR_CONTROL.search(text):
+        raise InvalidInput(f"must be {example} without whitespace; got {shown(text)}")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise InvalidInput(f"must be {example}; got {shown(text)}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not host:
+        raise InvalidInput(f"must be {example}; got {shown(text)}")
+    if scheme == "http" and not _is_loopback(host):
+        raise InvalidInput(
+            f"{shown(text)} must use https"
+            " (http is allowed only for a loopback host such as 127.0.0.1)"
+        )
+    return text.rstrip("/")
+
+
+def _optional_id(kind: str) -> Rule:
+    """The rule of an input that is empty or an ID, ``kind`` being e.g. "an Astro ID"."""
+
+    def rule(text: str, _run: Run) -> str:
+        if _ID_FORBIDDEN.search(text):
+            raise InvalidInput(
+                f"must be {kind} without whitespace or the characters / \\ ? # %; got {shown(text)}"
+            )
+        return text
+
+    return rule
+
+
+astro_id = _optional_id("an Astro ID")
+deploy_id = _optional_id("a deploy ID")
+
+
+def deployment_name(text: str, _run: Run) -> str:
+    if len(text) > DEPLOYMENT_NAME_MAX or not text.isprintable():
+        raise InvalidInput(
+            f"must be a Deployment's name: printable text of at most {DEPLOYMENT_NAME_MAX}"
+            f" characters on one line; got {shown(text)}"
+        )
+    return text
+
+
+def one_of(choices: tuple[str, ...]) -> Rule:
+    """The rule of an input that is one of ``choices``, in any case; the value is lower-case."""
+
+    def rule(text: str, _run: Run) -> str:
+        if text.lower() not in choices:
+            raise InvalidInput(f"must be one of {', '.join(choices)}; got {shown(text)}")
+        return text.lower()
+
+    return rule
+
+
+def root_folder(text: str, run: Run) -> str:
+    """The existing folder ``text`` inside the workspace, relative to it (``.`` for itself)."""
+    where = f"the workspace {str(run.workspace)!r}"
+    if "\x00" in text or Path(text).is_absolute():
+        raise InvalidInput(
+            f"must be a folder relative to {where} such as . or airflow; got {shown(text)}"
+        )
+    try:
+        path = (run.workspace / text).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise InvalidInput(f"must be a folder that can be resolved; {shown(text)} cannot") from None
+    if not path.is_relative_to(run.workspace):
+        raise InvalidInput(
+            f"must stay inside {where} (after following .. and symlinks);"
+            f" {shown(text)} leads to {str(path)!r}"
+        )
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise InvalidInput(f"must be an existing directory inside {where}; {shown(text)} {what}")
+    return path.relative_to(run.workspace).as_posix()
+
+
+def dags_folder(text: str, _run: Run) -> str:
+    """The folder normalised, lexically inside root-folder (symlinks are checked later)."""
+    folder = posixpath.normpath(text.replace("\\", "/"))
+    if "\x00" in text or folder.startswith("/") or folder == ".." or folder.startswith("../"):
+        raise InvalidInput(
+            f"must be a folder inside root-folder, relative to it, such as dags; got {shown(text)}"
+        )
+    return folder
+
+
+def image_name(text: str, _run: Run) -> str:
+    match = _IMAGE_REFERENCE.fullmatch(text)
+    if text and (match is None or len(_repository(match)) > _IMAGE_NAME_MAX):
+        raise InvalidInput(
+            "must be a docker image reference such as my-airflow:1.0 or"
+            " registry.example.com:5000/team/airflow:v2"
+            " ([registry[:port]/]name[:tag][@sha256:digest], lower-case name, no"
+            f" whitespace); got {shown(text)}"
+        )
+    return text
+
+
+def bundle_type(text: str, _run: Run) -> str:
+    if text and not _BUNDLE_TYPE.fullmatch(text):
+        raise InvalidInput(
+            "must be a bundle type such as dbt: lower-case letters, digits, _ and -;"
+            f" got {shown(text)}"
+        )
+    return text
+
+
+def bundle_mount_path(text: str, _run: Run) -> str:
+    if not text:
+        return ""
+    segments = text.split("/")
+    if not text.startswith("/") or ".." in segments or _CONTROL.search(text):
+        raise InvalidInput(
+            "must be an absolute POSIX path without .. such as"
+            f" /usr/local/airflow/dbt/jaffle_shop; got {shown(text)}"
+        )
+    normal = "/" + "/".join(s for s in segments if s not in ("", "."))
+    if normal == "/":
+        raise InvalidInput(f"must name a folder below /, not / itself; got {shown(text)}")
+    return normal
+
+
+def compare_to(text: str, _run: Run) -> str:
+    if text.lower() in COMPARE_MODES:
+        return text.lower()
+    if _REV.fullmatch(text) and ".." not in text and not text.endswith((".", "/", ".lock")):
+        return text
+    raise InvalidInput(
+        f"must be {', '.join(COMPARE_MODES)}, or a commit SHA or git ref such as "
+        f"main or v1.2.0; got {shown(text)}"
+    )
+
+
+def globs(text: str, _run: Run) -> tuple[str, ...]:
+    patterns = tuple(p.strip() for p in re.split(r"[\n,]", text) if p.strip())
+    for pattern in patterns:
+        problem = glob_problem(pattern)
+        if problem:
+            raise InvalidInput(
+                f"must be gitignore-style globs relative to root-folder, one per line or "
+                f"separated by commas, such as dags/** or **/*.md; {shown(pattern)} {problem}"
+            )
+    return patterns
+
+
+def boolean(text: str, _run: Run) -> bool:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    raise InvalidInput(f"must be true or false, got {shown(text)}")
+
+
+def description(text: str, _run: Run) -> str:
+    return text[:DESCRIPTION_MAX]
+
+
+def wait_timeout(text: str, _run: Run) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _repository(match: re.Match[str]) -> str:
+    """The registry and name of a matched image reference, without tag and digest."""
+    registry = match["registry"]
+    return f"{registry}/{match['name']}" if registry else match["name"]

@@ -1,0 +1,254 @@
+"""The platform port: what a run needs of the place it deploys to, in words every platform has.
+
+An *environment* is what a run deploys to (Astro: a Deployment; App Platform: an app); a
+*release* is one deploy to it (Astro: a deploy; App Platform: a deployment). A run reads the
+environment and its release history, creates a release, ships its artifacts, finalizes it,
+observes the rollout, reads Airflow's import errors, and rolls back to an earlier release.
+
+The types here are plain frozen data; :class:`Platform` is the ``typing.Protocol`` an
+implementation satisfies (:mod:`ci_deploy.astro` is the first, a fake in memory backs the
+orchestration tests). What a platform decides purely (which kind of release a change needs,
+what it ships, what its rollout must show) is its :class:`ReleaseRules`; what it does over the
+network is the rest of :class:`Platform`. Nothing here names a platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from ci_deploy.changeset import ChangeSet
+from ci_deploy.source import Source
+
+if TYPE_CHECKING:
+    from ci_deploy.image import BuiltImage
+
+__all__ = [
+    "Artifact",
+    "Decision",
+    "Environment",
+    "ImportErrors",
+    "Observation",
+    "Platform",
+    "PreviewPlatform",
+    "Refusal",
+    "Release",
+    "ReleaseRules",
+    "ReleaseState",
+    "Shipment",
+]
+
+
+class Artifact(StrEnum):
+    """What a release ships."""
+
+    DAGS = "dags"
+    """The DAG tarball (the DAGs folder, its name as the members' prefix)."""
+    BUNDLE = "bundle"
+    """The project folder's contents, as a bundle archive (for example a dbt project)."""
+    IMAGE = "image"
+    """The container image built from the project."""
+
+
+class ReleaseState(StrEnum):
+    """Where a release stands in the history."""
+
+    PENDING = "pending"
+    """Created, not finalized: the environment does not run it."""
+    LIVE = "live"
+    """Finalized: the environment runs it, or ran it until a later release."""
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One release in an environment's history.
+
+    ``versions`` are the versions of what it shipped that a rollout must show (the DAG
+    tarball's version, the image tag): the environment runs this release when it runs
+    these. ``restores`` is, for a rollback, the id of the earlier release whose code it
+    brought back ("" when it is no rollback, or that release is not known).
+    """
+
+    id: str
+    kind: str
+    state: ReleaseState
+    created_at: datetime
+    commit: str = ""
+    description: str = ""
+    is_rollback: bool = False
+    restores: str = ""
+    versions: Mapping[Artifact, str] = field(default_factory=dict)
+
+    def commit_label(self) -> str:
+        """``commit <sha12>``, or that none is recorded."""
+        return f"commit {self.commit[:12]}" if self.commit else "no commit recorded"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What a run deploys to, as read at its start."""
+
+    id: str
+    name: str
+    url: str
+    """Its page in the platform's UI; "" when there is none."""
+    status: str
+    """The platform's own word for its state, for the log."""
+    summary: str
+    """One line for the log: name, id, status and what matters for a deploy."""
+    dag_deploys: bool
+    """Whether the DAG files can be deployed on their own, without an image."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One look at a rollout: finished, failed, or neither yet; ``summary`` says what was seen."""
+
+    done: bool
+    failed: bool
+    summary: str
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """What was shipped for a release: each artifact's version (uploads) or reference (image)."""
+
+    versions: Mapping[Artifact, str]
+
+
+@dataclass(frozen=True)
+class ImportErrors:
+    """Airflow's import errors of the shipped files: each tarball member (``dags/x.py``)
+    with Airflow's message, and ``where`` they were read ("the scheduler logs").
+
+    ``unreadable`` says why they could not be read ("" when they were): nothing was checked.
+    """
+
+    problems: Mapping[str, str]
+    where: str
+    unreadable: str = ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an environment cannot take a kind of release: an error title and message."""
+
+    title: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a change needs: a release ``kind``, or None to skip; ``reason`` says why."""
+
+    kind: str | None
+    reason: str
+    warnings: tuple[str, ...] = ()
+
+
+class ReleaseRules(Protocol):
+    """A platform's pure rules: no I/O, so a plan is made and tested without a server."""
+
+    def decide(
+        self,
+        requested: str,
+        changes: ChangeSet | None,
+        environment: Environment,
+        *,
+        force: bool,
+        no_base_reason: str,
+    ) -> Decision:
+        """The kind of release the ``deploy-type`` input and the changes call for.
+
+        ``changes`` is None when there is no commit to compare with.
+        """
+        ...
+
+    def refusal(self, kind: str, environment: Environment) -> Refusal | None:
+        """Why ``environment`` cannot take a release of ``kind``; None when it can."""
+        ...
+
+    def artifacts(self, kind: str, environment: Environment) -> frozenset[Artifact]:
+        """What a release of ``kind`` ships to ``environment``."""
+        ...
+
+    def rollout_shows(self, kind: str, artifacts: frozenset[Artifact]) -> frozenset[Artifact]:
+        """Whose versions the environment must show before a release of ``kind`` counts as
+        running (an empty set: the environment is healthy on it)."""
+        ...
+
+
+class Platform(Protocol):
+    """What a run does to one environment. Methods raise :class:`~ci_deploy.errors.CiDeployError`
+    subclasses whose messages say what to do; none ever holds a secret."""
+
+    @property
+    def rules(self) -> ReleaseRules:
+        """The platform's pure rules."""
+        ...
+
+    def locate(self) -> Environment:
+        """Find the environment the inputs name, and read it."""
+        ...
+
+    def history(self) -> Sequence[Release]:
+        """Every release of the environment, oldest first."""
+        ...
+
+    def create(self, kind: str, description: str, source: Source) -> Release:
+        """Create a release of ``kind``, exactly once even when an answer is lost."""
+        ...
+
+    def upload(self, release: Release, artifact: Artifact, data: bytes) -> str:
+        """Upload ``data`` as ``artifact`` of ``release``; return the version to finalize with."""
+        ...
+
+    def push(self, release: Release, image: BuiltImage) -> str:
+        """Push ``image`` for ``release``; return the reference pushed."""
+        ...
+
+    def finalize(self, release: Release, shipment: Shipment) -> Release:
+        """Finalize ``release`` with what was shipped; the environment starts running it."""
+        ...
+
+    def observe(self, release: Release) -> Observation:
+        """Look once at how far the environment is in running ``release``."""
+        ...
+
+    def import_errors(self, since: datetime, members: Sequence[str]) -> ImportErrors:
+        """Airflow's import errors, reported since ``since``, of the tarball ``members``."""
+        ...
+
+    def roll_back(self, to: Release, description: str) -> Release:
+        """Return the environment to the earlier release ``to``; the rollback release."""
+        ...
+
+    def awake(self, enabled: bool) -> AbstractContextManager[None]:
+        """Keep a sleeping environment awake inside the block when ``enabled``, and put back
+        what was there before on every way out."""
+        ...
+
+
+class PreviewPlatform(Platform, Protocol):
+    """A platform that can also hold preview environments (one per pull request).
+
+    Previews find environments only by a ``marker`` their description carries, never by a
+    name that merely looks alike. No platform implements this yet: the previews issue does.
+    """
+
+    def find_environments(self, marker: str) -> Sequence[Environment]:
+        """The environments whose description carries ``marker``."""
+        ...
+
+    def create_environment(self, template: Environment, name: str, marker: str) -> Environment:
+        """Create an environment from ``template``'s settings, carrying ``marker``."""
+        ...
+
+    def delete_environment(self, environment: Environment) -> None:
+        """Delete ``environment``."""
+        ...

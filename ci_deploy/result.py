@@ -1,0 +1,199 @@
+"""What a run did: the records its stages leave, and the result assembled from them once.
+
+Each stage adds immutable records to the run's :class:`Journal` as soon as a fact is true
+(the environment was read, the deploy was created, it was finalized, it was rolled back),
+so a run that fails or is cancelled half-way still knows exactly how far it got.
+:func:`assemble` turns the journal and the run's error into the one :class:`RunResult` the
+outputs and the summary are written from; :class:`Status` is decided there, in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, TypeVar
+
+from ci_deploy.bundle import Bundle
+from ci_deploy.errors import CiDeployError
+from ci_deploy.plan import Detection, Operation, Plan
+from ci_deploy.platform import Artifact, Environment, Release, Shipment
+
+if TYPE_CHECKING:
+    from ci_deploy.image import BuiltImage
+
+
+class Status(StrEnum):
+    """How a run ended: the ``status`` output."""
+
+    DEPLOYED = "deployed"
+    SKIPPED = "skipped"
+    PLANNED = "planned"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled-back"
+
+
+# --- the records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """The environment the run is about: from the inputs, then as read."""
+
+    id: str
+    environment: Environment | None = None
+
+
+@dataclass(frozen=True)
+class Built:
+    """What the build stage made before anything touched the environment."""
+
+    dags: Bundle | None = None
+    bundle: Bundle | None = None
+    image: BuiltImage | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    """The release was created (it does not run until it is finalized)."""
+
+    release: Release
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """The artifacts were shipped."""
+
+    shipment: Shipment
+
+
+@dataclass(frozen=True)
+class Finalized:
+    """The release was finalized at ``at``: the environment starts running it."""
+
+    release: Release
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The last thing seen of the environment's rollout."""
+
+    state: str
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """A rollback release was made, back to ``to``; ``healthy`` says how it ended."""
+
+    release: Release
+    to: Release
+    healthy: bool
+    summary: str
+
+
+Record = Target | Detection | Plan | Built | Created | Shipped | Finalized | Seen | RolledBack
+_R = TypeVar("_R", Target, Detection, Plan, Built, Created, Shipped, Finalized, Seen, RolledBack)
+
+
+class Journal:
+    """The records of one run, in the order they became true."""
+
+    def __init__(self) -> None:
+        self._records: list[Record] = []
+
+    def add(self, record: Record) -> None:
+        self._records.append(record)
+
+    def last(self, kind: type[_R]) -> _R | None:
+        """The newest record of ``kind``, or None."""
+        for record in reversed(self._records):
+            if isinstance(record, kind):
+                return record
+        return None
+
+    @property
+    def records(self) -> Sequence[Record]:
+        return tuple(self._records)
+
+
+# --- the result ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything the outputs and the summary say, assembled once at the end of a run."""
+
+    status: Status
+    target: Target
+    error: CiDeployError | None = None
+    detection: Detection | None = None
+    plan: Plan | None = None
+    built: Built | None = None
+    release: Release | None = None
+    shipment: Shipment | None = None
+    finalized: bool = False
+    rollback: RolledBack | None = None
+    deployment_state: str = ""
+    duration_seconds: float = 0.0
+
+    @property
+    def skipped(self) -> bool:
+        return self.plan is not None and self.plan.operation is Operation.SKIP
+
+    @property
+    def deploy_type(self) -> str:
+        """The kind deployed (or planned); for a rollback, the kind of the release restored."""
+        if self.plan is None:
+            return ""
+        if self.plan.operation is Operation.ROLLBACK:
+            return self.rollback.to.kind if self.rollback is not None else ""
+        return self.plan.kind
+
+    @property
+    def dag_tarball_version(self) -> str:
+        return self.shipment.versions.get(Artifact.DAGS, "") if self.shipment else ""
+
+    @property
+    def image(self) -> str:
+        """The image pushed, else the image built; "" without one."""
+        if self.shipment is not None and Artifact.IMAGE in self.shipment.versions:
+            return self.shipment.versions[Artifact.IMAGE]
+        image = self.built.image if self.built is not None else None
+        return image.reference if image is not None else ""
+
+
+def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: float) -> RunResult:
+    """The result of a run from its journal and the error it ended with (None: success)."""
+    target = journal.last(Target) or Target("")
+    plan = journal.last(Plan)
+    finalized = journal.last(Finalized)
+    made = finalized or journal.last(Created)
+    shipped, rollback, seen = journal.last(Shipped), journal.last(RolledBack), journal.last(Seen)
+    return RunResult(
+        status=_status(plan, rollback, error),
+        target=target,
+        error=error,
+        detection=journal.last(Detection),
+        plan=plan,
+        built=journal.last(Built),
+        release=made.release if made is not None else None,
+        shipment=shipped.shipment if shipped else None,
+        finalized=finalized is not None,
+        rollback=rollback,
+        deployment_state=seen.state if seen else "",
+        duration_seconds=duration_seconds,
+    )
+
+
+def _status(plan: Plan | None, rollback: RolledBack | None, error: CiDeployError | None) -> Status:
+    if rollback is not None:
+        return Status.ROLLED_BACK
+    if error is not None or plan is None:
+        return Status.FAILED
+    if plan.dry_run:
+        return Status.PLANNED
+    if plan.operation is Operation.SKIP:
+        return Status.SKIPPED
+    return Status.DEPLOYED

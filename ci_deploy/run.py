@@ -1,0 +1,283 @@
+"""One run, as a readable sequence of stages: detect, plan, build, ship, verify, recover.
+
+:func:`run` takes its collaborators as :class:`Dependencies` (the platform, the image
+engine, time), so the whole sequence runs in process against a fake platform. It never
+raises a :class:`~ci_deploy.errors.CiDeployError`: the error lands in the
+:class:`~ci_deploy.result.RunResult`, assembled once at the end from what the stages
+recorded, so the outputs and the summary say how far the run got on every path (failure
+and cancellation included), and the hibernation override is restored on every path.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from ci_deploy.bundle import member_prefix
+from ci_deploy.errors import CancelledError, CiDeployError, DeployRejectedError, RolloutError
+from ci_deploy.github import GitHubContext
+from ci_deploy.inputs import Inputs
+from ci_deploy.plan import (
+    Detection,
+    Operation,
+    Plan,
+    ReleasePlan,
+    describe,
+    make_plan,
+    plan_rollback,
+)
+from ci_deploy.platform import Environment, Platform
+from ci_deploy.result import Journal, RunResult, Seen, Target, assemble
+from ci_deploy.runner import Runner
+from ci_deploy.stages.build import build
+from ci_deploy.stages.detect import Checkout, open_checkout
+from ci_deploy.stages.recover import Recovery
+from ci_deploy.stages.ship import ship
+from ci_deploy.stages.verify import check_imports, wait_for
+from ci_deploy.timing import Timing
+
+if TYPE_CHECKING:
+    from ci_deploy.image import ImageBuilder
+
+#: Makes the platform for a run: (inputs, runner, the run's image builder, sleep).
+PlatformFactory = Callable[
+    [Inputs, Runner, Callable[[], "ImageBuilder"], Callable[[float], None]],
+    AbstractContextManager[Platform],
+]
+
+
+def _astro(
+    inputs: Inputs,
+    runner: Runner,
+    images: Callable[[], ImageBuilder],
+    sleep: Callable[[float], None],
+) -> AbstractContextManager[Platform]:
+    from ci_deploy.astro.platform import connect
+
+    return connect(inputs, runner, images, sleep)
+
+
+def _engine(runner: Runner) -> ImageBuilder:
+    from ci_deploy.image import ImageBuilder
+
+    return ImageBuilder(log=runner.info, group=runner.group)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What a run talks to: the platform, the Docker engine (made on first use), time."""
+
+    platform: PlatformFactory = _astro
+    images: Callable[[Runner], ImageBuilder] = _engine
+    timing: Timing = field(default_factory=Timing)
+
+
+def run(
+    inputs: Inputs, context: GitHubContext, runner: Runner, dependencies: Dependencies
+) -> RunResult:
+    """Run the action for ``inputs``; the result says what happened, errors included."""
+    journal = Journal()
+    journal.add(Target(inputs.deployment_id))
+    timing = dependencies.timing
+    started = timing.clock()
+    images = _OneBuilder(lambda: dependencies.images(runner))
+    error: CiDeployError | None = None
+    try:
+        with (
+            _cancellable(),
+            open_checkout(inputs, context, runner) as checkout,
+            dependencies.platform(inputs, runner, images.get, timing.sleep) as platform,
+        ):
+            _Stages(inputs, context, runner, journal, timing, checkout, platform, images).run()
+    except CiDeployError as exc:
+        error = exc
+    finally:
+        images.close()
+    return assemble(journal, error, timing.clock() - started)
+
+
+class _Stages:
+    """The stages of one run, with what they share."""
+
+    def __init__(
+        self,
+        inputs: Inputs,
+        context: GitHubContext,
+        runner: Runner,
+        journal: Journal,
+        timing: Timing,
+        checkout: Checkout,
+        platform: Platform,
+        images: _OneBuilder,
+    ) -> None:
+        self.inputs, self.context, self.runner = inputs, context, runner
+        self.journal, self.timing = journal, timing
+        self.checkout, self.platform, self.images = checkout, platform, images
+
+    def run(self) -> None:
+        inputs, journal, platform = self.inputs, self.journal, self.platform
+        journal.add(Detection(self.checkout.head))
+        environment = platform.locate()
+        journal.add(Target(environment.id, environment))
+        self.runner.info(environment.summary)
+        history = platform.history()
+        if inputs.action == "rollback":
+            plan = plan_rollback(inputs, history)
+            journal.add(plan)
+            self._announce(plan)
+            if not plan.dry_run:
+                self._recovery().on_demand(plan)
+            return
+
+        detection = self.checkout.detect(history)
+        journal.add(detection)
+        plan = make_plan(inputs, detection, environment, history, platform.rules)
+        journal.add(plan)
+        self._announce(plan)
+        if plan.dry_run or plan.release is None:
+            return
+        refusal = plan.release.refusal
+        if refusal is not None:
+            raise DeployRejectedError(refusal.message, title=refusal.title)
+        self._deploy(plan, plan.release, environment)
+
+    def _deploy(self, plan: Plan, release_plan: ReleasePlan, environment: Environment) -> None:
+        inputs, runner, checkout = self.inputs, self.runner, self.checkout
+        built = build(
+            release_plan,
+            inputs,
+            runner,
+            self.images.get,
+            root_folder=checkout.root_folder,
+            image_tag=f"ci-deploy/{environment.id.lower()}:{checkout.head.sha[:12]}",
+        )
+        self.journal.add(built)
+        with self.platform.awake(inputs.wake_on_deploy):
+            finalized = ship(
+                release_plan,
+                built,
+                checkout.source(),
+                self.platform,
+                runner,
+                self.journal,
+                self.timing,
+            )
+            if plan.wait_timeout is None:
+                self.journal.add(Seen("not awaited (wait: false)"))
+                return
+            release = finalized.release
+            try:
+                wait_for(
+                    release,
+                    f"deploy {release.id}",
+                    self.platform,
+                    runner,
+                    self.journal,
+                    self.timing,
+                    plan.wait_timeout,
+                )
+                if inputs.check_import_errors and built.dags is not None:
+                    check_imports(
+                        self.platform,
+                        runner,
+                        since=finalized.at,
+                        members=built.dags.members,
+                        prefix=member_prefix(checkout.root_folder, inputs.dags_folder),
+                    )
+            except RolloutError as failure:
+                self._recovery().after_failure(plan, failure, release)
+
+    def _announce(self, plan: Plan) -> None:
+        """Say what the plan is: the decision, a skip, or (dry run) the whole plan."""
+        runner = self.runner
+        for warning in plan.warnings:
+            runner.warning(warning, title="Not deployed")
+        if plan.dry_run:
+            with runner.group("Plan"):
+                for line in _detected(self.journal.last(Detection)) + describe(plan):
+                    runner.info(line)
+            title, notice = _dry_run_notice(plan)
+            runner.notice(notice, title=title)
+        elif plan.operation is Operation.SKIP:
+            runner.notice(plan.reason, title="Deploy skipped")
+        elif plan.operation is Operation.DEPLOY:
+            runner.info(f"Decision: {plan.kind}. {plan.reason}")
+
+    def _recovery(self) -> Recovery:
+        return Recovery(
+            self.platform,
+            self.runner,
+            self.journal,
+            self.timing,
+            timeout=self.inputs.wait_timeout,
+            run_url=self.context.run_url,
+        )
+
+
+def _detected(detection: Detection | None) -> list[str]:
+    """The base and the files of a dry run's plan."""
+    if detection is None or detection.base is None:
+        return []
+    base = detection.base
+    lines = [f"Base: {f'{base.label} ({base.sha[:12]})' if base.sha else 'none'} [{base.source}]"]
+    if detection.changes is not None:
+        changes = detection.changes
+        lines.append(
+            f"Files: {len(changes.dag_files)} DAG, {len(changes.image_files)} image, "
+            f"{len(changes.ignored_files)} not relevant"
+        )
+    return lines
+
+
+def _dry_run_notice(plan: Plan) -> tuple[str, str]:
+    """The title and text of a dry run's notice."""
+    if plan.operation is Operation.ROLLBACK and plan.rollback_to is not None:
+        target = plan.rollback_to
+        return "Rollback planned", (
+            f"Dry run: would roll back to deploy {target.id} ({target.commit_label()})."
+        )
+    action = f"deploy {plan.kind}" if plan.release is not None else "skip"
+    return "Deploy planned", f"Dry run: would {action}. {plan.reason} Nothing was created."
+
+
+class _OneBuilder:
+    """The run's one image builder (one Docker client), made on first use, closed at the end."""
+
+    def __init__(self, make: Callable[[], ImageBuilder]) -> None:
+        self._make = make
+        self._builder: ImageBuilder | None = None
+
+    def get(self) -> ImageBuilder:
+        if self._builder is None:
+            self._builder = self._make()
+        return self._builder
+
+    def close(self) -> None:
+        builder, self._builder = self._builder, None
+        if builder is not None:
+            builder.close()
+
+
+@contextmanager
+def _cancellable() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT (a cancelled workflow) into :class:`CancelledError`."""
+
+    def cancel(signum: int, frame: FrameType | None) -> None:
+        raise CancelledError(
+            f"The run was cancelled ({signal.Signals(signum).name}) and stopped where it was.",
+        )
+
+    try:
+        previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
+    except ValueError:  # not the main thread: no signal handling
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,85 @@
+"""Build: everything a release ships, made before anything touches the environment.
+
+The DAG tarball (and the syntax check of its Python files), the bundle archive, the image.
+A failure here leaves the environment exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ci_deploy import bundle as bundling
+from ci_deploy.bundle import Bundle
+from ci_deploy.changeset import count_files
+from ci_deploy.errors import SyntaxCheckError
+from ci_deploy.inputs import Inputs
+from ci_deploy.plan import ReleasePlan
+from ci_deploy.platform import Artifact
+from ci_deploy.result import Built
+from ci_deploy.runner import Runner
+from ci_deploy.syntax import check_python_files
+
+if TYPE_CHECKING:
+    from ci_deploy.image import BuiltImage, ImageBuilder
+
+
+def build(
+    release: ReleasePlan,
+    inputs: Inputs,
+    runner: Runner,
+    images: Callable[[], ImageBuilder],
+    *,
+    root_folder: str,
+    image_tag: str,
+) -> Built:
+    """Make what ``release`` ships. ``root_folder`` is repository-relative (for annotations);
+    ``image_tag`` names an image built here."""
+    dags = bundle = image = None
+    if Artifact.BUNDLE in release.artifacts:
+        with runner.group(f"Bundling {inputs.root_folder}/ ({inputs.bundle_type})"):
+            bundle = bundling.build_bundle_tarball(inputs.root_path)
+            _describe(bundle, runner)
+    if Artifact.DAGS in release.artifacts:
+        with runner.group(f"Bundling {inputs.dags_folder}/"):
+            dags = bundling.build_dag_tarball(inputs.dags_path)
+            _describe(dags, runner)
+        if inputs.syntax_check:
+            _syntax_check(
+                dags, inputs, runner, bundling.member_prefix(root_folder, inputs.dags_folder)
+            )
+    if Artifact.IMAGE in release.artifacts:
+        image = _image(inputs, runner, images(), image_tag)
+    return Built(dags=dags, bundle=bundle, image=image)
+
+
+def _describe(tarball: Bundle, runner: Runner) -> None:
+    for member in tarball.members:
+        runner.info(f"  {member}")
+    runner.info(f"{len(tarball.members)} files, {tarball.size} bytes, sha256 {tarball.sha256}")
+
+
+def _syntax_check(tarball: Bundle, inputs: Inputs, runner: Runner, prefix: str) -> None:
+    problems = check_python_files(inputs.dags_path, tarball.members, path_prefix=prefix)
+    for problem in problems:
+        runner.error(
+            problem.message, title="Python syntax error", file=problem.path, line=problem.line
+        )
+    if problems:
+        files = ", ".join(f"{p.path}:{p.line}" for p in problems)
+        raise SyntaxCheckError(
+            f"{count_files(len(problems))} in the DAG bundle do not compile ({files}); "
+            "nothing was deployed. Fix them, or set syntax-check: false to skip this check."
+        )
+    runner.info("Syntax check: every Python file in the DAG bundle compiles.")
+
+
+def _image(inputs: Inputs, runner: Runner, builder: ImageBuilder, tag: str) -> BuiltImage:
+    if inputs.image_name:
+        image = builder.existing(inputs.image_name)
+        runner.info(f"Using the image {inputs.image_name} built earlier in the workflow.")
+    else:
+        image = builder.build(inputs.root_path, tag=tag)
+    version = builder.check_runtime(image)
+    runner.info(f"Image {image.reference}: Astro Runtime {version}.")
+    return image

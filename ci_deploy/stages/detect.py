@@ -1,0 +1,131 @@
+"""Detect: the commit deployed, the commit compared with, and what changed in between.
+
+Git's I/O is here (GitPython through :mod:`ci_deploy.gitrepo`); which base to take is
+:func:`ci_deploy.basecommit.choose_base`, which files count as what is
+:func:`ci_deploy.changeset.classify`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from git import Repo
+
+from ci_deploy import gitrepo
+from ci_deploy.basecommit import (
+    BaseChoice,
+    Candidate,
+    Probe,
+    choose_base,
+    deployed_candidate,
+    event_candidate,
+)
+from ci_deploy.changeset import ChangeSet, PathRules, classify, count_files
+from ci_deploy.github import GitHubContext, source_of
+from ci_deploy.inputs import Inputs
+from ci_deploy.plan import Detection
+from ci_deploy.platform import Release
+from ci_deploy.runner import Runner
+from ci_deploy.source import CommitInfo, Source
+
+
+class Checkout:
+    """The run's git checkout: the commit deployed, and changes since another commit."""
+
+    def __init__(self, repo: Repo, inputs: Inputs, context: GitHubContext, runner: Runner) -> None:
+        self._repo = repo
+        self._inputs = inputs
+        self._context = context
+        self._runner = runner
+        self.rules = PathRules(
+            gitrepo.repo_relative(repo, inputs.root_path),
+            inputs.dag_paths,
+            inputs.image_paths,
+            inputs.ignore_paths,
+        )
+        self.head: CommitInfo = gitrepo.head_commit(repo)
+
+    @property
+    def root_folder(self) -> str:
+        """The project folder, repository-relative (``.`` for the root)."""
+        return self.rules.root_folder
+
+    def source(self) -> Source:
+        """Where the deployed commit comes from, for the release's metadata."""
+        return source_of(
+            self._context, self.head, self.rules.root_folder, gitrepo.remote_url(self._repo)
+        )
+
+    def detect(self, history: Sequence[Release]) -> Detection:
+        """Choose the base commit and classify what changed since it (None: no base)."""
+        base = self._choose_base(history)
+        return Detection(self.head, base, self._changes(base))
+
+    def _choose_base(self, history: Sequence[Release]) -> BaseChoice:
+        inputs, runner = self._inputs, self._runner
+        deployed: tuple[Candidate | None, str] = (None, f"compare-to is {inputs.compare_to}")
+        if inputs.compare_to in ("auto", "deployed"):
+            deployed = deployed_candidate(history)
+        event = event_candidate(self._context.event_name, self._context.event)
+        choice = choose_base(inputs.compare_to, deployed, event, self._probe())
+        for rejected in choice.rejected:
+            runner.info(f"Not compared with: {rejected}.")
+        if choice.sha is None:
+            runner.notice(
+                f"Deploying everything: no usable base commit ({'; '.join(choice.rejected)}).",
+                title="No base commit",
+            )
+        else:
+            runner.info(f"Comparing with {choice.label} [{choice.source}]: {choice.sha}.")
+        return choice
+
+    def _probe(self) -> Probe:
+        repo, head_sha, log = self._repo, self.head.sha, self._runner.info
+
+        def probe(candidate: Candidate, needs_ancestor: bool) -> tuple[str | None, str]:
+            resolved = gitrepo.ensure_commit(repo, candidate.rev, log=log)
+            if resolved.sha is None:
+                return None, resolved.detail
+            if needs_ancestor or candidate.merge_base:
+                if gitrepo.connect_history(repo, resolved.sha, head_sha, log=log) is None:
+                    return None, "it shares no history with HEAD that could be fetched"
+                if needs_ancestor and not gitrepo.is_ancestor(repo, resolved.sha, head_sha):
+                    return None, "it is not an ancestor of HEAD (deployed from another branch?)"
+            return resolved.sha, resolved.detail
+
+        return probe
+
+    def _changes(self, choice: BaseChoice) -> ChangeSet | None:
+        if choice.sha is None:
+            return None
+        repo, log = self._repo, self._runner.info
+        base, head = choice.sha, self.head.sha
+        if choice.head:  # a pull request: its own head, not the test merge commit
+            head = gitrepo.ensure_commit(repo, choice.head, log=log).sha or head
+        if choice.merge_base:
+            base = gitrepo.connect_history(repo, choice.sha, head) or choice.sha
+        changes = classify(gitrepo.changed_files(repo, base, head), self.rules)
+        how = "..." if choice.merge_base else ".."
+        with self._runner.group(
+            f"Changes {base[:12]}{how}{head[:12]}: {count_files(len(changes.files))}"
+        ):
+            for title, names in (
+                ("DAG files", changes.dag_files),
+                ("Image files", changes.image_files),
+                ("Not relevant", changes.ignored_files),
+            ):
+                self._runner.info(f"{title} ({len(names)}):")
+                for name in names:
+                    self._runner.info(f"  {name}")
+        return changes
+
+
+@contextmanager
+def open_checkout(inputs: Inputs, context: GitHubContext, runner: Runner) -> Iterator[Checkout]:
+    """The checkout holding ``root-folder``; GitError when there is none."""
+    repo = gitrepo.open_repo(inputs.root_path)
+    try:
+        yield Checkout(repo, inputs, context, runner)
+    finally:
+        repo.close()

@@ -1,0 +1,96 @@
+"""Verify: wait until the environment runs the release, then look for Airflow's import errors.
+
+Every look at the environment is judged by the platform (:meth:`Platform.observe`); this
+stage paces the looks, logs the progress, keeps to the timeout and records what it saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from ci_deploy.errors import RolloutError
+from ci_deploy.platform import Artifact, Platform, Release
+from ci_deploy.result import Journal, Seen
+from ci_deploy.runner import Runner
+from ci_deploy.timing import Timing
+
+_SHOWN = {
+    Artifact.DAGS: "DAG version",
+    Artifact.BUNDLE: "bundle version",
+    Artifact.IMAGE: "image tag",
+}
+
+
+def goal(release: Release) -> str:
+    """What the environment must show to run ``release``, in words."""
+    parts = [f"{_SHOWN[a]} {release.versions[a]}" for a in Artifact if a in release.versions]
+    return " and ".join(parts) or "its new deploy"
+
+
+def wait_for(
+    release: Release,
+    what: str,
+    platform: Platform,
+    runner: Runner,
+    journal: Journal,
+    timing: Timing,
+    timeout: float,
+) -> None:
+    """Poll until the environment runs ``release``; RolloutError when it fails or times out.
+
+    ``what`` names the release in messages ("deploy X", "the rollback to deploy Y").
+    """
+    target = goal(release)
+    started = timing.clock()
+    deadline = started + timeout
+    delays = timing.poll_delays()
+    with runner.group(f"Waiting for the Deployment to run {target}"):
+        while True:
+            seen = platform.observe(release)
+            journal.add(Seen(seen.summary))
+            elapsed = timing.clock() - started
+            runner.info(f"[{elapsed:5.0f}s] {seen.summary}; waiting for {target}")
+            if seen.done:
+                runner.info(f"The Deployment runs {what} after {elapsed:.0f}s.")
+                return
+            if seen.failed:
+                raise RolloutError(f"The Deployment became unhealthy after {what}: {seen.summary}.")
+            remaining = deadline - timing.clock()
+            if remaining <= 0:
+                raise RolloutError(
+                    f"Timed out after {timeout:.0f}s (wait-timeout) waiting for the Deployment "
+                    f"to run {what} ({target}); last seen: {seen.summary}."
+                )
+            timing.sleep(min(next(delays), remaining))
+
+
+def check_imports(
+    platform: Platform,
+    runner: Runner,
+    *,
+    since: datetime,
+    members: Sequence[str],
+    prefix: str,
+) -> None:
+    """RolloutError when Airflow reports, since ``since``, an import error in a shipped file.
+
+    ``prefix`` turns a tarball member into the repository path of its annotation. Import
+    errors the platform cannot read are a notice, not a failure.
+    """
+    found = platform.import_errors(since, members)
+    if found.unreadable:
+        runner.notice(
+            f"{found.unreadable}, so DAG import errors were not checked.",
+            title="Import errors not checked",
+        )
+        return
+    if not found.problems:
+        runner.info(f"No DAG import errors in {found.where}.")
+        return
+    for member, message in found.problems.items():
+        runner.error(message, title="DAG import error", file=prefix + member)
+    names = ", ".join(prefix + member for member in found.problems)
+    raise RolloutError(
+        f"Airflow could not import {len(found.problems)} deployed DAG file(s): {names}."
+    )

@@ -1,0 +1,272 @@
+"""Test doubles for the orchestration: a fake clock, an in-memory platform, a fake image builder.
+
+:class:`FakePlatform` implements the platform port in memory with Astro's rules, so every
+path of a run (each deploy type, skip, timeout, UNHEALTHY, import errors, rollbacks, lost
+history, cancellation) runs in process in milliseconds. It records every call; faults are
+scripted per method. :class:`FakeClock` gives a run's :class:`~ci_deploy.timing.Timing`:
+sleeping advances it, nothing really sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ci_deploy.astro.rules import RULES, AstroRules
+from ci_deploy.errors import CiDeployError, ImageError
+from ci_deploy.image import BuiltImage
+from ci_deploy.inputs import Inputs
+from ci_deploy.platform import (
+    Artifact,
+    Environment,
+    ImportErrors,
+    Observation,
+    Platform,
+    Release,
+    ReleaseState,
+    Shipment,
+)
+from ci_deploy.runner import Runner
+from ci_deploy.source import Source
+from ci_deploy.timing import Timing
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FakeClock:
+    """Monotonic seconds that only move when something sleeps (or a test advances them)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self.on_sleep: Callable[[float], None] | None = None
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep(self.now)
+
+    def wall(self) -> datetime:
+        return EPOCH + timedelta(seconds=self.now)
+
+    def timing(self) -> Timing:
+        return Timing(clock=self, sleep=self.sleep, now=self.wall)
+
+
+@dataclass
+class Rollout:
+    """How the environment takes a release: done after ``polls`` looks, or never."""
+
+    polls: int = 1
+    outcome: str = "healthy"  # healthy, unhealthy, stuck
+
+
+@dataclass
+class FakePlatform:
+    """An environment and its releases in memory, behind the platform port."""
+
+    environment: Environment = field(
+        default_factory=lambda: Environment(
+            id="dep-1",
+            name="analytics",
+            url="https://cloud.example/dep-1",
+            status="HEALTHY",
+            summary="Deployment 'analytics' (dep-1): status HEALTHY.",
+            dag_deploys=True,
+        )
+    )
+    releases: list[Release] = field(default_factory=list)
+    rollout: Rollout = field(default_factory=Rollout)
+    rollback_rollout: Rollout = field(default_factory=Rollout)
+    import_problems: dict[str, str] = field(default_factory=dict)
+    logs_readable: bool = True
+    faults: dict[str, CiDeployError] = field(default_factory=dict)
+    """Method name -> the error it raises (once)."""
+    on_call: dict[str, Callable[[], None]] = field(default_factory=dict)
+    """Method name -> a hook run when it is called (e.g. to cancel the run there)."""
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    sources: dict[str, Source] = field(default_factory=dict)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    awake_calls: list[str] = field(default_factory=list)
+    _looks: dict[str, int] = field(default_factory=dict)
+    _plans: dict[str, Rollout] = field(default_factory=dict)
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def seed(self, commit: str = "", *, kind: str = "DAG_ONLY", dags: str = "v0") -> Release:
+        """A live release in the history, as if deployed before."""
+        release = Release(
+            id=f"r{len(self.releases) + 1}",
+            kind=kind,
+            state=ReleaseState.LIVE,
+            created_at=EPOCH + timedelta(minutes=len(self.releases)),
+            commit=commit,
+            versions={Artifact.DAGS: dags} if dags else {},
+        )
+        self.releases.append(release)
+        return release
+
+    def deploys(self) -> list[Release]:
+        """The releases this run created (not seeded, not rollbacks)."""
+        return [r for r in self.releases if r.id.startswith("new-")]
+
+    def _call(self, name: str, *args: Any) -> None:
+        self.calls.append((name, *args))
+        if name in self.on_call:
+            self.on_call[name]()
+        if name in self.faults:
+            raise self.faults.pop(name)
+
+    def names(self) -> list[str]:
+        return [call[0] for call in self.calls]
+
+    # -- the port ----------------------------------------------------------------------------
+
+    @property
+    def rules(self) -> AstroRules:
+        return RULES
+
+    def locate(self) -> Environment:
+        self._call("locate")
+        return self.environment
+
+    def history(self) -> Sequence[Release]:
+        self._call("history")
+        return list(self.releases)
+
+    def create(self, kind: str, description: str, source: Source) -> Release:
+        self._call("create", kind, description)
+        release = Release(
+            id=f"new-{len(self.deploys()) + 1}",
+            kind=kind,
+            state=ReleaseState.PENDING,
+            created_at=EPOCH + timedelta(minutes=len(self.releases)),
+            commit=source.commit.sha,
+            description=description,
+        )
+        self.sources[release.id] = source
+        self.releases.append(release)
+        return release
+
+    def upload(self, release: Release, artifact: Artifact, data: bytes) -> str:
+        self._call("upload", release.id, artifact)
+        version = f"{artifact.value}-{release.id}"
+        self.uploads[version] = data
+        return version
+
+    def push(self, release: Release, image: BuiltImage) -> str:
+        self._call("push", release.id, image.reference)
+        return f"registry.example/dep-1:tag-{release.id}"
+
+    def finalize(self, release: Release, shipment: Shipment) -> Release:
+        self._call("finalize", release.id, dict(shipment.versions))
+        shows = RULES.rollout_shows(release.kind, frozenset(shipment.versions))
+        live = replace(
+            release,
+            state=ReleaseState.LIVE,
+            versions={a: shipment.versions[a] for a in shows},
+        )
+        self._replace(live)
+        self._plans[live.id] = self.rollout
+        return live
+
+    def observe(self, release: Release) -> Observation:
+        self._call("observe", release.id)
+        plan = self._plans.get(release.id, Rollout())
+        looks = self._looks[release.id] = self._looks.get(release.id, 0) + 1
+        summary = f"look {looks} at {release.id}"
+        if plan.outcome == "unhealthy":
+            return Observation(False, True, f"{summary}: UNHEALTHY")
+        if plan.outcome == "stuck" or looks < plan.polls:
+            return Observation(False, False, f"{summary}: DEPLOYING")
+        return Observation(True, False, f"{summary}: HEALTHY")
+
+    def import_errors(self, since: datetime, members: Sequence[str]) -> ImportErrors:
+        self._call("import_errors", since)
+        if not self.logs_readable:
+            return ImportErrors({}, "the fake logs", unreadable="The fake logs are not there")
+        found = {m: msg for m, msg in self.import_problems.items() if m in members}
+        return ImportErrors(found, "the fake logs")
+
+    def roll_back(self, to: Release, description: str) -> Release:
+        self._call("roll_back", to.id, description)
+        rollback = Release(
+            id=f"rollback-{len(self.releases) + 1}",
+            kind=to.kind,
+            state=ReleaseState.LIVE,
+            created_at=EPOCH + timedelta(minutes=len(self.releases)),
+            commit=to.commit,
+            description=description,
+            is_rollback=True,
+            restores=to.id,
+            versions=to.versions,
+        )
+        self.releases.append(rollback)
+        self._plans[rollback.id] = self.rollback_rollout
+        return rollback
+
+    def awake(self, enabled: bool) -> AbstractContextManager[None]:
+        return self._awake(enabled)
+
+    @contextmanager
+    def _awake(self, enabled: bool) -> Iterator[None]:
+        self.awake_calls.append(f"wake {enabled}")
+        try:
+            yield
+        finally:
+            self.awake_calls.append(f"restore {enabled}")
+
+    def _replace(self, release: Release) -> None:
+        self.releases = [release if r.id == release.id else r for r in self.releases]
+
+
+def platform_factory(
+    platform: Platform,
+) -> Callable[..., AbstractContextManager[Platform]]:
+    """A :class:`~ci_deploy.run.Dependencies` platform factory that hands out ``platform``."""
+
+    @contextmanager
+    def make(
+        inputs: Inputs, runner: Runner, images: Callable[[], Any], sleep: Callable[[float], None]
+    ) -> Iterator[Platform]:
+        yield platform
+
+    return make
+
+
+@dataclass
+class FakeImages:
+    """An image builder in memory: builds and finds images, records what it did."""
+
+    runtime_version: str = "3.0-1"
+    known: set[str] = field(default_factory=set)
+    built: list[tuple[Path, str]] = field(default_factory=list)
+    closed: int = 0
+
+    def build(self, context_dir: Path, *, tag: str) -> BuiltImage:
+        self.built.append((context_dir, tag))
+        return BuiltImage("sha256:" + "1" * 64, tag, self.runtime_version)
+
+    def existing(self, image_name: str) -> BuiltImage:
+        if image_name not in self.known:
+            raise ImageError(f"The image {image_name} is not in the Docker engine.")
+        return BuiltImage("sha256:" + "2" * 64, image_name, self.runtime_version)
+
+    def check_runtime(self, image: BuiltImage) -> str:
+        if not image.runtime_version:
+            raise ImageError(f"{image.reference} is not an Astro Runtime image")
+        return image.runtime_version
+
+    def push(self, image: BuiltImage, repository: str, tag: str, *, token: str) -> str:
+        raise AssertionError("the fake platform pushes; the builder is not asked to")
+
+    def close(self) -> None:
+        self.closed += 1
