@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fmt emulator clean
+.PHONY: demo test lint fmt emulator bench clean
 
 $(STAMP): pyproject.toml testkit/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version) if sys.version_info < (3, 11) else None'
@@ -27,6 +27,10 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Start-up time of a DAG-only run; BASELINE=<another checkout with its own .venv> compares.
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_startup.py . $(BASELINE)
 
 emulator: $(STAMP)
 	$(BIN)/ci-deploy emulator

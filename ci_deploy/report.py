@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 
 from ci_deploy.github import GitHubContext
-from ci_deploy.plan import Detection
+from ci_deploy.plan import Detection, describe
 from ci_deploy.result import RunResult, Status
 from ci_deploy.text import human_size
 
@@ -103,6 +103,8 @@ def summary(result: RunResult, context: GitHubContext) -> str:
     elif plan is not None and plan.reason:
         lines += [_text(plan.reason), ""]
 
+    if result.status is Status.PLANNED and plan is not None:
+        lines += ["**Plan**", ""] + [f"- {_text(line)}" for line in describe(plan)] + [""]
     rows = _rows(result, context)
     if rows:
         lines += ["| | |", "|---|---|"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,25 @@ from tests.gitrepo import GitRepo
 from tests.spec import assert_request_matches_spec
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
+DAG = "dags/example_etl.py"
+
+
+def example_repo(path: Path) -> GitRepo:
+    """A repository at ``path`` holding the example Astro project, committed once."""
+    repo = GitRepo(path)
+    shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
+    repo.commit("Add the example project")
+    return repo
+
+
+def change(repo: GitRepo, path: str = DAG, text: str = "\n# changed\n") -> str:
+    """Commit ``text`` appended to ``path``; returns the commit before."""
+    before = repo.head()
+    file = repo.path / path
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text((file.read_text() if file.exists() else "") + text)
+    repo.commit(f"Change {path}")
+    return before
 
 
 @dataclass

@@ -1,14 +1,16 @@
-"""Fixtures shared by the end-to-end tests."""
+"""Fixtures shared by the tests that run the action."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ci_deploy_testkit.emulator import Emulator
-from tests.actionrun import assert_requests_match_spec
+from tests.actionrun import assert_requests_match_spec, example_repo
 from tests.fakes import FakeClock
+from tests.gitrepo import GitRepo
 
 
 @pytest.fixture
@@ -33,3 +35,9 @@ def astro(clock: FakeClock) -> Iterator[Emulator]:
     with Emulator(rollout_seconds=20, clock=clock) as emu:
         yield emu
     assert_requests_match_spec(emu)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    """The example project at the root of a repository, committed once."""
+    return example_repo(tmp_path / "workspace")

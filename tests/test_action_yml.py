@@ -83,3 +83,13 @@ def test_dockerfile_follows_the_runner_rules() -> None:
     assert "PYTHONUNBUFFERED=1" in text
     assert "git config --system --add safe.directory '*'" in text
     assert "git" in text.split("apt-get install", 1)[1].split("&&", 1)[0]
+
+
+def test_the_image_installs_only_the_action() -> None:
+    """The emulator and the local runner (the test kit) stay out of every user's run."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copies = [line for line in dockerfile.splitlines() if line.startswith("COPY")]
+    assert any(line.split()[1] == "ci_deploy" for line in copies)
+    assert not any("testkit" in line or "tests" in line for line in copies)
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"testkit", "tests"} <= set(ignored)

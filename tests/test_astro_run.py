@@ -25,13 +25,11 @@ from ci_deploy.image import ImageBuilder
 from ci_deploy.runner import Runner
 from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.localrun import push_event
-from tests.actionrun import EXAMPLE, Step, api_posts
+from tests.actionrun import DAG, EXAMPLE, Step, api_posts, change
 from tests.fake_docker import FakeDockerEngine
 from tests.fakes import FakeClock
 from tests.gitrepo import GitRepo
 from tests.inprocess import run_action
-
-DAG = "dags/example_etl.py"
 
 
 @pytest.fixture
@@ -44,22 +42,6 @@ def emulator(astro: Emulator) -> Emulator:
 def docker(emulator: Emulator) -> Iterator[FakeDockerEngine]:
     with FakeDockerEngine(on_push=emulator.record_push) as engine:
         yield engine
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> GitRepo:
-    repo = GitRepo(tmp_path / "workspace")
-    shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
-    repo.commit("Add the example project")
-    return repo
-
-
-def change(repo: GitRepo, path: str = DAG, text: str = "\n# changed\n") -> str:
-    before = repo.head()
-    file = repo.path / path
-    file.write_text((file.read_text() if file.exists() else "") + text)
-    repo.commit(f"Change {path}")
-    return before
 
 
 def deploy(
@@ -497,11 +479,6 @@ def test_syntax_error_annotation_names_the_file_in_a_nested_dags_folder(
 # --- from the first milestone's end-to-end tests, now in process ---------------------------
 
 
-def edit_dag(repo: GitRepo) -> None:
-    dag = repo.path / "dags" / "example_etl.py"
-    dag.write_text(dag.read_text().replace('"@daily"', '"@hourly"'))
-
-
 def run_push(
     repo: GitRepo, emulator: Emulator, before: str, inputs: dict[str, str] | None = None
 ) -> Step:
@@ -532,9 +509,7 @@ def test_change_outside_root_folder_skips_without_creating_anything(
 
 
 def test_dry_run_plans_and_creates_nothing(repo: GitRepo, emulator: Emulator) -> None:
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
+    before = change(repo)
 
     step = run_push(repo, emulator, before, {"dry-run": "true"})
 
@@ -550,9 +525,7 @@ def test_dag_deploy_refused_when_dag_deploys_are_disabled(
     repo: GitRepo, emulator: Emulator
 ) -> None:
     emulator.add_deployment("no-dag-deploys", isDagDeployEnabled=False)
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
+    before = change(repo)
 
     step = run_push(
         repo, emulator, before, {"deployment-id": "no-dag-deploys", "deploy-type": "dags-only"}
@@ -567,9 +540,7 @@ def test_rollout_timeout_without_rollback_leaves_the_deploy(
     repo: GitRepo, emulator: Emulator
 ) -> None:
     emulator.rollout_seconds = 60
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
+    before = change(repo)
 
     step = run_push(repo, emulator, before, {"wait-timeout": "1", "rollback-on-failure": "false"})
 
@@ -585,9 +556,7 @@ def test_rollout_timeout_without_rollback_leaves_the_deploy(
 
 def test_unhealthy_rollout_without_rollback_fails(repo: GitRepo, emulator: Emulator) -> None:
     emulator.unhealthy_after_finalize = True
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
+    before = change(repo)
 
     step = run_push(repo, emulator, before, {"rollback-on-failure": "false"})
 
@@ -602,9 +571,7 @@ def test_rate_limited_create_is_retried_and_creates_one_deploy(
 ) -> None:
     emulator.faults.add("POST", r"/deploys$", 429, retry_after="1")
     deploys_before = len(emulator.deploys(emulator.deployment_id))
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
+    before = change(repo)
 
     step = run_push(repo, emulator, before)
 
@@ -616,9 +583,7 @@ def test_rate_limited_create_is_retried_and_creates_one_deploy(
 def test_upload_failure_leaves_the_deployment_as_it_was(repo: GitRepo, emulator: Emulator) -> None:
     emulator.faults.add("PUT", r"^/blob/", 403, count=10)
     version_before = emulator.deployment(emulator.deployment_id)["dagTarballVersion"]
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
+    before = change(repo)
 
     step = run_push(repo, emulator, before)
 

@@ -13,41 +13,22 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import signal
 import tarfile
 import time
-from pathlib import Path
-
-import pytest
 
 from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.ghfiles import parse_workflow_command
 from ci_deploy_testkit.localrun import finish_step, push_event, start_step
-from tests.actionrun import EXAMPLE, api_posts, assert_no_traceback, run_push, step_environment
+from tests.actionrun import api_posts, assert_no_traceback, change, run_push, step_environment
 from tests.gitrepo import GitRepo
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> GitRepo:
-    """The example project at the repository's root, committed once."""
-    repo = GitRepo(tmp_path / "workspace")
-    shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
-    repo.commit("Add the example project")
-    return repo
-
-
-def edit_dag(repo: GitRepo) -> None:
-    dag = repo.path / "dags" / "example_etl.py"
-    dag.write_text(dag.read_text().replace('"@daily"', '"@hourly"'))
 
 
 def test_dag_change_deploys_dag_only_and_waits_until_healthy(
     repo: GitRepo, emulator: Emulator
 ) -> None:
-    before = repo.head()
-    edit_dag(repo)
-    after = repo.commit("Run example_etl every hour")
+    before = change(repo)
+    after = repo.head()
 
     step = run_push(repo, emulator, before)
 
@@ -69,7 +50,7 @@ def test_dag_change_deploys_dag_only_and_waits_until_healthy(
     deploy = deploys[out["deploy-id"]]
     assert deploy["type"] == "DAG_ONLY"
     assert deploy["status"] == "DEPLOYED"
-    assert deploy["description"] == "Run example_etl every hour"
+    assert deploy["description"] == "Change dags/example_etl.py"
     git = deploy["git"]
     assert git["provider"] == "GITHUB"
     assert (git["account"], git["repo"], git["branch"]) == ("example", "astro-project", "main")
@@ -98,9 +79,7 @@ def test_dag_change_deploys_dag_only_and_waits_until_healthy(
 
 
 def test_token_appears_only_in_the_mask_command(repo: GitRepo, emulator: Emulator) -> None:
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
+    before = change(repo)
 
     step = run_push(repo, emulator, before)
 
@@ -127,9 +106,7 @@ def test_token_appears_only_in_the_mask_command(repo: GitRepo, emulator: Emulato
 
 
 def test_invalid_inputs_fail_cleanly_before_any_api_call(repo: GitRepo, emulator: Emulator) -> None:
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
+    before = change(repo)
 
     step = run_push(repo, emulator, before, {"deploy-type": "dag", "wait": "yes"})
 
@@ -145,9 +122,7 @@ def test_invalid_inputs_fail_cleanly_before_any_api_call(repo: GitRepo, emulator
 
 
 def test_rejected_token_fails_cleanly(repo: GitRepo, emulator: Emulator) -> None:
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
+    before = change(repo)
     bad_token = "not-a-valid-token-0123456789"
 
     step = run_push(
@@ -188,9 +163,7 @@ def test_cancellation_mid_wait_restores_the_override_and_reports(
     emulator.add_deployment("dev", isDevelopmentMode=True)
     emulator.update_deployment("dev", hibernating=True)
     emulator.rollout_seconds = 60
-    before = repo.head()
-    edit_dag(repo)
-    repo.commit("Edit a DAG")
+    before = change(repo)
     environ = step_environment(
         repo,
         emulator,
@@ -218,3 +191,18 @@ def test_cancellation_mid_wait_restores_the_override_and_reports(
         "POST",
         "DELETE",
     ]
+
+
+def test_a_dag_only_run_never_imports_the_docker_sdk(repo: GitRepo, emulator: Emulator) -> None:
+    before = change(repo)
+
+    step = run_push(repo, emulator, before, env={"PYTHONPROFILEIMPORTTIME": "1"})
+
+    assert step.result.returncode == 0, step.log
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in step.result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert {"ci_deploy", "httpx", "git"} <= imported, "the import log was read"
+    assert "docker" not in imported and "requests" not in imported

@@ -14,19 +14,10 @@ from types import FrameType
 import git
 import pytest
 
-from ci_deploy import gitrepo
+from ci_deploy import gitfetch
 from ci_deploy.errors import GitError
-from ci_deploy.gitrepo import (
-    Resolved,
-    SafeGit,
-    _scrub,
-    changed_files,
-    connect_history,
-    ensure_commit,
-    is_ancestor,
-    is_shallow,
-    open_repo,
-)
+from ci_deploy.gitfetch import Resolved, connect_history, ensure_commit, is_shallow
+from ci_deploy.gitrepo import SafeGit, _scrub, changed_files, is_ancestor, open_repo
 from tests.gitrepo import GitRepo, git_env, run_git
 
 NULL_SHA = "0" * 40
@@ -434,7 +425,7 @@ def test_a_fetch_that_hangs_is_killed_and_reported(
     hang.write_text("#!/bin/sh\nexec sleep 30\n", encoding="utf-8")
     hang.chmod(0o755)
     clone.git("config", "remote.origin.uploadpack", str(hang))
-    monkeypatch.setattr(gitrepo, "FETCH_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(gitfetch, "FETCH_TIMEOUT_SECONDS", 1.0)
 
     timed_out = "git fetch did not finish within 1 seconds"
     started = time.monotonic()

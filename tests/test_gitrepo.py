@@ -10,20 +10,18 @@ import git
 import pytest
 
 from ci_deploy.errors import GitError
+from ci_deploy.gitfetch import Resolved, connect_history, ensure_commit
 from ci_deploy.gitrepo import (
-    Resolved,
     SafeGit,
     changed_files,
-    connect_history,
-    ensure_commit,
     head_commit,
     is_ancestor,
+    merge_base,
     open_repo,
     remote_url,
     repo_relative,
-    strip_credentials,
 )
-from ci_deploy.source import CommitInfo
+from ci_deploy.source import CommitInfo, strip_credentials
 from tests.gitrepo import AUTHOR_EMAIL, AUTHOR_NAME, GitRepo
 
 NULL_SHA = "0" * 40
@@ -153,11 +151,36 @@ def test_option_like_or_spaced_revs_never_reach_git(
     with pytest.raises(GitError, match="is not a commit"):
         is_ancestor(opened, rev, head)
     with pytest.raises(GitError, match="is not a commit"):
+        merge_base(opened, head, rev)
+    with pytest.raises(GitError, match="is not a commit"):
         connect_history(opened, head, rev)
     assert ensure_commit(opened, rev).sha is None
     assert not out.exists()
     assert commands  # git did run, for the valid revs
     assert all(str(out) not in part for command in commands for part in command)
+
+
+def test_merge_base_and_ancestry_in_the_local_history(repo: GitRepo) -> None:
+    first = repo.head()
+    repo.checkout("side", new_branch=True)
+    repo.write("dags/side.py", "S = 1\n")
+    side = repo.commit("side")
+    repo.checkout("main")
+    repo.write("dags/main.py", "M = 1\n")
+    main = repo.commit("main")
+    repo.git("checkout", "--orphan", "lonely")
+    repo.commit("unrelated")
+    lonely = repo.head()
+    opened = open_repo(repo.path)
+
+    assert merge_base(opened, side, main) == first
+    assert merge_base(opened, first, main) == first
+    assert merge_base(opened, lonely, main) is None
+    assert is_ancestor(opened, first, side)
+    assert is_ancestor(opened, main, main)
+    assert not is_ancestor(opened, side, main)
+    with pytest.raises(GitError, match="failed"):
+        merge_base(opened, "1" * 40, main)
 
 
 def test_a_failing_git_command_is_reported_without_credentials(

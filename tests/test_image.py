@@ -20,15 +20,9 @@ from typing import Any
 import docker  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
-from ci_deploy import image as image_module
+from ci_deploy import engine_stream
 from ci_deploy.errors import ImageError, ImageNotFoundError
-from ci_deploy.image import (
-    RUNTIME_LABEL,
-    BuiltImage,
-    ImageBuilder,
-    buildkit_only_flags,
-    runtime_base_images_only,
-)
+from ci_deploy.image import RUNTIME_LABEL, BuiltImage, ImageBuilder
 from ci_deploy.runner import Runner
 from ci_deploy_testkit.ghfiles import parse_workflow_command
 from tests.fake_docker import FakeDockerEngine
@@ -36,6 +30,7 @@ from tests.fake_docker import FakeDockerEngine
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.s1gn4ture-ONLY-in-the-header"
 REPOSITORY = "images.astronomer.cloud/cm0abc123/dep-42"
+RUNTIME_3 = "astrocrpublic.azurecr.io/runtime:3.0-1"
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -116,79 +111,6 @@ def assert_no_token(log: Log, *texts: str) -> None:
         assert TOKEN not in line
     for text in texts:
         assert TOKEN not in text
-
-
-# --- the Dockerfile -----------------------------------------------------------------------
-
-RUNTIME_2 = "quay.io/astronomer/astro-runtime:12.6.0"
-RUNTIME_3 = "astrocrpublic.azurecr.io/runtime:3.0-1"
-
-
-@pytest.mark.parametrize(
-    ("dockerfile", "expected"),
-    [
-        (f"FROM {RUNTIME_2}\n", True),
-        (f"FROM {RUNTIME_3}\n", True),
-        ("FROM images.astronomer.cloud/baseimages/astro-runtime:12.0.0-python-3.11\n", True),
-        ("FROM quay.io/astronomer/astro-runtime@sha256:" + "a" * 64 + "\n", True),
-        ("FROM quay.io/astronomer/astro-runtime\n", True),
-        (f"from {RUNTIME_3}\nRUN echo hi\n", True),
-        (f"FROM --platform=linux/amd64 {RUNTIME_3} AS base\nRUN true\n", True),
-        (f"FROM --platform=$BUILDPLATFORM {RUNTIME_3} AS base\n", True),
-        (f"FROM {RUNTIME_3} AS build\nRUN make\nFROM build\n", True),
-        (f"FROM {RUNTIME_3} AS Build\nFROM BUILD AS final\nFROM final\n", True),
-        (f"FROM {RUNTIME_3} AS build\nFROM {RUNTIME_2}\nCOPY --from=build /a /a\n", True),
-        (f"FROM {RUNTIME_3} AS build\nFROM python:3.12-slim\n", False),
-        (f"FROM python:3.12-slim AS build\nFROM {RUNTIME_3}\n", False),
-        ("FROM python:3.12-slim\n", False),
-        ("FROM scratch\n", False),
-        ("FROM build\n", False),  # no earlier stage of that name
-        ("FROM quay.io/astronomer/astro-runtime-dev:12.0.0\n", False),
-        ("FROM quay.io/astronomer/astro-runtime.example.com/x:1\n", False),
-        ("FROM example.com/quay.io/astronomer/astro-runtime:12.0.0\n", False),
-        ("FROM astrocrpublic.azurecr.io/runtime-evil:3.0-1\n", False),
-        ("FROM docker.io/astronomer/astro-runtime:12.0.0\n", False),
-        # ARGs before the first FROM, with and without defaults.
-        (f"ARG BASE={RUNTIME_3}\nFROM $BASE\n", True),
-        (f'ARG BASE="{RUNTIME_3}"\nFROM ${{BASE}}\n', True),
-        ("ARG TAG=3.0-1\nFROM astrocrpublic.azurecr.io/runtime:${TAG}\n", True),
-        ("ARG TAG=3.0-1 REPO=quay.io/astronomer/astro-runtime\nFROM ${REPO}:${TAG}\n", True),
-        ("FROM astrocrpublic.azurecr.io/runtime:${TAG:-3.0-1}\n", True),
-        ("ARG TAG\nFROM astrocrpublic.azurecr.io/runtime:${TAG:-3.0-1}\n", True),
-        ("ARG BASE\nFROM $BASE\n", False),
-        ("FROM ${BASE}\n", False),
-        ("ARG TAG=3.0-1\nFROM astrocrpublic.azurecr.io/runtime:${TAG%-1}\n", False),
-        ("ARG BASE=python:3.12\nFROM $BASE\n", False),
-        (f"FROM {RUNTIME_3}\nARG BASE={RUNTIME_3}\nFROM $BASE\n", False),  # ARG after FROM
-        # Line continuations, comments, directives, heredocs.
-        (f"FROM \\\n    {RUNTIME_3} \\\n    AS base\n", True),
-        (f"# FROM python:3.12\nFROM {RUNTIME_3}\n# FROM python:3.12\n", True),
-        (f"# syntax=docker/dockerfile:1\nFROM {RUNTIME_3}\n", True),
-        (f"# escape=`\nFROM `\n  {RUNTIME_3}\nRUN echo `\n  hi\n", True),
-        (f"FROM {RUNTIME_3}\nRUN <<EOF\nfrom airflow import DAG\nEOF\n", True),
-        (f"FROM {RUNTIME_3}\nRUN <<-'PY'\n\tfrom os import path\n\tPY\n", True),
-        (f"FROM {RUNTIME_3}\nRUN pip install \\\n# a comment\n    pandas\n", True),
-        ("", False),
-        ("# nothing\n\n", False),
-    ],
-)
-def test_runtime_base_images_only(dockerfile: str, expected: bool) -> None:
-    assert runtime_base_images_only(dockerfile) is expected
-
-
-def test_the_example_project_builds_from_a_runtime_image() -> None:
-    assert runtime_base_images_only((EXAMPLE / "Dockerfile").read_text())
-
-
-def test_buildkit_only_flags() -> None:
-    dockerfile = (
-        f"FROM {RUNTIME_3}\n"
-        "RUN --mount=type=secret,id=pip \\\n    --network=none pip install -r requirements.txt\n"
-        "RUN echo --mount=type=cache\n"
-        "COPY --chown=astro:astro . .\n"
-    )
-    assert buildkit_only_flags(dockerfile) == ["--mount=type=secret,id=pip", "--network=none"]
-    assert buildkit_only_flags(f"FROM {RUNTIME_3}\nRUN pip install x\n") == []
 
 
 # --- build --------------------------------------------------------------------------------
@@ -317,7 +239,7 @@ def test_build_failure_raises_with_the_tail_of_the_log(
     assert "pip output line 10\n" not in message, "only the tail"
     tail = message.split("lines of the build log:\n", 1)[1].splitlines()
     assert tail == log.text()[-len(tail) :]
-    assert len(tail) == image_module.LOG_TAIL_LINES
+    assert len(tail) == engine_stream.LOG_TAIL_LINES
     assert caught.value.title == "Image build failed"
     assert log.groups == ["Building the image"]
     assert log.current is None, "the group is closed"
@@ -565,7 +487,7 @@ def test_push_progress_is_throttled_not_per_tick(
     log: Log,
     monkeypatch: Any,
 ) -> None:
-    monkeypatch.setattr(image_module, "_PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(engine_stream, "_PROGRESS_INTERVAL", 0.0)
     builder.push(built, REPOSITORY, "t1", token=TOKEN)
     progress = [line for line in log.text() if " of " in line]
     # Three ticks per layer: the first is the status change, the next two show progress.
@@ -687,33 +609,12 @@ def test_a_subprocess_reaches_the_fake_through_docker_host(
 # --- the Docker SDK is imported on first use ------------------------------------------------
 
 
-def test_importing_the_module_does_not_import_the_docker_sdk() -> None:
+@pytest.mark.parametrize(
+    "module", ["ci_deploy.image", "ci_deploy.dockerfile", "ci_deploy.engine_stream"]
+)
+def test_importing_the_module_does_not_import_the_docker_sdk(module: str) -> None:
     """A DAG-only run never pays for the Docker SDK (and requests) it does not use."""
-    script = (
-        "import ci_deploy.image, sys; print('docker' in sys.modules, 'requests' in sys.modules)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=EXAMPLE.parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "False"]
-
-
-def test_the_dockerfile_helpers_work_without_the_docker_sdk() -> None:
-    script = (
-        "import sys\n"
-        "from ci_deploy.image import RUNTIME_LABEL, buildkit_only_flags, runtime_base_images_only\n"
-        "assert runtime_base_images_only('FROM astrocrpublic.azurecr.io/runtime:3.0-1')\n"
-        "assert buildkit_only_flags('FROM x\\nRUN --mount=type=cache,target=/c pip') == "
-        "['--mount=type=cache,target=/c']\n"
-        "assert RUNTIME_LABEL\n"
-        "print('docker' in sys.modules, 'requests' in sys.modules)\n"
-    )
+    script = f"import {module}, sys; print('docker' in sys.modules, 'requests' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=EXAMPLE.parent.parent,

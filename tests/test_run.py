@@ -7,28 +7,15 @@ and time a :class:`~tests.fakes.FakeClock`, so a ten-minute wait takes no time a
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from ci_deploy.errors import ApiError, CancelledError, UploadError
 from ci_deploy.platform import Artifact, Environment
 from ci_deploy_testkit.localrun import push_event
-from tests.actionrun import EXAMPLE, Step
+from tests.actionrun import DAG, Step, change
 from tests.fakes import FakeClock, FakeImages, FakePlatform, Rollout
 from tests.gitrepo import GitRepo
 from tests.inprocess import run_in_process
-
-DAG = "dags/example_etl.py"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> GitRepo:
-    repo = GitRepo(tmp_path / "workspace")
-    shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
-    repo.commit("Add the example project")
-    return repo
 
 
 @pytest.fixture
@@ -37,16 +24,6 @@ def platform(repo: GitRepo) -> FakePlatform:
     platform = FakePlatform()
     platform.seed(repo.head())
     return platform
-
-
-def change(repo: GitRepo, path: str = DAG, text: str = "\n# changed\n") -> str:
-    """Commit a change to ``path``; the commit before it."""
-    before = repo.head()
-    file = repo.path / path
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text((file.read_text() if file.exists() else "") + text)
-    repo.commit(f"Change {path}")
-    return before
 
 
 def deploy(
@@ -231,6 +208,8 @@ def test_a_dry_run_prints_the_whole_plan_and_creates_nothing(
     ):
         assert line in step.log
     assert "Deploy planned" in step.titles("notice")
+    assert "- Ships: the DAG tarball" in step.result.summary
+    assert "- If the rollout fails: roll back to deploy r1" in step.result.summary
 
 
 def test_dag_only_to_a_deployment_without_dag_deploys_is_refused(

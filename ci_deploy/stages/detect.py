@@ -1,6 +1,7 @@
 """Detect: the commit deployed, the commit compared with, and what changed in between.
 
-Git's I/O is here (GitPython through :mod:`ci_deploy.gitrepo`); which base to take is
+Git's I/O is here (GitPython through :mod:`ci_deploy.gitrepo` and :mod:`ci_deploy.gitfetch`);
+which base to take is
 :func:`ci_deploy.basecommit.choose_base`, which files count as what is
 :func:`ci_deploy.changeset.classify`.
 """
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 
 from git import Repo
 
-from ci_deploy import gitrepo
+from ci_deploy import gitfetch, gitrepo
 from ci_deploy.basecommit import (
     BaseChoice,
     Candidate,
@@ -84,11 +85,11 @@ class Checkout:
         repo, head_sha, log = self._repo, self.head.sha, self._runner.info
 
         def probe(candidate: Candidate, needs_ancestor: bool) -> tuple[str | None, str]:
-            resolved = gitrepo.ensure_commit(repo, candidate.rev, log=log)
+            resolved = gitfetch.ensure_commit(repo, candidate.rev, log=log)
             if resolved.sha is None:
                 return None, resolved.detail
             if needs_ancestor or candidate.merge_base:
-                if gitrepo.connect_history(repo, resolved.sha, head_sha, log=log) is None:
+                if gitfetch.connect_history(repo, resolved.sha, head_sha, log=log) is None:
                     return None, "it shares no history with HEAD that could be fetched"
                 if needs_ancestor and not gitrepo.is_ancestor(repo, resolved.sha, head_sha):
                     return None, "it is not an ancestor of HEAD (deployed from another branch?)"
@@ -102,9 +103,9 @@ class Checkout:
         repo, log = self._repo, self._runner.info
         base, head = choice.sha, self.head.sha
         if choice.head:  # a pull request: its own head, not the test merge commit
-            head = gitrepo.ensure_commit(repo, choice.head, log=log).sha or head
+            head = gitfetch.ensure_commit(repo, choice.head, log=log).sha or head
         if choice.merge_base:
-            base = gitrepo.connect_history(repo, choice.sha, head) or choice.sha
+            base = gitfetch.connect_history(repo, choice.sha, head) or choice.sha
         changes = classify(gitrepo.changed_files(repo, base, head), self.rules)
         how = "..." if choice.merge_base else ".."
         with self._runner.group(
