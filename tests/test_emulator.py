@@ -29,6 +29,7 @@ from ci_deploy_testkit.emulator import (
     Emulator,
     make_token,
 )
+from tests.fakes import FakeClock
 from tests.spec import openapi
 
 VERSION_ID = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z$")
@@ -39,7 +40,12 @@ GIT = {"provider": "GITHUB", "account": "acme", "repo": "airflow", "commitSha": 
 
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
-    with Emulator(rollout_seconds=0.2) as emulator:
+    """The emulator on a fake clock (its wall clock runs from now on the same fake time):
+    rollouts, wake-ups and overrides move only when a test's :func:`wait_for` advances it."""
+    clock, started = FakeClock(), time.time()
+    with Emulator(
+        rollout_seconds=0.2, clock=clock, wall_clock=lambda: started + clock.now
+    ) as emulator:
         yield emulator
 
 
@@ -84,15 +90,20 @@ def push(emu: Emulator, deploy: dict[str, Any]) -> None:
     emu.record_push(deploy["imageRepository"], deploy["imageTag"])
 
 
-def wait_for(read: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool]) -> Any:
-    """Poll ``read`` until ``done`` holds; fail after 5 seconds."""
-    deadline = time.monotonic() + 5
+def wait_for(
+    emu: Emulator, read: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool]
+) -> Any:
+    """Poll ``read`` until ``done`` holds, moving the emulator's fake clock 20 ms between
+    looks; fail after 5 seconds of it."""
+    clock = emu.clock
+    assert isinstance(clock, FakeClock)
+    deadline = clock.now + 5
     while True:
         value = read()
         if done(value):
             return value
-        assert time.monotonic() < deadline, f"still not done: {value}"
-        time.sleep(0.02)
+        assert clock.now < deadline, f"still not done: {value}"
+        clock.sleep(0.02)
 
 
 def deploy_dags(
@@ -127,7 +138,7 @@ def settled(emu: Emulator, deployment_id: str = DEMO_DEPLOYMENT_ID) -> Any:
         waking = d["statusReason"].startswith("Waking")
         return d["status"] != "DEPLOYING" and not waking and (rolled or d["status"] == "UNHEALTHY")
 
-    return wait_for(lambda: emu.deployment(deployment_id), done)
+    return wait_for(emu, lambda: emu.deployment(deployment_id), done)
 
 
 def block_url(url: str, block_id: str) -> str:
@@ -415,7 +426,9 @@ def test_dag_only_is_refused_when_dag_deploys_are_disabled(
     push(emu, image)
     finalized = api.post(f"{deploys_path('no-dags')}/{image['id']}/finalize", json={})
     assert finalized.json()["status"] == "DEPLOYED"
-    deployment = wait_for(lambda: emu.deployment("no-dags"), lambda d: d["status"] == "HEALTHY")
+    deployment = wait_for(
+        emu, lambda: emu.deployment("no-dags"), lambda d: d["status"] == "HEALTHY"
+    )
     assert deployment["imageTag"] == image["imageTag"]
 
 
@@ -442,7 +455,7 @@ def test_upload_finalize_and_the_rollout_to_healthy(emu: Emulator, api: httpx.Cl
     assert rolling["dagTarballVersion"] == before["dagTarballVersion"]
 
     done = wait_for(
-        lambda: api.get(DEMO_DEPLOYMENT_ID).json(), lambda d: d["status"] != "DEPLOYING"
+        emu, lambda: api.get(DEMO_DEPLOYMENT_ID).json(), lambda d: d["status"] != "DEPLOYING"
     )
     assert done["status"] == "HEALTHY"
     assert done["dagTarballVersion"] == done["desiredDagTarballVersion"] == version
@@ -484,7 +497,9 @@ def test_image_only_finalizes_with_an_empty_version_and_rolls_the_image(
     finalized = finalize(api, deploy["id"], dagTarballVersion="")
     assert finalized.status_code == 200, finalized.text
     assert "dagTarballVersion" not in finalized.json()
-    done = wait_for(lambda: emu.deployment(DEMO_DEPLOYMENT_ID), lambda d: d["status"] == "HEALTHY")
+    done = wait_for(
+        emu, lambda: emu.deployment(DEMO_DEPLOYMENT_ID), lambda d: d["status"] == "HEALTHY"
+    )
     assert done["imageTag"] == done["imageVersion"] == deploy["imageTag"]
     assert done["dagTarballVersion"] == done["desiredDagTarballVersion"]
     assert done["dagTarballVersion"] == before["dagTarballVersion"]
@@ -502,7 +517,7 @@ def test_unhealthy_after_finalize_keeps_the_old_version(emu: Emulator, api: http
     emu.unhealthy_after_finalize = True
     _, version = deploy_dags(api)
     done = wait_for(
-        lambda: api.get(DEMO_DEPLOYMENT_ID).json(), lambda d: d["status"] != "DEPLOYING"
+        emu, lambda: api.get(DEMO_DEPLOYMENT_ID).json(), lambda d: d["status"] != "DEPLOYING"
     )
     assert done["status"] == "UNHEALTHY"
     assert done["statusReason"]
@@ -587,7 +602,7 @@ def test_block_list_with_an_unknown_block_is_refused(emu: Emulator, api: httpx.C
 def test_rollback_creates_a_deploy_and_rolls_back(emu: Emulator, api: httpx.Client) -> None:
     [seeded] = emu.deploys(DEMO_DEPLOYMENT_ID)
     current, _ = deploy_dags(api)
-    wait_for(lambda: emu.deployment(DEMO_DEPLOYMENT_ID), lambda d: d["status"] == "HEALTHY")
+    wait_for(emu, lambda: emu.deployment(DEMO_DEPLOYMENT_ID), lambda d: d["status"] == "HEALTHY")
 
     response = api.post(
         f"{deploys_path()}/{seeded['id']}/rollback", json={"description": "back to green"}
@@ -606,7 +621,9 @@ def test_rollback_creates_a_deploy_and_rolls_back(emu: Emulator, api: httpx.Clie
     rolling = emu.deployment(DEMO_DEPLOYMENT_ID)
     assert rolling["status"] == "DEPLOYING"
     assert rolling["desiredDagTarballVersion"] == seeded["dagTarballVersion"]
-    done = wait_for(lambda: emu.deployment(DEMO_DEPLOYMENT_ID), lambda d: d["status"] == "HEALTHY")
+    done = wait_for(
+        emu, lambda: emu.deployment(DEMO_DEPLOYMENT_ID), lambda d: d["status"] == "HEALTHY"
+    )
     assert done["dagTarballVersion"] == seeded["dagTarballVersion"]
 
 
@@ -759,7 +776,7 @@ def test_unhealthy_after_finalize_does_not_apply_to_rollbacks(
     emu.unhealthy_after_rollback = True
     assert rollback(api, seeded["id"]).status_code == 200
     failed = wait_for(
-        lambda: emu.deployment(DEMO_DEPLOYMENT_ID), lambda d: d["status"] != "DEPLOYING"
+        emu, lambda: emu.deployment(DEMO_DEPLOYMENT_ID), lambda d: d["status"] != "DEPLOYING"
     )
     assert failed["status"] == "UNHEALTHY"
     assert "unhealthy_after_rollback" in failed["statusReason"]
@@ -910,7 +927,7 @@ def test_a_wake_override_wakes_a_hibernating_deployment_and_delete_restores_the_
     assert waking["status"] == "HIBERNATING", "waking up takes rollout_seconds"
     assert waking["statusReason"].startswith("Waking up")
     assert waking["scalingSpec"]["hibernationSpec"]["override"] == response.json()
-    awake = wait_for(lambda: api.get("dev").json(), lambda d: d["status"] != "HIBERNATING")
+    awake = wait_for(emu, lambda: api.get("dev").json(), lambda d: d["status"] != "HIBERNATING")
     assert awake["status"] == "HEALTHY"
     assert hibernation_status(awake)["isHibernating"] is False
     assert "override" in hibernation_status(awake)["reason"]
@@ -941,7 +958,7 @@ def test_a_hibernate_override_until_a_time_then_delete_wakes_it(
 
     assert api.delete(override_path("dev")).status_code == 204
     assert api.get("dev").json()["status"] == "HIBERNATING"
-    awake = wait_for(lambda: api.get("dev").json(), lambda d: d["status"] != "HIBERNATING")
+    awake = wait_for(emu, lambda: api.get("dev").json(), lambda d: d["status"] != "HIBERNATING")
     assert awake["status"] == "HEALTHY"
 
 
@@ -950,8 +967,8 @@ def test_an_override_lapses_at_its_override_until(emu: Emulator, api: httpx.Clie
     until = datetime.now(UTC) + timedelta(seconds=1)
     body = {"isHibernating": False, "overrideUntil": until.isoformat()}
     assert api.post(override_path("dev"), json=body).status_code == 200
-    assert wait_for(lambda: api.get("dev").json(), lambda d: d["status"] == "HEALTHY")
-    lapsed = wait_for(lambda: api.get("dev").json(), lambda d: d["status"] == "HIBERNATING")
+    assert wait_for(emu, lambda: api.get("dev").json(), lambda d: d["status"] == "HEALTHY")
+    lapsed = wait_for(emu, lambda: api.get("dev").json(), lambda d: d["status"] == "HIBERNATING")
     override = lapsed["scalingSpec"]["hibernationSpec"]["override"]
     assert (override["isActive"], override["isHibernating"]) == (False, False)
     assert emu.hibernation_override("dev") == override
@@ -963,7 +980,7 @@ def test_the_schedule_setting_hibernates_and_wakes(emu: Emulator, api: httpx.Cli
     assert api.get("dev").json()["status"] == "HIBERNATING"
     emu.update_deployment("dev", hibernating=False)
     assert api.get("dev").json()["status"] == "HIBERNATING"
-    assert wait_for(lambda: emu.deployment("dev"), lambda d: d["status"] == "HEALTHY")
+    assert wait_for(emu, lambda: emu.deployment("dev"), lambda d: d["status"] == "HEALTHY")
     # an active override wins over the schedule
     assert api.post(override_path("dev"), json={"isHibernating": False}).status_code == 200
     emu.update_deployment("dev", hibernating=True)
@@ -1151,9 +1168,9 @@ def test_import_errors_are_logged_after_each_finalize(emu: Emulator, api: httpx.
     emu.import_errors_after_finalize.append("/usr/local/airflow/dags/sub/other.py")
     create(api)
     assert emu.logs(DEMO_DEPLOYMENT_ID) == [], "only a finalize logs them"
-    before = time.time()
+    before = emu.wall_clock()
     deploy_dags(api)
-    after = time.time()
+    after = emu.wall_clock()
     entries = emu.logs(DEMO_DEPLOYMENT_ID)
     assert [e["source"] for e in entries] == ["dag-processor"] * 2
     assert entries[0]["raw"].startswith(

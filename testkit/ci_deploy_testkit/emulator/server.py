@@ -83,7 +83,8 @@ class Emulator:
 
     ``rollout_seconds`` is how long a Deployment stays ``DEPLOYING`` after a finalize or
     rollback, measured on ``clock`` (monotonic seconds; a test can share a fake clock with
-    the code under test, so rollouts advance only when that code sleeps). ``log``, if
+    the code under test, so rollouts advance only when that code sleeps); ``wall_clock``
+    (epoch seconds) stamps deploys, versions, logs and hibernation overrides. ``log``, if
     given, gets one line per request (method, path, status; never the query, which holds
     upload signatures).
 
@@ -109,8 +110,9 @@ class Emulator:
         rollout_seconds: float = 1.0,
         log: Log | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.clock = clock
+        self.clock, self.wall_clock = clock, wall_clock
         self.organization_id = DEMO_ORGANIZATION_ID
         self.deployment_id = DEMO_DEPLOYMENT_ID
         self.token = make_token(DEMO_ORGANIZATION_ID)
@@ -121,7 +123,11 @@ class Emulator:
         advertised = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104
         self.base_url = f"http://{advertised}:{self.port}"
         self._state = AstroState(
-            self.base_url, DEMO_ORGANIZATION_ID, rollout_seconds=rollout_seconds, clock=clock
+            self.base_url,
+            DEMO_ORGANIZATION_ID,
+            rollout_seconds=rollout_seconds,
+            clock=clock,
+            wall_clock=wall_clock,
         )
         self._state.add_deployment(DEMO_DEPLOYMENT_ID, name="emulator")
         self._state.seed_history(DEMO_DEPLOYMENT_ID)
