@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from ci_deploy import __version__, report
-from ci_deploy.errors import CiDeployError, InputError
+from ci_deploy.errors import CiDeployError, InputError, unexpected_error
 from ci_deploy.github import GitHubContext, load_context
 from ci_deploy.inputs import INPUTS, load_inputs, raw_inputs, resolve_token
-from ci_deploy.result import Journal, RunResult, Target, assemble
+from ci_deploy.result import Journal, RunResult, Subject, assemble
 from ci_deploy.run import Dependencies, run
 from ci_deploy.runner import Runner
 
@@ -78,22 +78,14 @@ def deploy(
         result = _failed(exc, raw.get("deployment-id", "").strip())
     except Exception as exc:  # a bug: say so plainly, keep the traceback for debug logs
         runner.debug(traceback.format_exc())
-        result = _failed(
-            CiDeployError(
-                f"ci-deploy hit an unexpected error ({type(exc).__name__}: {exc}). This is a "
-                "bug: please report it with the step's debug log (re-run with debug logging "
-                "enabled).",
-                title="Unexpected error",
-            ),
-            raw.get("deployment-id", "").strip(),
-        )
+        result = _failed(unexpected_error(exc), raw.get("deployment-id", "").strip())
     return _finish(runner, result, context)
 
 
 def _failed(error: CiDeployError, deployment_id: str) -> RunResult:
     """The result of a run that failed before it started."""
     journal = Journal()
-    journal.add(Target(deployment_id))
+    journal.add(Subject(deployment_id))
     return assemble(journal, error, 0.0)
 
 

@@ -148,3 +148,12 @@ class ApiAmbiguousError(ApiError):
     """
 
     title = "Astro API outcome unknown"
+
+
+def unexpected_error(exc: Exception) -> CiDeployError:
+    """A bug, said plainly: what to report and how to get the traceback."""
+    return CiDeployError(
+        f"ci-deploy hit an unexpected error ({type(exc).__name__}: {exc}). This is a bug: please "
+        "report it with the step's debug log (re-run with debug logging enabled).",
+        title="Unexpected error",
+    )

@@ -54,7 +54,7 @@ def outputs(result: RunResult) -> dict[str, str]:
         "dag-tarball-version": result.dag_tarball_version,
         "status": result.status.value,
         "rolled-back": _bool(result.rollback is not None),
-        "deployment-url": result.target.environment.url if result.target.environment else "",
+        "deployment-url": result.subject.environment.url if result.subject.environment else "",
         "changed-files": json.dumps(list(changes.files) if changes else [], ensure_ascii=False),
         "base-sha": base.sha or "" if base is not None else "",
         "base-source": base.source if base is not None else "",
@@ -120,12 +120,12 @@ def summary(result: RunResult, context: GitHubContext) -> str:
 
 def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    environment, target = result.target.environment, result.target
+    environment, subject = result.subject.environment, result.subject
     if environment is not None and environment.url:
         name = environment.name or environment.id
         rows.append(("Deployment", f"[{_cell(name)}]({environment.url})"))
-    elif target.id:
-        rows.append(("Deployment", f"`{_cell(target.id)}`"))
+    elif subject.id:
+        rows.append(("Deployment", f"`{_cell(subject.id)}`"))
     if result.release is not None:
         rows.append(("Deploy", f"`{_cell(result.release.id)}`"))
     if result.deploy_type and not result.skipped:

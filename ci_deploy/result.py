@@ -38,8 +38,8 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
-class Target:
-    """The environment the run is about: from the inputs, then as read."""
+class Subject:
+    """The environment the run is about: its id from the inputs, then the environment read."""
 
     id: str
     environment: Environment | None = None
@@ -93,8 +93,8 @@ class RolledBack:
     summary: str
 
 
-Record = Target | Detection | Plan | Built | Created | Shipped | Finalized | Seen | RolledBack
-_R = TypeVar("_R", Target, Detection, Plan, Built, Created, Shipped, Finalized, Seen, RolledBack)
+Record = Subject | Detection | Plan | Built | Created | Shipped | Finalized | Seen | RolledBack
+_R = TypeVar("_R", Subject, Detection, Plan, Built, Created, Shipped, Finalized, Seen, RolledBack)
 
 
 class Journal:
@@ -126,7 +126,7 @@ class RunResult:
     """Everything the outputs and the summary say, assembled once at the end of a run."""
 
     status: Status
-    target: Target
+    subject: Subject
     error: CiDeployError | None = None
     detection: Detection | None = None
     plan: Plan | None = None
@@ -166,14 +166,14 @@ class RunResult:
 
 def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: float) -> RunResult:
     """The result of a run from its journal and the error it ended with (None: success)."""
-    target = journal.last(Target) or Target("")
+    subject = journal.last(Subject) or Subject("")
     plan = journal.last(Plan)
     finalized = journal.last(Finalized)
     made = finalized or journal.last(Created)
     shipped, rollback, seen = journal.last(Shipped), journal.last(RolledBack), journal.last(Seen)
     return RunResult(
         status=_status(plan, rollback, error),
-        target=target,
+        subject=subject,
         error=error,
         detection=journal.last(Detection),
         plan=plan,

@@ -2,7 +2,7 @@
 
 :func:`run` takes its collaborators as :class:`Dependencies` (the platform, the image
 engine, time), so the whole sequence runs in process against a fake platform. It never
-raises a :class:`~ci_deploy.errors.CiDeployError`: the error lands in the
+raises (a bug included): the error lands in the
 :class:`~ci_deploy.result.RunResult`, assembled once at the end from what the stages
 recorded, so the outputs and the summary say how far the run got on every path (failure
 and cancellation included), and the hibernation override is restored on every path.
@@ -11,6 +11,7 @@ and cancellation included), and the hibernation override is restored on every pa
 from __future__ import annotations
 
 import signal
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,13 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from ci_deploy.bundle import member_prefix
-from ci_deploy.errors import CancelledError, CiDeployError, DeployRejectedError, RolloutError
+from ci_deploy.errors import (
+    CancelledError,
+    CiDeployError,
+    DeployRejectedError,
+    RolloutError,
+    unexpected_error,
+)
 from ci_deploy.github import GitHubContext
 from ci_deploy.inputs import Inputs
 from ci_deploy.plan import (
@@ -31,8 +38,9 @@ from ci_deploy.plan import (
     plan_rollback,
 )
 from ci_deploy.platform import Environment, Platform
-from ci_deploy.result import Journal, RunResult, Seen, Target, assemble
+from ci_deploy.result import Journal, RunResult, Seen, Subject, assemble
 from ci_deploy.runner import Runner
+from ci_deploy.stages import Scope
 from ci_deploy.stages.build import build
 from ci_deploy.stages.detect import Checkout, open_checkout
 from ci_deploy.stages.recover import Recovery
@@ -81,7 +89,7 @@ def run(
 ) -> RunResult:
     """Run the action for ``inputs``; the result says what happened, errors included."""
     journal = Journal()
-    journal.add(Target(inputs.deployment_id))
+    journal.add(Subject(inputs.deployment_id))
     timing = dependencies.timing
     started = timing.clock()
     images = _OneBuilder(lambda: dependencies.images(runner))
@@ -92,9 +100,13 @@ def run(
             open_checkout(inputs, context, runner) as checkout,
             dependencies.platform(inputs, runner, images.get, timing.sleep) as platform,
         ):
-            _Stages(inputs, context, runner, journal, timing, checkout, platform, images).run()
+            scope = Scope(platform, runner, journal, timing)
+            _Stages(inputs, context, scope, checkout, images).run()
     except CiDeployError as exc:
         error = exc
+    except Exception as exc:  # a bug: the result still says how far the run got
+        runner.debug(traceback.format_exc())
+        error = unexpected_error(exc)
     finally:
         images.close()
     return assemble(journal, error, timing.clock() - started)
@@ -107,22 +119,19 @@ class _Stages:
         self,
         inputs: Inputs,
         context: GitHubContext,
-        runner: Runner,
-        journal: Journal,
-        timing: Timing,
+        scope: Scope,
         checkout: Checkout,
-        platform: Platform,
         images: _OneBuilder,
     ) -> None:
-        self.inputs, self.context, self.runner = inputs, context, runner
-        self.journal, self.timing = journal, timing
-        self.checkout, self.platform, self.images = checkout, platform, images
+        self.inputs, self.context, self.scope = inputs, context, scope
+        self.checkout, self.images = checkout, images
+        self.platform, self.runner, self.journal = scope.platform, scope.runner, scope.journal
 
     def run(self) -> None:
         inputs, journal, platform = self.inputs, self.journal, self.platform
         journal.add(Detection(self.checkout.head))
         environment = platform.locate()
-        journal.add(Target(environment.id, environment))
+        journal.add(Subject(environment.id, environment))
         self.runner.info(environment.summary)
         history = platform.history()
         if inputs.action == "rollback":
@@ -157,33 +166,16 @@ class _Stages:
         )
         self.journal.add(built)
         with self.platform.awake(inputs.wake_on_deploy):
-            finalized = ship(
-                release_plan,
-                built,
-                checkout.source(),
-                self.platform,
-                runner,
-                self.journal,
-                self.timing,
-            )
+            finalized = ship(self.scope, release_plan, built, checkout.source())
             if plan.wait_timeout is None:
                 self.journal.add(Seen("not awaited (wait: false)"))
                 return
             release = finalized.release
             try:
-                wait_for(
-                    release,
-                    f"deploy {release.id}",
-                    self.platform,
-                    runner,
-                    self.journal,
-                    self.timing,
-                    plan.wait_timeout,
-                )
+                wait_for(self.scope, release, f"deploy {release.id}", plan.wait_timeout)
                 if inputs.check_import_errors and built.dags is not None:
                     check_imports(
-                        self.platform,
-                        runner,
+                        self.scope,
                         since=finalized.at,
                         members=built.dags.members,
                         prefix=member_prefix(checkout.root_folder, inputs.dags_folder),
@@ -208,14 +200,7 @@ class _Stages:
             runner.info(f"Decision: {plan.kind}. {plan.reason}")
 
     def _recovery(self) -> Recovery:
-        return Recovery(
-            self.platform,
-            self.runner,
-            self.journal,
-            self.timing,
-            timeout=self.inputs.wait_timeout,
-            run_url=self.context.run_url,
-        )
+        return Recovery(self.scope, timeout=self.inputs.wait_timeout, run_url=self.context.run_url)
 
 
 def _detected(detection: Detection | None) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_deploy.astro.rules import RULES, AstroRules
-from ci_deploy.errors import CiDeployError, ImageError
+from ci_deploy.errors import ImageError
 from ci_deploy.image import BuiltImage
 from ci_deploy.inputs import Inputs
 from ci_deploy.platform import (
@@ -88,7 +88,7 @@ class FakePlatform:
     rollback_rollout: Rollout = field(default_factory=Rollout)
     import_problems: dict[str, str] = field(default_factory=dict)
     logs_readable: bool = True
-    faults: dict[str, CiDeployError] = field(default_factory=dict)
+    faults: dict[str, Exception] = field(default_factory=dict)
     """Method name -> the error it raises (once)."""
     on_call: dict[str, Callable[[], None]] = field(default_factory=dict)
     """Method name -> a hook run when it is called (e.g. to cancel the run there)."""

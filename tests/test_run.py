@@ -482,3 +482,17 @@ def test_cancellation_mid_wait_restores_reports_and_fails(
 
 def _cancel() -> None:
     raise CancelledError("The run was cancelled (SIGTERM) and stopped where it was.")
+
+
+def test_a_bug_after_finalize_still_reports_the_deploy(
+    repo: GitRepo, platform: FakePlatform
+) -> None:
+    platform.faults["observe"] = KeyError("versions")
+    before = change(repo)
+
+    step = deploy(repo, platform, before=before)
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["Unexpected error"]
+    assert (step.outputs["status"], step.outputs["deploy-id"]) == ("failed", "new-1")
+    assert "This is a bug" in error(step) and "was finalized" in error(step)

@@ -57,8 +57,8 @@ CREATE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
-class AstroTarget:
-    """The Deployment the inputs name, and what a deploy to it carries."""
+class AstroSettings:
+    """What the inputs say about the Deployment to deploy to, and what its deploys carry."""
 
     deployment_id: str
     deployment_name: str = ""
@@ -73,7 +73,7 @@ class AstroPlatform:
     def __init__(
         self,
         client: AstroClient,
-        target: AstroTarget,
+        settings: AstroSettings,
         runner: Runner,
         *,
         registry_password: str,
@@ -81,12 +81,12 @@ class AstroPlatform:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
-        self._target = target
+        self._settings = settings
         self._runner = runner
         self._registry_password = registry_password
         self._images = images
         self._sleep = sleep
-        self._deployment_id = target.deployment_id
+        self._deployment_id = settings.deployment_id
         self._deployment: Deployment | None = None
         self._deploys: dict[str, Deploy] = {}
 
@@ -101,7 +101,7 @@ class AstroPlatform:
         return environment_of(self._deployment)
 
     def _find_by_name(self) -> str:
-        name, workspace = self._target.deployment_name, self._target.workspace_id
+        name, workspace = self._settings.deployment_name, self._settings.workspace_id
         listed = self._client.list_deployments(names=[name], workspace_id=workspace or None)
         found = [d for d in listed if d.name == name]
         where = f" in workspace {workspace}" if workspace else ""
@@ -134,8 +134,8 @@ class AstroPlatform:
                 "type": kind,
                 "description": cut_description(description) or None,
                 "git": git_info(source),
-                "bundleType": self._target.bundle_type or None,
-                "bundleMountPath": self._target.bundle_mount_path or None,
+                "bundleType": self._settings.bundle_type or None,
+                "bundleMountPath": self._settings.bundle_mount_path or None,
             }
         )
         deploy = self._create_once(request, set(self._deploys))
@@ -296,7 +296,7 @@ def connect(
 ) -> Iterator[AstroPlatform]:
     """The Astro platform for ``inputs``, its HTTP connections closed on the way out."""
     token = inputs.api_token.get_secret_value()
-    target = AstroTarget(
+    settings = AstroSettings(
         deployment_id=inputs.deployment_id,
         deployment_name=inputs.deployment_name,
         workspace_id=inputs.workspace_id,
@@ -312,5 +312,5 @@ def connect(
         sleep=sleep,
     ) as client:
         yield AstroPlatform(
-            client, target, runner, registry_password=token, images=images, sleep=sleep
+            client, settings, runner, registry_password=token, images=images, sleep=sleep
         )

@@ -1,7 +1,27 @@
 """The stages of a run, in order: detect, build, ship, verify, recover.
 
-Each stage is a function over the run's inputs and its collaborators (git, the image
-engine, the platform, the runner) that adds its records to the run's
+Each stage is a function (or a small class) over the run's :class:`Scope` and what the
+stage before it made; it adds its records to the run's
 :class:`~ci_deploy.result.Journal` and returns what the next stage needs. The sequence
 itself is :func:`ci_deploy.run.run`.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ci_deploy.platform import Platform
+from ci_deploy.result import Journal
+from ci_deploy.runner import Runner
+from ci_deploy.timing import Timing
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What every stage of one run works with: the platform, the runner's log, the run's
+    journal and its clocks."""
+
+    platform: Platform
+    runner: Runner
+    journal: Journal
+    timing: Timing

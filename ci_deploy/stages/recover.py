@@ -12,30 +12,18 @@ from typing import NoReturn
 
 from ci_deploy.errors import ApiError, RolloutError
 from ci_deploy.plan import Plan
-from ci_deploy.platform import Platform, Release
-from ci_deploy.result import Journal, RolledBack
-from ci_deploy.runner import Runner
+from ci_deploy.platform import Release
+from ci_deploy.result import RolledBack
+from ci_deploy.stages import Scope
 from ci_deploy.stages.verify import wait_for
-from ci_deploy.timing import Timing
 
 
 class Recovery:
     """Rollbacks of one environment, waited for and recorded."""
 
-    def __init__(
-        self,
-        platform: Platform,
-        runner: Runner,
-        journal: Journal,
-        timing: Timing,
-        *,
-        timeout: float,
-        run_url: str,
-    ) -> None:
-        self._platform = platform
-        self._runner = runner
-        self._journal = journal
-        self._timing = timing
+    def __init__(self, scope: Scope, *, timeout: float, run_url: str) -> None:
+        self._scope = scope
+        self._runner = scope.runner
         self._timeout = timeout
         self._run_url = run_url
 
@@ -85,23 +73,15 @@ class Recovery:
         if self._run_url:
             description = f"{description} ({self._run_url})"
         self._runner.info(f"Rolling back to deploy {to.id} ({to.commit_label()}).")
-        rollback = self._platform.roll_back(to, description)
+        rollback = self._scope.platform.roll_back(to, description)
         self._runner.info(f"Rollback deploy {rollback.id} created.")
         try:
-            wait_for(
-                rollback,
-                f"the rollback to deploy {to.id}",
-                self._platform,
-                self._runner,
-                self._journal,
-                self._timing,
-                self._timeout,
-            )
+            wait_for(self._scope, rollback, f"the rollback to deploy {to.id}", self._timeout)
         except RolloutError as exc:
             outcome = RolledBack(
                 rollback, to, False, f"the rollback itself is not healthy: {exc.message}"
             )
         else:
             outcome = RolledBack(rollback, to, True, "the rollback is healthy")
-        self._journal.add(outcome)
+        self._scope.journal.add(outcome)
         return outcome

@@ -7,23 +7,15 @@ release created but not finalized changes nothing the environment runs.
 from __future__ import annotations
 
 from ci_deploy.plan import ReleasePlan
-from ci_deploy.platform import Artifact, Platform, Shipment
-from ci_deploy.result import Built, Created, Finalized, Journal, Shipped
-from ci_deploy.runner import Runner
+from ci_deploy.platform import Artifact, Shipment
+from ci_deploy.result import Built, Created, Finalized, Shipped
 from ci_deploy.source import Source
-from ci_deploy.timing import Timing
+from ci_deploy.stages import Scope
 
 
-def ship(
-    release: ReleasePlan,
-    built: Built,
-    source: Source,
-    platform: Platform,
-    runner: Runner,
-    journal: Journal,
-    timing: Timing,
-) -> Finalized:
+def ship(scope: Scope, release: ReleasePlan, built: Built, source: Source) -> Finalized:
     """Create, ship and finalize; the record of the finalized release."""
+    platform, runner, journal = scope.platform, scope.runner, scope.journal
     created = platform.create(release.kind, release.description, source)
     journal.add(Created(created))
     runner.info(
@@ -40,7 +32,7 @@ def ship(
         journal.add(Shipped(Shipment(dict(versions))))
         runner.info(f"Pushed {versions[Artifact.IMAGE]}.")
 
-    finalized_at = timing.now()
+    finalized_at = scope.timing.now()
     finalized = Finalized(platform.finalize(created, Shipment(versions)), finalized_at)
     journal.add(finalized)
     runner.info(f"Finalized deploy {created.id}.")

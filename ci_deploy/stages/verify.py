@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ci_deploy.errors import RolloutError
-from ci_deploy.platform import Artifact, Platform, Release
-from ci_deploy.result import Journal, Seen
-from ci_deploy.runner import Runner
-from ci_deploy.timing import Timing
+from ci_deploy.platform import Artifact, Release
+from ci_deploy.result import Seen
+from ci_deploy.stages import Scope
 
 _SHOWN = {
     Artifact.DAGS: "DAG version",
@@ -28,19 +27,12 @@ def goal(release: Release) -> str:
     return " and ".join(parts) or "its new deploy"
 
 
-def wait_for(
-    release: Release,
-    what: str,
-    platform: Platform,
-    runner: Runner,
-    journal: Journal,
-    timing: Timing,
-    timeout: float,
-) -> None:
+def wait_for(scope: Scope, release: Release, what: str, timeout: float) -> None:
     """Poll until the environment runs ``release``; RolloutError when it fails or times out.
 
     ``what`` names the release in messages ("deploy X", "the rollback to deploy Y").
     """
+    platform, runner, journal, timing = scope.platform, scope.runner, scope.journal, scope.timing
     target = goal(release)
     started = timing.clock()
     deadline = started + timeout
@@ -65,20 +57,14 @@ def wait_for(
             timing.sleep(min(next(delays), remaining))
 
 
-def check_imports(
-    platform: Platform,
-    runner: Runner,
-    *,
-    since: datetime,
-    members: Sequence[str],
-    prefix: str,
-) -> None:
+def check_imports(scope: Scope, *, since: datetime, members: Sequence[str], prefix: str) -> None:
     """RolloutError when Airflow reports, since ``since``, an import error in a shipped file.
 
     ``prefix`` turns a tarball member into the repository path of its annotation. Import
     errors the platform cannot read are a notice, not a failure.
     """
-    found = platform.import_errors(since, members)
+    runner = scope.runner
+    found = scope.platform.import_errors(since, members)
     if found.unreadable:
         runner.notice(
             f"{found.unreadable}, so DAG import errors were not checked.",
