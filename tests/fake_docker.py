@@ -25,6 +25,8 @@ import hashlib
 import io
 import json
 import re
+import subprocess
+import sys
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -577,3 +579,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Docker-Experimental", "false")
         self.send_header("Ostype", "linux")
         self.send_header("Server", "Docker/27.0.0-fake (linux)")
+
+
+def sdk_loaded_after(script: str) -> list[str]:
+    """Which of the Docker SDK and requests a fresh interpreter has loaded after ``script``."""
+    check = f"{script}\nimport sys\nprint([m for m in ('docker', 'requests') if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return list(eval(done.stdout.strip().splitlines()[-1]))  # noqa: S307 - our own list literal
