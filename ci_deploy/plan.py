@@ -29,17 +29,6 @@ from ci_deploy.platform import (
 )
 from ci_deploy.source import CommitInfo
 
-_SHIPS = {
-    Artifact.DAGS: "the DAG tarball",
-    Artifact.BUNDLE: "the bundle",
-    Artifact.IMAGE: "the image",
-}
-_SHOWS = {
-    Artifact.DAGS: "the DAG version",
-    Artifact.BUNDLE: "the bundle",
-    Artifact.IMAGE: "the image tag",
-}
-
 
 @dataclass(frozen=True)
 class Detection:
@@ -180,13 +169,13 @@ def describe(plan: Plan) -> list[str]:
     if release is None:
         return ["Action: skip", f"Reason: {plan.reason}"]
     lines = [f"Action: deploy {release.kind}", f"Reason: {plan.reason}"]
-    lines.append("Ships: " + _listed(_SHIPS[a] for a in Artifact if a in release.artifacts))
+    lines.append("Ships: " + _listed(a.noun for a in Artifact if a in release.artifacts))
     if release.refusal is not None:
         lines.append(f"Not possible: {release.refusal.message}")
     if plan.wait_timeout is None:
         lines.append("Wait: no (wait: false)")
     else:
-        shows = [_SHOWS[a] for a in Artifact if a in release.shows]
+        shows = [f"the {a.version_name}" for a in Artifact if a in release.shows]
         what = f", showing {_listed(shows)}" if shows else ""
         lines.append(
             f"Wait: up to {plan.wait_timeout:.0f}s until the Deployment is healthy on the new "

@@ -53,6 +53,28 @@ class Artifact(StrEnum):
     IMAGE = "image"
     """The container image built from the project."""
 
+    @property
+    def noun(self) -> str:
+        """What it is, for messages: "the DAG tarball"."""
+        return _NOUNS[self]
+
+    @property
+    def version_name(self) -> str:
+        """What its version is called, for messages: "DAG version", "image tag"."""
+        return _VERSION_NAMES[self]
+
+
+_NOUNS = {
+    Artifact.DAGS: "the DAG tarball",
+    Artifact.BUNDLE: "the bundle",
+    Artifact.IMAGE: "the image",
+}
+_VERSION_NAMES = {
+    Artifact.DAGS: "DAG version",
+    Artifact.BUNDLE: "bundle version",
+    Artifact.IMAGE: "image tag",
+}
+
 
 class ReleaseState(StrEnum):
     """Where a release stands in the history."""

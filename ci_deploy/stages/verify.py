@@ -14,16 +14,10 @@ from ci_deploy.platform import Artifact, Release
 from ci_deploy.result import Seen
 from ci_deploy.stages import Scope
 
-_SHOWN = {
-    Artifact.DAGS: "DAG version",
-    Artifact.BUNDLE: "bundle version",
-    Artifact.IMAGE: "image tag",
-}
-
 
 def goal(release: Release) -> str:
     """What the environment must show to run ``release``, in words."""
-    parts = [f"{_SHOWN[a]} {release.versions[a]}" for a in Artifact if a in release.versions]
+    parts = [f"{a.version_name} {release.versions[a]}" for a in Artifact if a in release.versions]
     return " and ".join(parts) or "its new deploy"
 
 
