@@ -130,3 +130,25 @@ def test_emulator_command_serves_until_terminated() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+def test_emulator_command_without_the_test_kit_says_how_to_get_it() -> None:
+    """The action's image has no test kit: the command says so instead of a traceback."""
+    script = (
+        "import sys\n"
+        "sys.modules['ci_deploy_testkit'] = None  # as if not installed\n"
+        "from ci_deploy.cli import main\n"
+        "sys.exit(main(['emulator']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=local_environment(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "ci-deploy-testkit package, which is not installed" in done.stderr
+    assert "pip install ./testkit" in done.stderr
+    assert "Traceback" not in done.stderr
