@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ci_deploy.astro.wire import (
     LOG_SOURCES,
+    Deploy,
     Deployment,
     DeploymentLogs,
     DeploymentsPage,
@@ -235,3 +236,15 @@ def test_log_sources_are_the_spec_enum() -> None:
         "webserver",
         "worker",
     ]
+
+
+def test_deploys_order_by_creation_time_then_id_with_unreadable_times_first() -> None:
+    deploys = [
+        Deploy(id="b", createdAt="2026-01-02T00:00:00Z"),
+        Deploy(id="a", createdAt="2026-01-02T00:00:00Z"),
+        Deploy(id="z", createdAt="yesterday"),
+        Deploy(id="c", createdAt="2026-01-01T23:00:00-02:00"),  # 01:00 on the 2nd, UTC
+        Deploy(id="d", createdAt="2026-01-01T12:00:00"),  # no zone: UTC
+    ]
+    assert [d.id for d in sorted(deploys, key=lambda d: d.order)] == ["z", "d", "c", "a", "b"]
+    assert Deploy(id="x", createdAt="2026-01-01T12:00:00").created.tzinfo is not None

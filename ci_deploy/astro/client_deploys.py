@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from ci_deploy.astro import wire as models
 from ci_deploy.astro.client_core import Operations
 from ci_deploy.http import API_GET, API_POST
@@ -30,7 +28,7 @@ class DeployCalls(Operations):
             lambda page: (page.deploys, page.totalCount),
             lambda deploy: deploy.id,
         )
-        return sorted(found, key=_created_at)
+        return sorted(found, key=lambda deploy: deploy.order)
 
     def create_deploy(
         self, deployment_id: str, request: models.CreateDeployRequest
@@ -95,14 +93,3 @@ class DeployCalls(Operations):
         )
         path = self._deploy_path(deployment_id, deploy_id) + "/rollback"
         return self._session.request(call, "POST", path, models.Deploy, body=request)
-
-
-def _created_at(deploy: models.Deploy) -> tuple[datetime, str]:
-    """Sort key: creation time (unreadable times first), then id."""
-    try:
-        when = datetime.fromisoformat(deploy.createdAt)
-    except ValueError:
-        when = datetime.min
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when, deploy.id

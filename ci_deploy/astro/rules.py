@@ -9,7 +9,6 @@ deploy it restored).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 
 from ci_deploy.astro.wire import (
     DESCRIPTION_MAX,
@@ -203,7 +202,7 @@ def release_of(deploy: Deploy, earlier: Sequence[Deploy] = ()) -> Release:
         id=deploy.id,
         kind=deploy.type,
         state=_STATES.get(deploy.status, ReleaseState.FAILED),
-        created_at=created_at(deploy),
+        created_at=deploy.created,
         commit=deploy.git.commitSha if deploy.git else "",
         description=deploy.description or "",
         is_rollback=bool(deploy.rollbackFromId),
@@ -214,7 +213,7 @@ def release_of(deploy: Deploy, earlier: Sequence[Deploy] = ()) -> Release:
 
 def history_of(deploys: Sequence[Deploy]) -> list[Release]:
     """The deploy history as releases, oldest first."""
-    ordered = sorted(deploys, key=lambda d: (created_at(d), d.id))
+    ordered = sorted(deploys, key=lambda deploy: deploy.order)
     return [release_of(deploy, ordered[:index]) for index, deploy in enumerate(ordered)]
 
 
@@ -236,15 +235,6 @@ def restored_deploy(rollback: Deploy, earlier: Sequence[Deploy]) -> Deploy:
         if same_dags or (not rollback.dagTarballVersion and same_image):
             return deploy
     return rollback
-
-
-def created_at(deploy: Deploy) -> datetime:
-    """When ``deploy`` was created; an unreadable time sorts first."""
-    try:
-        when = datetime.fromisoformat(deploy.createdAt)
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def rollout_state(deployment: Deployment, versions: Mapping[Artifact, str]) -> Observation:

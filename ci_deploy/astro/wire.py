@@ -213,6 +213,20 @@ class Deploy(_Response):
     rollbackFromId: str | None = None
     git: DeployGit | None = None
 
+    @property
+    def created(self) -> datetime:
+        """``createdAt`` as a time (UTC when it has no zone); an unreadable one sorts first."""
+        try:
+            when = datetime.fromisoformat(self.createdAt)
+        except ValueError:
+            return datetime.min.replace(tzinfo=UTC)
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        """The history's order: creation time, then id."""
+        return self.created, self.id
+
 
 class DeploysPage(_Response):
     deploys: list[Deploy]
