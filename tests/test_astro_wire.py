@@ -246,5 +246,5 @@ def test_deploys_order_by_creation_time_then_id_with_unreadable_times_first() ->
         Deploy(id="c", createdAt="2026-01-01T23:00:00-02:00"),  # 01:00 on the 2nd, UTC
         Deploy(id="d", createdAt="2026-01-01T12:00:00"),  # no zone: UTC
     ]
-    assert [d.id for d in sorted(deploys, key=lambda d: d.order)] == ["z", "d", "c", "a", "b"]
+    assert [d.id for d in sorted(deploys, key=lambda d: d.order)] == ["z", "d", "a", "b", "c"]
     assert Deploy(id="x", createdAt="2026-01-01T12:00:00").created.tzinfo is not None
