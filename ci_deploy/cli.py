@@ -73,19 +73,19 @@ def deploy(
     except InputError as exc:
         for problem in exc.problems:
             runner.error(problem.message, title=f"Invalid input '{problem.name}'")
-        result = _failed(exc, raw.get("deployment-id", "").strip())
+        result = _failed(exc, raw)
     except CiDeployError as exc:
-        result = _failed(exc, raw.get("deployment-id", "").strip())
+        result = _failed(exc, raw)
     except Exception as exc:  # a bug: say so plainly, keep the traceback for debug logs
         runner.debug(traceback.format_exc())
-        result = _failed(unexpected_error(exc), raw.get("deployment-id", "").strip())
+        result = _failed(unexpected_error(exc), raw)
     return _finish(runner, result, context)
 
 
-def _failed(error: CiDeployError, deployment_id: str) -> RunResult:
-    """The result of a run that failed before it started."""
+def _failed(error: CiDeployError, raw: Mapping[str, str]) -> RunResult:
+    """The result of a run that failed before it started (``raw``: the inputs as given)."""
     journal = Journal()
-    journal.add(Subject(deployment_id))
+    journal.add(Subject(raw.get("deployment-id", "").strip()))
     return assemble(journal, error, 0.0)
 
 

@@ -56,7 +56,7 @@ def outputs(result: RunResult) -> dict[str, str]:
         "rolled-back": _bool(result.rollback is not None),
         "deployment-url": result.subject.environment.url if result.subject.environment else "",
         "changed-files": json.dumps(list(changes.files) if changes else [], ensure_ascii=False),
-        "base-sha": base.sha or "" if base is not None else "",
+        "base-sha": (base.sha or "") if base is not None else "",
         "base-source": base.source if base is not None else "",
         "rollback-deploy-id": result.rollback.release.id if result.rollback is not None else "",
     }

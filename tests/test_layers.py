@@ -29,8 +29,8 @@ PURE = (
 )
 """Decisions and records over plain data: no git, no network, no engine, no runner."""
 
-IMAGE_CODE = ("ci_deploy.image", "ci_deploy.engine_stream")
-"""The modules that talk to the Docker engine."""
+IMAGE_CODE = ("ci_deploy.image",)
+"""The module that talks to the Docker engine."""
 
 IO_LIBRARIES = ("git", "docker", "requests", "httpx", "github_action_utils")
 IO_MODULES = (
@@ -90,8 +90,6 @@ def imports_any(module: str, prefixes: tuple[str, ...]) -> list[str]:
 
 def test_every_listed_module_exists() -> None:
     for name in (*PURE, *IO_MODULES):
-        if name == "ci_deploy.gitfetch" and name not in modules():
-            continue  # the fetching half of gitrepo, when split out
         assert name in modules(), name
 
 
