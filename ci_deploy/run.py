@@ -51,9 +51,9 @@ from ci_deploy.timing import Timing
 if TYPE_CHECKING:
     from ci_deploy.image import ImageBuilder
 
-#: Makes the platform for a run: (inputs, runner, the run's image builder, sleep).
+#: Makes the platform for a run: (inputs, runner, the run's image builder, the run's timing).
 PlatformFactory = Callable[
-    [Inputs, Runner, Callable[[], "ImageBuilder"], Callable[[float], None]],
+    [Inputs, Runner, Callable[[], "ImageBuilder"], Timing],
     AbstractContextManager[Platform],
 ]
 
@@ -62,11 +62,11 @@ def _astro(
     inputs: Inputs,
     runner: Runner,
     images: Callable[[], ImageBuilder],
-    sleep: Callable[[float], None],
+    timing: Timing,
 ) -> AbstractContextManager[Platform]:
     from ci_deploy.astro.platform import connect
 
-    return connect(inputs, runner, images, sleep)
+    return connect(inputs, runner, images, timing)
 
 
 def _engine(runner: Runner) -> ImageBuilder:
@@ -98,7 +98,7 @@ def run(
         with (
             _cancellable(),
             open_checkout(inputs, context, runner) as checkout,
-            dependencies.platform(inputs, runner, images.get, timing.sleep) as platform,
+            dependencies.platform(inputs, runner, images.get, timing) as platform,
         ):
             scope = Scope(platform, runner, journal, timing)
             _Stages(inputs, context, scope, checkout, images).run()

@@ -29,9 +29,11 @@ def _utc_now() -> datetime:
 @dataclass(frozen=True)
 class Timing:
     """The clocks of a run: ``clock`` (monotonic seconds) and ``sleep`` pace the waits,
-    ``poll_delays`` makes each wait's schedule, ``now`` stamps events for log queries."""
+    ``poll_delays`` makes each wait's schedule, ``now`` stamps events for log queries,
+    ``request_timeout`` is how long one HTTP request may wait for its answer (seconds)."""
 
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     poll_delays: Callable[[], Iterator[float]] = field(default=poll_delays)
     now: Callable[[], datetime] = _utc_now
+    request_timeout: float = 30.0

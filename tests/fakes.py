@@ -235,7 +235,7 @@ def platform_factory(
 
     @contextmanager
     def make(
-        inputs: Inputs, runner: Runner, images: Callable[[], Any], sleep: Callable[[float], None]
+        inputs: Inputs, runner: Runner, images: Callable[[], Any], timing: Timing
     ) -> Iterator[Platform]:
         yield platform
 

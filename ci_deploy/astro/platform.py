@@ -47,6 +47,7 @@ from ci_deploy.platform import (
 )
 from ci_deploy.runner import Runner
 from ci_deploy.source import Source
+from ci_deploy.timing import Timing
 
 if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage, ImageBuilder
@@ -292,9 +293,11 @@ def connect(
     inputs: Inputs,
     runner: Runner,
     images: Callable[[], ImageBuilder],
-    sleep: Callable[[float], None] = time.sleep,
+    timing: Timing | None = None,
 ) -> Iterator[AstroPlatform]:
     """The Astro platform for ``inputs``, its HTTP connections closed on the way out."""
+    timing = timing or Timing()
+    sleep = timing.sleep
     token = inputs.api_token.get_secret_value()
     settings = AstroSettings(
         deployment_id=inputs.deployment_id,
@@ -310,6 +313,7 @@ def connect(
         client_identifier="github-action" if runner.in_github else "ci-deploy",
         on_retry=runner.info,
         sleep=sleep,
+        timeout=timing.request_timeout,
     ) as client:
         yield AstroPlatform(
             client, settings, runner, registry_password=token, images=images, sleep=sleep
