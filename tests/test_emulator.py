@@ -1243,6 +1243,116 @@ def test_a_dropped_answer_is_a_transport_error_after_processing(
     assert api.get(DEMO_DEPLOYMENT_ID).status_code == 200
 
 
+def test_a_drop_before_processing_changes_nothing_and_looks_like_a_lost_answer(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    emu.faults.add_drop("POST", r"/deploys$", processed=False)
+    emu.faults.add_drop("POST", r"/deploys$")
+    with pytest.raises(httpx.TransportError) as before:
+        api.post(deploys_path(), json={"type": "DAG_ONLY", "description": "never made"})
+    assert len(emu.deploys(DEMO_DEPLOYMENT_ID)) == 1, "not processed"
+    with pytest.raises(httpx.TransportError) as after:
+        api.post(deploys_path(), json={"type": "DAG_ONLY", "description": "lost answer"})
+    assert [d["description"] for d in emu.deploys(DEMO_DEPLOYMENT_ID)][1:] == ["lost answer"]
+    assert type(before.value) is type(after.value), "the client cannot tell them apart"
+    assert emu.faults.pending == 0
+    assert len([r for r in emu.requests if r.path.endswith("/deploys")]) == 2
+
+
+def test_a_late_request_is_processed_only_when_its_release_arrives(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    emu.faults.add_late("POST", r"/deploys$", until=("GET", r"/deploys$"))
+    with pytest.raises(httpx.TransportError):
+        api.post(deploys_path(), json={"type": "DAG_ONLY", "description": "late"})
+    assert len(emu.deploys(DEMO_DEPLOYMENT_ID)) == 1, "not processed yet"
+    listed = api.get(deploys_path()).json()["deploys"]
+    assert "late" in [d.get("description") for d in listed], "processed before the GET"
+    assert emu.faults.pending == 0
+    api.get(deploys_path())
+    assert len(emu.deploys(DEMO_DEPLOYMENT_ID)) == 2, "processed once"
+
+
+def test_a_slow_answer_is_processed_at_once_and_sent_late(emu: Emulator, api: httpx.Client) -> None:
+    emu.faults.add_slow("POST", r"/deploys$", 2.0)
+    emu.faults.add_slow("GET", r"/deploys$", 0.3)
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        api.post(deploys_path(), json={"type": "DAG_ONLY", "description": "slow"}, timeout=0.2)
+    assert time.monotonic() - started < 1.5, "the client gave up before the answer"
+    assert emu.deploys(DEMO_DEPLOYMENT_ID)[-1]["description"] == "slow", "processed at once"
+    started = time.monotonic()
+    response = api.get(deploys_path())
+    assert time.monotonic() - started >= 0.3
+    assert response.status_code == 200 and response.json()["totalCount"] == 2
+    assert emu.faults.pending == 0
+    assert api.get(deploys_path()).status_code == 200, "the next answer is on time"
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 10.5])
+def test_slow_faults_are_bounded(emu: Emulator, seconds: float) -> None:
+    with pytest.raises(ValueError, match="seconds"):
+        emu.faults.add_slow("GET", ".", seconds)
+    assert emu.faults.pending == 0
+
+
+def test_stop_does_not_wait_for_a_slow_answer() -> None:
+    emulator = Emulator(rollout_seconds=0).start()
+    emulator.faults.add_slow("GET", r"/deployments/", 10)
+    url = f"{emulator.api_url}/organizations/{emulator.organization_id}/deployments/"
+    outcome: queue.Queue[BaseException | int] = queue.Queue()
+
+    def get() -> None:
+        try:
+            headers = {"Authorization": f"Bearer {emulator.token}"}
+            outcome.put(httpx.get(url + DEMO_DEPLOYMENT_ID, headers=headers, timeout=8).status_code)
+        except httpx.HTTPError as exc:
+            outcome.put(exc)
+
+    threading.Thread(target=get, daemon=True).start()
+    deadline = time.monotonic() + 5
+    while not emulator.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert emulator.requests, "the request arrived"
+    started = time.monotonic()
+    emulator.stop()
+    assert time.monotonic() - started < 2
+    assert isinstance(outcome.get(timeout=2), httpx.TransportError), "closed, not answered"
+
+
+def test_a_rule_after_another_request_is_armed_only_once_that_arrived(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    emu.faults.add("GET", r"/deployments/[^/]+$", 500, after=("POST", r"/finalize$"))
+    emu.faults.add_drop("GET", r"/deploys$", processed=False, after=("post", r"/rollback$"))
+    emu.faults.add_slow("GET", r"/deployments/[^/]+$", 0.2, after=("POST", r"/rollback$"))
+    assert api.get(DEMO_DEPLOYMENT_ID).status_code == 200, "not armed before the finalize"
+    assert api.get(deploys_path()).status_code == 200
+    assert emu.faults.pending == 3, "unarmed rules are pending"
+    deploy_dags(api)
+    assert_error(api.get(DEMO_DEPLOYMENT_ID), 500)
+    assert api.get(DEMO_DEPLOYMENT_ID).status_code == 200, "count=1: once"
+    settled(emu)
+    assert emu.faults.pending == 2
+    seeded = emu.deploys(DEMO_DEPLOYMENT_ID)[0]
+    assert rollback(api, seeded["id"]).status_code == 200
+    with pytest.raises(httpx.TransportError):
+        api.get(deploys_path())
+    started = time.monotonic()
+    assert api.get(DEMO_DEPLOYMENT_ID).status_code == 200
+    assert time.monotonic() - started >= 0.2
+    assert emu.faults.pending == 0
+
+
+def test_the_request_that_arms_a_rule_is_not_taken_by_it(emu: Emulator, api: httpx.Client) -> None:
+    emu.faults.add("POST", r"/deploys$", 503, after=("POST", r"/deploys$"))
+    create(api)
+    assert_error(api.post(deploys_path(), json={"type": "DAG_ONLY"}), 503)
+    create(api)
+    assert emu.faults.pending == 0
+    assert len(emu.deploys(DEMO_DEPLOYMENT_ID)) == 3
+
+
 def test_requests_are_recorded(emu: Emulator, api: httpx.Client) -> None:
     api.get(deploys_path(), params={"limit": 5})
     deploy = create(api, description="recorded")

@@ -9,7 +9,8 @@ One ``ThreadingHTTPServer`` on a background thread serves three things on one po
 - ``/ui/deployments/<id>``: a page for the Deployment's ``uiUrl``.
 
 Every request is recorded in :attr:`Emulator.requests` before anything else happens, then
-:attr:`Emulator.faults` may answer it instead, then it is handled under one lock.
+:attr:`Emulator.faults` may answer it instead or drop it, then it is handled under one lock;
+a slow fault then waits, outside that lock, before the answer goes out.
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ class Emulator:
         )
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._stopping = threading.Event()  # wakes the handlers of slow faults on stop()
+        self._late: list[tuple[RecordedRequest, tuple[str, str]]] = []  # late faults' requests
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -159,6 +162,7 @@ class Emulator:
         if self._closed:
             return
         self._closed = True
+        self._stopping.set()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -338,16 +342,40 @@ class Emulator:
         """The answer to ``request``; None to close the connection without one."""
         with self._state.lock:
             self.requests.append(request)
+        self._handle_late(request)
         fault = self.faults.take(request.method, request.path)
-        if fault is not None and not fault.drop:
+        if fault is not None and fault.until is not None:
+            with self._state.lock:
+                self._late.append((request, fault.until))
+            return None  # handled later, by _handle_late
+        if fault is not None and fault.status is not None:
             return _fault_response(fault, request.path)
+        if fault is not None and not fault.processed:
+            return None  # dropped before processing
         try:
             with self._state.lock:
                 response = self._dispatch(request)
         except Exception as exc:  # an emulator bug: answer it instead of hanging the client
             traceback.print_exc()
             response = ApiProblem(500, f"emulator error: {exc!r}").response()
-        return None if fault is not None else response
+        if fault is None:
+            return response
+        if fault.slow and not self._stopping.wait(fault.delay):  # outside the state lock
+            return response
+        return None  # dropped after processing, or stopped while answering late
+
+    def _handle_late(self, request: RecordedRequest) -> None:
+        """Handle the held requests of late faults that ``request`` releases; their answers
+        go nowhere (their clients are gone)."""
+        with self._state.lock:
+            due = [
+                held
+                for held, (method, regex) in self._late
+                if method in ("*", request.method.upper()) and re.search(regex, request.path)
+            ]
+            self._late = [entry for entry in self._late if entry[0] not in due]
+            for held in due:
+                self._dispatch(held)
 
     def _dispatch(self, request: RecordedRequest) -> Response:
         for prefix, handle in self._routes:
@@ -473,12 +501,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._log(request, "dropped")
             return
-        self.send_response(response.status)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.write(response.body)
+        except OSError:  # the client left first (e.g. it timed out on a slow fault)
+            self.close_connection = True
+            self._log(request, "client gone")
+            return
         self._log(request, str(response.status))
 
     def _read_body(self, headers: dict[str, str]) -> bytes:
