@@ -5,6 +5,11 @@ event's base (a push's ``before``, a pull request's base, a merge group's base),
 the user names with ``compare-to``. Extracting them and choosing among them is pure; whether
 a candidate is usable (fetched, an ancestor of HEAD) is asked of a probe that the
 orchestration supplies, so every rule is tested without git or a server.
+
+The deployed commit comes first because the event's base may be newer than what the
+Deployment runs: a change made in between would never be deployed. So when the deployed
+commit is known but cannot be reached (its history lies beyond what a shallow clone could
+fetch), no other base is taken, and everything is deployed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ci_deploy.errors import GitError
-from ci_deploy.platform import Release, ReleaseState
+from ci_deploy.history import running
+from ci_deploy.platform import Artifact, Release
 from ci_deploy.source import is_null_sha
 
 BaseSource = Literal["deployed", "event", "input", "none"]
@@ -49,28 +55,60 @@ class BaseChoice:
     head: str = ""
 
 
-#: Tells whether a candidate can be used: its full sha, or None and the reason it cannot.
-Probe = Callable[[Candidate, bool], tuple[str | None, str]]
+@dataclass(frozen=True)
+class Probed:
+    """A probe's answer: the candidate's full sha, or None and why it cannot be used.
+
+    ``uncertain`` (with ``sha`` None): the candidate could not be checked, e.g. a commit that
+    may be an ancestor of HEAD beyond the history that could be fetched; it says nothing
+    about whether the candidate is usable.
+    """
+
+    sha: str | None
+    why: str = ""
+    uncertain: bool = False
 
 
-def deployed_candidate(history: Sequence[Release]) -> tuple[Candidate | None, str]:
-    """The commit the Deployment runs: the newest live release with a known commit.
+#: Tells whether a candidate can be used (the bool: it must be an ancestor of HEAD).
+Probe = Callable[[Candidate, bool], Probed]
+
+NO_BASE = "no usable base commit"
+"""The reason of a choice without a base when no candidate could be used."""
+
+DEPLOYED_OUT_OF_REACH = (
+    "the commit the Deployment runs could not be reached, and a later base could miss "
+    "changes it lacks"
+)
+"""The reason of a choice without a base when the deployed commit could not be checked."""
+
+
+def deployed_candidate(
+    history: Sequence[Release], shows: Mapping[Artifact, str] | None = None
+) -> tuple[Candidate | None, str]:
+    """The commit the Deployment runs: the release it runs (see
+    :func:`ci_deploy.history.running`; ``shows``: the versions it runs), when it carries one.
 
     A rollback counts as the commit of the release it restored; failing that, its own.
     ``history`` is oldest first.
     """
     if not history:
         return None, "the Deployment has no deploy history"
-    releases = {release.id: release for release in history}
-    for release in reversed(history):
-        if release.state is not ReleaseState.LIVE:
-            continue
-        source = releases.get(release.restores, release)
-        if source.commit:
-            how = f", a rollback to deploy {source.id}" if source is not release else ""
-            label = f"deploy {release.id} ({release.created_at:%Y-%m-%dT%H:%M:%SZ}{how})"
-            return Candidate("deployed", source.commit, label), ""
-    return None, "no DEPLOYED deploy in the history carries a git commit"
+    release = running(history, shows)
+    if release is None:
+        if shows:
+            seen = ", ".join(f"{a.version_name} {v}" for a, v in shows.items())
+            return (
+                None,
+                f"no DEPLOYED deploy in the history shipped what the Deployment runs ({seen})",
+            )
+        return None, "no DEPLOYED deploy in the history"
+    releases = {r.id: r for r in history}
+    source = releases.get(release.restores, release)
+    if not source.commit:
+        return None, f"deploy {release.id}, which the Deployment runs, carries no git commit"
+    how = f", a rollback to deploy {source.id}" if source is not release else ""
+    label = f"deploy {release.id} ({release.created_at:%Y-%m-%dT%H:%M:%SZ}{how})"
+    return Candidate("deployed", source.commit, label), ""
 
 
 def event_candidate(event_name: str, event: Mapping[str, Any]) -> tuple[Candidate | None, str]:
@@ -113,18 +151,20 @@ def choose_base(
     """Choose the base for ``compare-to`` (``auto``, ``deployed``, ``event`` or a rev).
 
     ``auto`` takes the deployed commit when it can be had and is an ancestor of HEAD, else
-    the event's base, else none. A rev named by the user must resolve, or it is an error.
+    the event's base, else none; a deployed commit the probe could not check
+    (``uncertain``) means none, never the event's base. A rev named by the user must
+    resolve, or it is an error.
     """
     if compare_to not in ("auto", "deployed", "event"):
         named = Candidate("input", compare_to, f"compare-to {compare_to}")
-        sha, why = probe(named, False)
-        if sha is None:
+        found = probe(named, False)
+        if found.sha is None:
             raise GitError(
                 f"compare-to {compare_to!r} is not a commit in the checkout nor on origin "
-                f"({why}). Give a commit SHA or a ref that exists, or use auto.",
+                f"({found.why}). Give a commit SHA or a ref that exists, or use auto.",
                 title="Invalid input 'compare-to'",
             )
-        return BaseChoice(sha, "input", named.label, "named by compare-to")
+        return BaseChoice(found.sha, "input", named.label, "named by compare-to")
 
     order: list[tuple[tuple[Candidate | None, str], bool]] = []
     if compare_to in ("auto", "deployed"):
@@ -137,11 +177,11 @@ def choose_base(
         if candidate is None:
             rejected.append(missing_why)
             continue
-        sha, why = probe(candidate, needs_ancestor)
-        if sha is not None:
+        found = probe(candidate, needs_ancestor)
+        if found.sha is not None:
             reason = f"compare-to is {compare_to}"
             return BaseChoice(
-                sha,
+                found.sha,
                 candidate.source,
                 candidate.label,
                 reason,
@@ -149,5 +189,7 @@ def choose_base(
                 candidate.merge_base,
                 candidate.head,
             )
-        rejected.append(f"{candidate.label}: {why}")
-    return BaseChoice(None, "none", "", "no usable base commit", tuple(rejected))
+        rejected.append(f"{candidate.label}: {found.why}")
+        if found.uncertain and candidate.source == "deployed":
+            return BaseChoice(None, "none", "", DEPLOYED_OUT_OF_REACH, tuple(rejected))
+    return BaseChoice(None, "none", "", NO_BASE, tuple(rejected))

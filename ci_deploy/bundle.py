@@ -11,7 +11,12 @@ folder's contents with no prefix (``<relative POSIX path>``), as Astro's BUNDLE 
 - ``__pycache__`` and ``.git`` entries and ``*.pyc`` files are left out at any depth (and
   ``.venv`` entries too in the BUNDLE archive);
 - symlinks that resolve inside the folder are stored as the content they point to; links that
-  leave the folder, are broken or lead back to a parent folder are errors.
+  leave the folder, are broken or lead back to a parent folder are errors;
+- a Git LFS pointer file (a checkout made without ``lfs: true``) is an error: the pointer,
+  not the file it stands for, would be deployed;
+- member names keep a file name's bytes even when they are not UTF-8 (on Linux a name is
+  bytes; Python holds the undecodable ones as surrogates): :func:`shown` is such a name as
+  text for logs and messages.
 """
 
 from __future__ import annotations
@@ -30,6 +35,21 @@ from ci_deploy.errors import BundleError
 _DAG_EXCLUDED_NAMES = frozenset({"__pycache__", ".git"})
 _BUNDLE_EXCLUDED_NAMES = _DAG_EXCLUDED_NAMES | {".venv"}
 _EXCLUDED_SUFFIXES = (".pyc",)
+
+# A Git LFS pointer file: under 1024 bytes, starting with this line's key and value
+# (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md).
+_LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1"
+_LFS_POINTER_MAX_SIZE = 1024
+
+
+def shown(name: str) -> str:
+    """A file name as text that any UTF-8 log, output or annotation takes.
+
+    Bytes of the name that are not UTF-8 (surrogates in a name read from the file system)
+    become ``\\xNN``, as git's own output is decoded (:func:`ci_deploy.gitrepo.run_git`):
+    ``dags/caf\\xe9.py``. A valid name is returned as is.
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -151,7 +171,9 @@ def _pack(folder: Path, *, prefix: str, excluded_names: frozenset[str], what: st
     entries.sort(key=lambda e: e.member)
 
     buffer = io.BytesIO()
+    pointers: list[str] = []
     # GzipFile with mtime=0 and filename="" keeps the gzip header free of time and name.
+    # A member name that is not UTF-8 goes into a PAX header as its bytes (hdrcharset=BINARY).
     with (
         gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar,
@@ -160,10 +182,22 @@ def _pack(folder: Path, *, prefix: str, excluded_names: frozenset[str], what: st
             try:
                 with open(item.source, "rb") as fh:
                     st = os.fstat(fh.fileno())
+                    if st.st_size < _LFS_POINTER_MAX_SIZE:
+                        if fh.read(len(_LFS_POINTER_START)) == _LFS_POINTER_START:
+                            pointers.append(shown(item.member))
+                        fh.seek(0)
                     info = _tarinfo(item.member, st.st_size, bool(st.st_mode & stat.S_IXUSR))
                     tar.addfile(info, fh)
             except OSError as exc:
                 raise BundleError(f"cannot read {item.display!r} in {what}: {exc}") from exc
+    if pointers:
+        raise BundleError(
+            f"{what[0].upper()}{what[1:]} holds Git LFS pointers, not the files they stand for: "
+            f"{', '.join(pointers)}. The checkout did not download the Git LFS files, so "
+            "nothing was deployed. Set lfs: true on actions/checkout (or run git lfs pull "
+            "before this step).",
+            title="Git LFS files not downloaded",
+        )
     data = buffer.getvalue()
     return Bundle(
         data=data,

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from ci_deploy import __version__, report
+from ci_deploy.cancel import guarded
 from ci_deploy.errors import CiDeployError, InputError, unexpected_error
 from ci_deploy.github import GitHubContext, load_context
 from ci_deploy.inputs import INPUTS, load_inputs, raw_inputs, resolve_token
@@ -59,7 +60,16 @@ def deploy(
 
     Returns the exit code: 0 deployed, skipped or planned; 1 failed.
     """
-    runner = Runner(environ, stream)
+    with guarded():  # a second SIGTERM must not cut the outputs and the summary off
+        return _deploy(environ, flags, dependencies, Runner(environ, stream))
+
+
+def _deploy(
+    environ: Mapping[str, str],
+    flags: Mapping[str, str | None],
+    dependencies: Dependencies | None,
+    runner: Runner,
+) -> int:
     raw = raw_inputs(environ, flags)
     runner.mask(resolve_token(raw, environ))  # before anything else is printed
     runner.info(f"ci-deploy {__version__}")
@@ -92,6 +102,9 @@ def _failed(error: CiDeployError, raw: Mapping[str, str]) -> RunResult:
 def _finish(runner: Runner, result: RunResult, context: GitHubContext) -> int:
     if result.error is not None and not isinstance(result.error, InputError):
         runner.error(report.failure_message(result), title=result.error.title)
+    cut = report.changed_files_cut(result)
+    if cut:
+        runner.warning(cut, title="changed-files cut")
     runner.set_outputs(report.outputs(result))
     runner.append_summary(report.summary(result, context))
     return 1 if result.error is not None else 0

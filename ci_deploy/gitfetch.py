@@ -25,6 +25,9 @@ from ci_deploy.source import is_null_sha
 FETCH_TIMEOUT_SECONDS = 300.0
 """How long one ``git fetch`` from origin may run before it is killed."""
 
+MAX_DEPTH = 4096
+"""How many commits deep :func:`connect_history` deepens a shallow clone at most."""
+
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _ABBREVIATED_SHA = re.compile(r"[0-9a-fA-F]{4,63}")
 # What git's check-ref-format refuses, plus a leading "+" (a forced refspec) or "-".
@@ -42,6 +45,11 @@ class Resolved:
     """The full sha of the commit, now present locally; None when it could not be had."""
     detail: str
     """What happened, for the log ("present locally", "fetched from origin", or why not)."""
+    uncertain: bool = False
+    """When ``sha`` is None: whether the commit may yet be in HEAD's history, out of reach
+    (a shallow clone that could not fetch it: no origin, a fetch that failed or timed out, a
+    rev that cannot be fetched). False when it surely is not: origin has no such commit, the
+    rev names none, or the clone is complete (it holds every commit of HEAD's history)."""
 
 
 def _quiet(_message: str) -> None:
@@ -83,6 +91,18 @@ def _fetch_target(rev: str) -> tuple[str, bool] | None:
     return rev, False
 
 
+def _origin_lacks(rev: str, is_sha: bool, result: GitOutput) -> bool:
+    """Whether the failed ``git fetch`` ``result`` of ``rev`` is origin answering that it has
+    no such commit, rather than a fetch that could not ask (network, timeout...) or a name
+    that may be an abbreviated sha, which cannot be asked for."""
+    if result.status < 0:
+        return False
+    lowered = result.stderr.lower()
+    if is_sha:
+        return any(marker in lowered for marker in _GONE_FROM_ORIGIN)
+    return "couldn't find remote ref" in lowered and not _ABBREVIATED_SHA.fullmatch(rev)
+
+
 def _fetch_failure(rev: str, is_sha: bool, result: GitOutput) -> str:
     """Why ``git fetch`` of ``rev`` failed, in words for the log."""
     if result.status < 0:
@@ -107,7 +127,8 @@ def ensure_commit(
     "refs/heads/x"). An empty or all-zero ``rev`` (a push that created the branch) and
     one that is no rev (see :func:`ci_deploy.gitrepo.is_rev`) are answered without
     running git. A commit that cannot be had (force-pushed away, no origin, no network...)
-    is not an error: ``sha`` is None and ``detail`` says why. A shallow repository fetches
+    is not an error: ``sha`` is None, ``detail`` says why and ``uncertain`` whether the
+    commit may still be in HEAD's history. A shallow repository fetches
     with ``--depth=1`` (see :func:`connect_history` for the history in between); a
     complete one fetches without a depth, so it stays complete and only the missing
     commits are transferred. Raises GitError only when git cannot be run in the
@@ -123,18 +144,21 @@ def ensure_commit(
     local = resolve_commit(repo, rev)
     if local is not None:
         return Resolved(local, "present locally")
+    # Out of reach, a commit may still be in HEAD's history, unless the clone holds it all.
+    shallow = is_shallow(repo)
     target = _fetch_target(rev)
     if target is None:
         return Resolved(
-            None, "not present locally, and only a full sha or a ref name can be fetched"
+            None, "not present locally, and only a full sha or a ref name can be fetched", shallow
         )
     if not _has_origin(repo):
-        return Resolved(None, "no remote named origin")
+        return Resolved(None, "no remote named origin", shallow)
     name, is_sha = target
     (log or _quiet)(f"Fetching {rev} from origin")
-    result = _fetch(repo, *(["--depth=1"] if is_shallow(repo) else []), "origin", name)
+    result = _fetch(repo, *(["--depth=1"] if shallow else []), "origin", name)
     if result.status != 0:
-        return Resolved(None, _fetch_failure(rev, is_sha, result))
+        lacks = _origin_lacks(rev, is_sha, result)
+        return Resolved(None, _fetch_failure(rev, is_sha, result), shallow and not lacks)
     fetched = resolve_commit(repo, name if is_sha else "FETCH_HEAD")
     if fetched is None:
         return Resolved(None, "fetched from origin, but it is not a commit")
@@ -150,12 +174,30 @@ def _shallow_commits(repo: git.Repo) -> frozenset[str]:
         return frozenset()
 
 
+def _truncated(repo: git.Repo, tips: tuple[str, ...]) -> dict[str, int]:
+    """How many commits each tip's history has here, for the histories a shallow boundary
+    cuts off (a complete history is left out)."""
+    shallow = _shallow_commits(repo)
+    truncated: dict[str, int] = {}
+    for tip in dict.fromkeys(tips):
+        history = run_git(repo, "rev_list", tip).stdout.split()
+        if shallow.intersection(history):
+            truncated[tip] = len(history)
+    return truncated
+
+
+def histories_complete(repo: git.Repo, *tips: str) -> bool:
+    """Whether the local history of every commit in ``tips`` is whole: no shallow boundary
+    cuts it off, so what git answers about their ancestry is final."""
+    return not is_shallow(repo) or not _truncated(repo, tips)
+
+
 def connect_history(
     repo: git.Repo,
     base: str,
     head: str,
     *,
-    max_depth: int = 4096,
+    max_depth: int = MAX_DEPTH,
     log: Callable[[str], None] | None = None,
 ) -> str | None:
     """The merge base of commits ``base`` and ``head`` (both present), fetching history as needed.
@@ -165,7 +207,8 @@ def connect_history(
     n = 2, 4, 8, ... up to ``max_depth``, retrying after each step (each is logged). A
     depth is only used when it exceeds the history already present, so nothing fetched
     before is cut off, and a complete history is never made shallow. Returns None when
-    the histories are unrelated, ``max_depth`` is reached or a fetch fails.
+    the histories are unrelated, ``max_depth`` is reached or a fetch fails
+    (:func:`histories_complete` tells the first from the others).
     """
     say = log or _quiet
     found = merge_base(repo, base, head)
@@ -177,14 +220,7 @@ def connect_history(
     pair = f"{base[:12]} and {head[:12]}"
     depth = 2
     while True:
-        # How many commits each tip's history has here, for the histories a shallow
-        # boundary cuts off (a complete history is left out).
-        shallow = _shallow_commits(repo)
-        truncated: dict[str, int] = {}
-        for tip in dict.fromkeys((head, base)):
-            history = run_git(repo, "rev_list", tip).stdout.split()
-            if shallow.intersection(history):
-                truncated[tip] = len(history)
+        truncated = _truncated(repo, (head, base))
         if not truncated:
             return None  # both histories are complete and share no commit
         longest = max(truncated.values())

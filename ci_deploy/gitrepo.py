@@ -80,6 +80,9 @@ def run_git(
 ) -> GitOutput:
     """Run ``git <command> <args>`` in ``repo``; stdout decoded as UTF-8, newlines kept.
 
+    Bytes that are not UTF-8 (a file name's, say) become ``\\xNN``, as
+    :func:`ci_deploy.bundle.shown` writes a file name read from the file system.
+
     With ``check``, a non-zero exit raises GitError quoting git's stderr; without, the
     caller reads ``status``. A command still running after ``timeout`` seconds is killed
     (a negative status). A git that cannot be started at all always raises GitError.
@@ -99,7 +102,7 @@ def run_git(
     except git.GitCommandError as exc:
         raise GitError(f"could not run git {command}: {_scrub(str(exc))}") from exc
     if isinstance(stdout, bytes):
-        stdout = stdout.decode("utf-8", errors="replace")
+        stdout = stdout.decode("utf-8", errors="backslashreplace")
     result = GitOutput(int(status), str(stdout or ""), str(stderr or ""))
     if check and result.status != 0:
         detail = _scrub(result.stderr.strip()) or f"exit code {result.status}"
@@ -213,6 +216,32 @@ def repo_relative(repo: git.Repo, path: Path) -> str:
     except ValueError:
         raise GitError(f"{path} is outside the git checkout at {top}") from None
     return rel.as_posix() or "."
+
+
+def unfetched_submodules(repo: git.Repo, folder: Path) -> list[str]:
+    """The submodules under ``folder`` whose files the working tree lacks, sorted.
+
+    A submodule is a gitlink entry (mode 160000) in the index; a checkout made without its
+    submodules (actions/checkout's default) leaves its folder empty. Repository-relative
+    POSIX paths. Raises GitError when ``folder`` lies outside the working tree.
+    """
+    rel = repo_relative(repo, folder)
+    top = Path(repo.working_tree_dir or ".")
+    # "--" and :(literal): the folder is a path, never an option or a glob.
+    pathspec = () if rel == "." else ("--", f":(literal){rel}")
+    out = run_git(repo, "ls_files", "--stage", "-z", *pathspec)
+    lacking: list[str] = []
+    for entry in out.stdout.split("\x00"):
+        meta, _, path = entry.partition("\t")
+        if not meta.startswith("160000 "):
+            continue
+        try:
+            fetched = any((top / path).iterdir())
+        except OSError:  # missing, or not a folder
+            fetched = False
+        if not fetched:
+            lacking.append(path)
+    return sorted(lacking)
 
 
 def remote_url(repo: git.Repo) -> str | None:

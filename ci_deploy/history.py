@@ -1,35 +1,145 @@
-"""What a release history says, as pure functions: what runs now, and what ran before it.
+"""What a release history says, as pure functions: what runs now, what ran before it, and
+whether other runs' releases overlap ours.
 
 ``history`` is always oldest first, as :meth:`ci_deploy.platform.Platform.history` gives it.
+"What runs" is what the environment shows it runs (:attr:`Environment.running`), mapped to
+the newest release that shipped those versions: not merely the newest finalized release,
+which may have lost a race to an older one finalized later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 
-from ci_deploy.platform import Release, ReleaseState
+from ci_deploy.platform import Artifact, Release, ReleaseState
+
+Contains = Callable[[str, str], bool | None]
+"""``contains(descendant, ancestor)``: whether commit ``descendant`` contains commit
+``ancestor`` (is it or comes after it); None when that cannot be told."""
 
 
-def running(history: Sequence[Release]) -> Release | None:
-    """The release the environment runs now: the newest live one, rollbacks included."""
+def running(
+    history: Sequence[Release], shows: Mapping[Artifact, str] | None = None
+) -> Release | None:
+    """The release the environment runs now, rollbacks included.
+
+    With ``shows`` (the versions the environment runs), the newest live release whose
+    versions are all among them; None when no release shipped what it runs. Without
+    (the platform does not say), the newest live release.
+    """
     live = [release for release in history if release.state is ReleaseState.LIVE]
+    if shows:
+        live = [release for release in live if _shown(release, shows)]
     return live[-1] if live else None
 
 
-def previous(history: Sequence[Release]) -> Release | None:
-    """The release that undoes the last one: the live release before the one running.
+def _shown(release: Release, shows: Mapping[Artifact, str]) -> bool:
+    versions = release.versions
+    return bool(versions) and all(shows.get(a) == version for a, version in versions.items())
+
+
+def previous(
+    history: Sequence[Release], shows: Mapping[Artifact, str] | None = None
+) -> Release | None:
+    """The release that undoes the one running: the live release created before it.
 
     When the running release is itself a rollback, "before" counts from the release it
     restored, so undoing repeatedly walks back one release at a time.
     """
-    live = [release for release in history if release.state is ReleaseState.LIVE]
-    if not live:
+    now = running(history, shows)
+    if now is None:
         return None
+    live = [release for release in history if release.state is ReleaseState.LIVE]
     releases = {release.id: release for release in live}
-    current = releases.get(live[-1].restores, live[-1])
+    current = releases.get(now.restores, now)
     earlier = [
         release
         for release in live
         if release.created_at < current.created_at and not release.is_rollback
     ]
     return earlier[-1] if earlier else None
+
+
+def created_after(ours: Release, history: Sequence[Release]) -> list[Release]:
+    """The releases created after ``ours`` (by the history's order), oldest first."""
+    ids = [release.id for release in history]
+    if ours.id not in ids:
+        return [r for r in history if r.created_at > ours.created_at]
+    return list(history[ids.index(ours.id) + 1 :])
+
+
+def in_flight(
+    history: Sequence[Release], now: datetime, window: float, *, marker: str = ""
+) -> list[Release]:
+    """Releases created in the last ``window`` seconds and not finalized: other runs' deploys
+    in progress (those carrying this run's ``marker`` excluded)."""
+    since = now - timedelta(seconds=window)
+    return [
+        release
+        for release in history
+        if release.state is ReleaseState.PENDING
+        and release.created_at >= since
+        and not (marker and marker in release.description)
+    ]
+
+
+def superseding(
+    ours: Release, history: Sequence[Release], contains: Contains, *, marker: str
+) -> Release | None:
+    """A release created after ``ours`` that makes finalizing ours wrong; None when none does.
+
+    A later release (pending or live) of a commit that contains ours (the same commit
+    included) ships newer code: finalizing ours afterwards would put older code back. So
+    does a later rollback (someone chose what to run) and, when it cannot be told whether
+    its commit contains ours, any later release: ours is then not the last one. A later
+    release of a commit that ours contains (an older one) does not. Releases carrying this
+    run's ``marker`` are this run's own.
+    """
+    for release in reversed(created_after(ours, history)):
+        if release.state is ReleaseState.FAILED or (marker and marker in release.description):
+            continue
+        if release.is_rollback or not (release.commit and ours.commit):
+            return release
+        if contains(release.commit, ours.commit) is not False:
+            return release
+    return None
+
+
+def taken_over(
+    history: Sequence[Release], live_before: frozenset[str], *, marker: str
+) -> Release | None:
+    """The newest release finalized by someone else since ours was: live now, and not among
+    the ``live_before`` ours (the ids live when ours was finalized). A rollback of ours would
+    undo it. None when ours is still the last one finalized."""
+    for release in reversed(history):
+        if (
+            release.state is ReleaseState.LIVE
+            and release.id not in live_before
+            and not (marker and marker in release.description)
+        ):
+            return release
+    return None
+
+
+def left_pending(history: Sequence[Release], marker: str, *, keep: str = "") -> list[Release]:
+    """This run's releases (carrying ``marker``) that were created and never finalized,
+    except ``keep`` (the one the run goes on with)."""
+    return [
+        release
+        for release in history
+        if release.state is ReleaseState.PENDING
+        and marker
+        and marker in release.description
+        and release.id != keep
+    ]
+
+
+_RUN_URL = re.compile(r"https?://[^\s()\[\]]+/actions/runs/\d+(?:/attempts/\d+)?")
+
+
+def run_url_of(release: Release) -> str:
+    """The workflow run that made ``release``, when its description names one ("" if not)."""
+    found = _RUN_URL.search(release.description)
+    return found[0] if found else ""

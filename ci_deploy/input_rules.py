@@ -30,6 +30,22 @@ COMPARE_MODES: tuple[str, ...] = ("auto", "deployed", "event")
 DEPLOYMENT_NAME_MAX = 256
 """The longest ``deployment-name``, in characters."""
 
+URL_MAX = 2048
+"""The longest ``api-url``, in characters."""
+
+ID_MAX = 64
+"""The longest ID input (organization, Deployment, Workspace, deploy), in characters.
+
+Astro's IDs are 25-character cuids; the limit leaves room and keeps a request's URL short.
+"""
+
+FOLDER_MAX = 1024
+"""The longest folder input (``root-folder``, ``dags-folder``, ``bundle-mount-path``), in
+characters: with the workspace before them, paths stay well under Linux's 4096."""
+
+FOLDER_NAME_MAX = 255
+"""The longest name of one folder in a folder input: Linux's limit for one file name."""
+
 MAX_WAIT_TIMEOUT = 6 * 3600
 """The longest ``wait-timeout``, in seconds."""
 
@@ -40,7 +56,8 @@ _ID_FORBIDDEN = re.compile(r"[\s/\\?#%\x00-\x1f\x7f]")
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
 _BUNDLE_TYPE = re.compile(r"[a-z0-9_-]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""A control character: C0 (newline, tab, escape...), DEL or C1."""
 
 # A docker image reference, after the grammar of github.com/distribution/reference:
 # [registry[:port]/]name-component[/name-component...][:tag][@sha256:hex]
@@ -114,7 +131,7 @@ def organization_from_token(token: str) -> str | None:
     for entry in permissions:
         if isinstance(entry, str) and entry.startswith("organizationId:"):
             organization = entry.removeprefix("organizationId:").strip()
-            if organization and not _ID_FORBIDDEN.search(organization):
+            if 0 < len(organization) <= ID_MAX and not _ID_FORBIDDEN.search(organization):
                 return organization
     return None
 
@@ -144,6 +161,11 @@ def token(text: str, run: Run) -> SecretStr:
 
 def url(text: str, _run: Run) -> str:
     example = "an absolute https URL such as https://api.astronomer.io/v1"
+    if len(text) > URL_MAX:
+        raise InvalidInput(
+            f"must be {example} of at most {URL_MAX} characters; got {len(text)} characters"
+            " (the URL is not shown)"
+        )
     if "?" in text or "#" in text:
         raise InvalidInput(
             "must not have a query (?...) or a fragment (#...); the URL is not shown"
@@ -173,6 +195,11 @@ def _optional_id(kind: str) -> Rule:
     """The rule of an input that is empty or an ID, ``kind`` being e.g. "an Astro ID"."""
 
     def rule(text: str, _run: Run) -> str:
+        if len(text) > ID_MAX:
+            raise InvalidInput(
+                f"must be {kind} of at most {ID_MAX} characters (Astro's IDs have 25); got"
+                f" {len(text)} characters: {shown(text)}"
+            )
         if _ID_FORBIDDEN.search(text):
             raise InvalidInput(
                 f"must be {kind} without whitespace or the characters / \\ ? # %; got {shown(text)}"
@@ -206,10 +233,39 @@ def one_of(choices: tuple[str, ...]) -> Rule:
     return rule
 
 
+def folder_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a folder input, whatever folder it names; None when it can.
+
+    The message completes "input 'NAME' ...". A folder is one line of at most
+    :data:`FOLDER_MAX` characters without control characters, each name in it at most
+    :data:`FOLDER_NAME_MAX`.
+    """
+    if len(text) > FOLDER_MAX:
+        return (
+            f"must be a folder path of at most {FOLDER_MAX} characters; got {len(text)}"
+            f" characters: {shown(text)}"
+        )
+    if _CONTROL.search(text):
+        return (
+            "must be a folder path without control characters (such as a newline, a tab or an"
+            f" escape); got {shown(text)}"
+        )
+    longest = max(len(name) for name in text.replace("\\", "/").split("/"))
+    if longest > FOLDER_NAME_MAX:
+        return (
+            f"must be a folder path whose folder names have at most {FOLDER_NAME_MAX}"
+            f" characters; one of {shown(text)} has {longest}"
+        )
+    return None
+
+
 def root_folder(text: str, run: Run) -> str:
     """The existing folder ``text`` inside the workspace, relative to it (``.`` for itself)."""
+    problem = folder_problem(text)
+    if problem:
+        raise InvalidInput(problem)
     where = f"the workspace {str(run.workspace)!r}"
-    if "\x00" in text or Path(text).is_absolute():
+    if Path(text).is_absolute():
         raise InvalidInput(
             f"must be a folder relative to {where} such as . or airflow; got {shown(text)}"
         )
@@ -222,16 +278,25 @@ def root_folder(text: str, run: Run) -> str:
             f"must stay inside {where} (after following .. and symlinks);"
             f" {shown(text)} leads to {str(path)!r}"
         )
-    if not path.is_dir():
-        what = "is not a directory" if path.exists() else "does not exist"
+    try:
+        found, exists = path.is_dir(), path.exists()
+    except OSError as exc:  # e.g. not readable
+        raise InvalidInput(
+            f"must be a directory that can be read; {shown(text)} cannot ({exc.strerror})"
+        ) from None
+    if not found:
+        what = "is not a directory" if exists else "does not exist"
         raise InvalidInput(f"must be an existing directory inside {where}; {shown(text)} {what}")
     return path.relative_to(run.workspace).as_posix()
 
 
 def dags_folder(text: str, _run: Run) -> str:
     """The folder normalised, lexically inside root-folder (symlinks are checked later)."""
+    problem = folder_problem(text)
+    if problem:
+        raise InvalidInput(problem)
     folder = posixpath.normpath(text.replace("\\", "/"))
-    if "\x00" in text or folder.startswith("/") or folder == ".." or folder.startswith("../"):
+    if folder.startswith("/") or folder == ".." or folder.startswith("../"):
         raise InvalidInput(
             f"must be a folder inside root-folder, relative to it, such as dags; got {shown(text)}"
         )
@@ -262,8 +327,11 @@ def bundle_type(text: str, _run: Run) -> str:
 def bundle_mount_path(text: str, _run: Run) -> str:
     if not text:
         return ""
+    problem = folder_problem(text)
+    if problem:
+        raise InvalidInput(problem)
     segments = text.split("/")
-    if not text.startswith("/") or ".." in segments or _CONTROL.search(text):
+    if not text.startswith("/") or ".." in segments:
         raise InvalidInput(
             "must be an absolute POSIX path without .. such as"
             f" /usr/local/airflow/dbt/jaffle_shop; got {shown(text)}"

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationInfo, model_val
 
 from ci_deploy import input_rules as rules
 from ci_deploy.astro.wire import DESCRIPTION_MAX
+from ci_deploy.changeset import literal_glob
 from ci_deploy.errors import InputError, InputProblem
 from ci_deploy.input_rules import (
     DEPLOYMENT_NAME_MAX,
@@ -262,7 +263,7 @@ class Inputs(BaseModel):
                 f" to the first {DESCRIPTION_MAX}, the most the Astro API accepts."
             )
         return {field: values[spec.name] for field, spec in _INPUT_FIELDS.items()} | {
-            "dag_paths": values["dag-paths"] or (f"{values['dags-folder']}/**",),
+            "dag_paths": values["dag-paths"] or (f"{literal_glob(str(values['dags-folder']))}/**",),
             "image_paths": values["image-paths"] or ("**",),
             "workspace": run.workspace,
             "root_path": root_path,

@@ -108,7 +108,7 @@ def make_plan(
         description=inputs.description or detection.head.subject,
         refusal=rules.refusal(decision.kind, environment),
     )
-    target = releases.running(history)
+    target = releases.running(history, environment.running)
     if not inputs.rollback_on_failure:
         no_rollback = "rollback-on-failure is false"
     elif target is None:
@@ -128,9 +128,9 @@ def make_plan(
     )
 
 
-def plan_rollback(inputs: Inputs, history: Sequence[Release]) -> Plan:
+def plan_rollback(inputs: Inputs, history: Sequence[Release], environment: Environment) -> Plan:
     """The plan of ``action: rollback``: back to ``rollback-to``, or to the release before the
-    one running. DeployRejectedError when there is no such release."""
+    one ``environment`` runs. DeployRejectedError when there is no such release."""
     if inputs.rollback_to:
         target = next((r for r in history if r.id == inputs.rollback_to), None)
         if target is None or target.state is not ReleaseState.LIVE:
@@ -141,7 +141,7 @@ def plan_rollback(inputs: Inputs, history: Sequence[Release]) -> Plan:
             )
         reason = f"rollback-to names deploy {target.id}."
     else:
-        target = releases.previous(history)
+        target = releases.previous(history, environment.running)
         if target is None:
             raise DeployRejectedError(
                 "There is no earlier DEPLOYED deploy to roll back to.",

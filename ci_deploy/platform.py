@@ -125,6 +125,9 @@ class Environment:
     """One line for the log: name, id, status and what matters for a deploy."""
     dag_deploys: bool
     """Whether the DAG files can be deployed on their own, without an image."""
+    running: Mapping[Artifact, str] = field(default_factory=dict)
+    """The versions it runs now (Astro: its DAG tarball version and image tag); a release
+    runs when its ``versions`` are among these. Empty when the platform does not say."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class ImportErrors:
     problems: Mapping[str, str]
     where: str
     unreadable: str = ""
+    failed: str = ""
+    """Why reading them failed ("" when it did not): nothing was checked, and that is worth
+    a warning, where ``unreadable`` (the platform has no such logs) is only a notice."""
 
 
 @dataclass(frozen=True)
@@ -222,8 +228,12 @@ class Platform(Protocol):
         """Every release of the environment, oldest first."""
         ...
 
-    def create(self, kind: str, description: str, source: Source) -> Release:
-        """Create a release of ``kind``, exactly once even when an answer is lost."""
+    def create(self, kind: str, description: str, source: Source, marker: str) -> Release:
+        """Create a release of ``kind``, exactly once even when an answer is lost.
+
+        ``marker`` is unique to the run: the release's description carries it, so a create
+        whose answer was lost is found in the history instead of being made twice.
+        """
         ...
 
     def upload(self, release: Release, artifact: Artifact, data: bytes) -> str:
@@ -235,7 +245,11 @@ class Platform(Protocol):
         ...
 
     def finalize(self, release: Release, shipment: Shipment) -> Release:
-        """Finalize ``release`` with what was shipped; the environment starts running it."""
+        """Finalize ``release`` with what was shipped; the environment starts running it.
+
+        Exactly once: when the answer is lost, the release is read back, and finalized
+        again only when it was not.
+        """
         ...
 
     def observe(self, release: Release) -> Observation:
@@ -246,8 +260,11 @@ class Platform(Protocol):
         """Airflow's import errors, reported since ``since``, of the tarball ``members``."""
         ...
 
-    def roll_back(self, to: Release, description: str) -> Release:
-        """Return the environment to the earlier release ``to``; the rollback release."""
+    def roll_back(self, to: Release, description: str, marker: str) -> Release:
+        """Return the environment to the earlier release ``to``; the rollback release.
+
+        Exactly once, like :meth:`create`: the rollback's description carries ``marker``.
+        """
         ...
 
     def awake(self, enabled: bool) -> AbstractContextManager[None]:

@@ -9,6 +9,7 @@ import html
 import json
 from collections.abc import Sequence
 
+from ci_deploy.errors import RolloutError
 from ci_deploy.github import GitHubContext
 from ci_deploy.plan import Detection, describe
 from ci_deploy.result import RunResult, Status
@@ -25,6 +26,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "rolled-back",
     "deployment-url",
     "changed-files",
+    "changed-files-count",
     "base-sha",
     "base-source",
     "rollback-deploy-id",
@@ -32,12 +34,17 @@ OUTPUT_NAMES: tuple[str, ...] = (
 
 MAX_LISTED_FILES = 200
 
+CHANGED_FILES_MAX_BYTES = 512 * 1024
+"""The most the ``changed-files`` output holds, in bytes of UTF-8: half of GitHub's 1 MB limit
+of one output, so the other outputs (50 MB a run) keep room."""
+
 _HEADINGS = {
     Status.DEPLOYED: "✅ Deployed to Astro",
     Status.SKIPPED: "⏭️ Deploy skipped",
     Status.PLANNED: "📝 Deploy plan (dry run)",
     Status.FAILED: "❌ Deploy failed",
     Status.ROLLED_BACK: "↩️ Deploy failed and was rolled back",
+    Status.SUPERSEDED: "⏩ Superseded by a newer deploy",
 }
 
 
@@ -55,7 +62,8 @@ def outputs(result: RunResult) -> dict[str, str]:
         "status": result.status.value,
         "rolled-back": _bool(result.rollback is not None),
         "deployment-url": result.subject.environment.url if result.subject.environment else "",
-        "changed-files": json.dumps(list(changes.files) if changes else [], ensure_ascii=False),
+        "changed-files": changed_files(changes.files if changes else ())[0],
+        "changed-files-count": str(len(changes.files)) if changes else "0",
         "base-sha": (base.sha or "") if base is not None else "",
         "base-source": base.source if base is not None else "",
         "rollback-deploy-id": result.rollback.release.id if result.rollback is not None else "",
@@ -66,20 +74,61 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def deployment_left(result: RunResult) -> str:
-    """One sentence on the state a failed run left the Deployment in."""
-    if result.rollback is not None:
+def changed_files(files: Sequence[str], limit: int = CHANGED_FILES_MAX_BYTES) -> tuple[str, int]:
+    """The ``changed-files`` output: a JSON array of the first of ``files`` (whole paths, in
+    order) that fit in ``limit`` bytes of UTF-8; and how many were left out."""
+    size = len("[]")
+    listed = 0
+    for path in files:
+        size += len(json.dumps(path, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        size += len(", ") if listed else 0
+        if size > limit:
+            break
+        listed += 1
+    return json.dumps(list(files[:listed]), ensure_ascii=False), len(files) - listed
+
+
+def changed_files_cut(result: RunResult) -> str:
+    """The warning that ``changed-files`` does not list every changed file; "" when it does."""
+    changes = result.detection.changes if result.detection is not None else None
+    files = changes.files if changes is not None else ()
+    left_out = changed_files(files)[1]
+    if not left_out:
         return ""
-    if result.release is not None and result.finalized:
-        return (
-            f"Deploy {result.release.id} was finalized; the Deployment may still be rolling it out."
+    return (
+        f"The changed-files output lists {len(files) - left_out} of the {len(files)} changed"
+        f" files (the first by path) and leaves out {left_out}: GitHub takes at most 1 MB an"
+        f" output, and this one is kept under {CHANGED_FILES_MAX_BYTES // 1024} KiB."
+        " changed-files-count counts them all."
+    )
+
+
+def deployment_left(result: RunResult) -> str:
+    """Sentences on the state a failed run left the Deployment in."""
+    release = result.release
+    if result.rollback is not None or isinstance(result.error, RolloutError):
+        said = ""  # the rollout's message says how it ended and what was done about it
+    elif release is not None and result.finalized:
+        said = f"Deploy {release.id} was finalized; the Deployment may still be rolling it out."
+    elif release is not None:
+        said = (
+            f"Deploy {release.id} was created but not finalized (it stays INITIALIZED): the "
+            "Deployment still runs what it ran before."
         )
-    if result.release is not None:
-        return (
-            f"Deploy {result.release.id} was created but not finalized: the Deployment still "
-            "runs what it ran before."
-        )
-    return "Nothing was changed on the Deployment."
+    else:
+        said = "Nothing was changed on the Deployment."
+    others = [r.id for r in result.left_pending if release is None or r.id != release.id]
+    if others:
+        said += f" This run also left deploy {', '.join(others)} created and not finalized."
+    return said.strip()
+
+
+def left_pending(result: RunResult) -> str:
+    """The sentence naming the deploys the run created and never finalized ("" if none)."""
+    if not result.left_pending:
+        return ""
+    names = ", ".join(release.id for release in result.left_pending)
+    return f"Created and not finalized (INITIALIZED, they change nothing): deploy {names}."
 
 
 def failure_message(result: RunResult) -> str:
@@ -97,6 +146,15 @@ def summary(result: RunResult, context: GitHubContext) -> str:
     plan = result.plan
     if result.error is not None:
         lines += [f"**{_cell(result.error.title)}**", "", _text(failure_message(result)), ""]
+    elif result.superseded_by is not None:
+        newer = result.superseded_by
+        lines += [
+            _text(
+                f"Deploy {newer.id} ({newer.commit_label()}) was created after this run's and "
+                f"ships newer code, so this run did not finalize its own. {left_pending(result)}"
+            ),
+            "",
+        ]
     elif result.skipped and plan is not None:
         prefix = "Plan: skip. " if result.status is Status.PLANNED else ""
         lines += [_text(prefix + plan.reason), ""]
@@ -151,7 +209,14 @@ def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
     if result.image:
         rows.append(("Image", f"`{_cell(result.image)}`"))
     if result.rollback is not None:
-        rows.append(("Rollback deploy", f"`{_cell(result.rollback.release.id)}`"))
+        rollback = result.rollback
+        health = {True: "healthy", False: "unhealthy", None: "health unknown"}[rollback.healthy]
+        rows.append(("Rollback deploy", f"`{_cell(rollback.release.id)}` ({health})"))
+    if result.superseded_by is not None:
+        rows.append(("Superseded by", f"`{_cell(result.superseded_by.id)}`"))
+    if result.left_pending:
+        left = ", ".join(f"`{_cell(release.id)}`" for release in result.left_pending)
+        rows.append(("Left INITIALIZED", f"deploy {left} (not finalized, changes nothing)"))
     if result.dag_tarball_version:
         rows.append(("DAG tarball version", f"`{_cell(result.dag_tarball_version)}`"))
     if result.deployment_state:

@@ -32,6 +32,8 @@ class Status(StrEnum):
     PLANNED = "planned"
     FAILED = "failed"
     ROLLED_BACK = "rolled-back"
+    SUPERSEDED = "superseded"
+    """A newer deploy was made while this run shipped, so this run did not finalize its own."""
 
 
 # --- the records -------------------------------------------------------------------------------
@@ -70,10 +72,28 @@ class Shipped:
 
 @dataclass(frozen=True)
 class Finalized:
-    """The release was finalized at ``at``: the environment starts running it."""
+    """The release was finalized at ``at``: the environment starts running it. ``previous``
+    is the release the environment ran just before (read then): where a rollback returns;
+    ``live_before`` the ids of the releases finalized before it."""
 
     release: Release
     at: datetime
+    previous: Release | None = None
+    live_before: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """A newer release (``by``) was made while this run shipped; this run's was not finalized."""
+
+    by: Release
+
+
+@dataclass(frozen=True)
+class LeftPending:
+    """Releases this run created and never finalized, besides the one it went on with."""
+
+    releases: tuple[Release, ...]
 
 
 @dataclass(frozen=True)
@@ -85,16 +105,42 @@ class Seen:
 
 @dataclass(frozen=True)
 class RolledBack:
-    """A rollback release was made, back to ``to``; ``healthy`` says how it ended."""
+    """A rollback release was made, back to ``to``; ``healthy`` says how it ended (None: not
+    known, e.g. the run was cancelled or the environment could not be read while waiting)."""
 
     release: Release
     to: Release
-    healthy: bool
+    healthy: bool | None
     summary: str
 
 
-Record = Subject | Detection | Plan | Built | Created | Shipped | Finalized | Seen | RolledBack
-_R = TypeVar("_R", Subject, Detection, Plan, Built, Created, Shipped, Finalized, Seen, RolledBack)
+Record = (
+    Subject
+    | Detection
+    | Plan
+    | Built
+    | Created
+    | Shipped
+    | Finalized
+    | Superseded
+    | LeftPending
+    | Seen
+    | RolledBack
+)
+_R = TypeVar(
+    "_R",
+    Subject,
+    Detection,
+    Plan,
+    Built,
+    Created,
+    Shipped,
+    Finalized,
+    Superseded,
+    LeftPending,
+    Seen,
+    RolledBack,
+)
 
 
 class Journal:
@@ -135,6 +181,10 @@ class RunResult:
     shipment: Shipment | None = None
     finalized: bool = False
     rollback: RolledBack | None = None
+    superseded_by: Release | None = None
+    left_pending: tuple[Release, ...] = ()
+    """Releases this run created and left unfinalized (its own included when it was not
+    finalized): named in the log and the summary."""
     deployment_state: str = ""
     duration_seconds: float = 0.0
 
@@ -171,8 +221,13 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
     finalized = journal.last(Finalized)
     made = finalized or journal.last(Created)
     shipped, rollback, seen = journal.last(Shipped), journal.last(RolledBack), journal.last(Seen)
+    superseded = journal.last(Superseded)
+    left = journal.last(LeftPending)
+    pending = list(left.releases) if left is not None else []
+    if made is not None and finalized is None:
+        pending.insert(0, made.release)
     return RunResult(
-        status=_status(plan, rollback, error),
+        status=_status(plan, rollback, superseded, error),
         subject=subject,
         error=error,
         detection=journal.last(Detection),
@@ -182,16 +237,25 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
         shipment=shipped.shipment if shipped else None,
         finalized=finalized is not None,
         rollback=rollback,
+        superseded_by=superseded.by if superseded is not None else None,
+        left_pending=tuple(pending),
         deployment_state=seen.state if seen else "",
         duration_seconds=duration_seconds,
     )
 
 
-def _status(plan: Plan | None, rollback: RolledBack | None, error: CiDeployError | None) -> Status:
+def _status(
+    plan: Plan | None,
+    rollback: RolledBack | None,
+    superseded: Superseded | None,
+    error: CiDeployError | None,
+) -> Status:
     if rollback is not None:
         return Status.ROLLED_BACK
     if error is not None or plan is None:
         return Status.FAILED
+    if superseded is not None:
+        return Status.SUPERSEDED
     if plan.dry_run:
         return Status.PLANNED
     if plan.operation is Operation.SKIP:

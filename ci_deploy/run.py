@@ -10,17 +10,17 @@ and cancellation included), and the hibernation override is restored on every pa
 
 from __future__ import annotations
 
-import signal
+import secrets
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TYPE_CHECKING
 
+from ci_deploy import history as releases
 from ci_deploy.bundle import member_prefix
+from ci_deploy.cancel import cancellable
 from ci_deploy.errors import (
-    CancelledError,
     CiDeployError,
     DeployRejectedError,
     RolloutError,
@@ -37,8 +37,8 @@ from ci_deploy.plan import (
     make_plan,
     plan_rollback,
 )
-from ci_deploy.platform import Environment, Platform
-from ci_deploy.result import Journal, RunResult, Seen, Subject, assemble
+from ci_deploy.platform import Environment, Platform, Release
+from ci_deploy.result import Created, Journal, RunResult, Seen, Subject, Superseded, assemble
 from ci_deploy.runner import Runner
 from ci_deploy.stages import Scope
 from ci_deploy.stages.build import build
@@ -75,6 +75,11 @@ def _engine(runner: Runner) -> ImageBuilder:
     return ImageBuilder(log=runner.info, group=runner.group)
 
 
+def new_marker() -> str:
+    """A marker unique to one run: the releases it makes carry it in their description."""
+    return f"ci-deploy:{secrets.token_hex(6)}"
+
+
 @dataclass(frozen=True)
 class Dependencies:
     """What a run talks to: the platform, the Docker engine (made on first use), time."""
@@ -82,6 +87,7 @@ class Dependencies:
     platform: PlatformFactory = _astro
     images: Callable[[Runner], ImageBuilder] = _engine
     timing: Timing = field(default_factory=Timing)
+    marker: Callable[[], str] = new_marker
 
 
 def run(
@@ -96,11 +102,11 @@ def run(
     error: CiDeployError | None = None
     try:
         with (
-            _cancellable(),
+            cancellable(),
             open_checkout(inputs, context, runner) as checkout,
             dependencies.platform(inputs, runner, images.get, timing) as platform,
         ):
-            scope = Scope(platform, runner, journal, timing)
+            scope = Scope(platform, runner, journal, timing, dependencies.marker(), context.run_url)
             _Stages(inputs, context, scope, checkout, images).run()
     except CiDeployError as exc:
         error = exc
@@ -134,15 +140,16 @@ class _Stages:
         journal.add(Subject(environment.id, environment))
         self.runner.info(environment.summary)
         history = platform.history()
+        self._say_in_flight(history)
         if inputs.action == "rollback":
-            plan = plan_rollback(inputs, history)
+            plan = plan_rollback(inputs, history, environment)
             journal.add(plan)
             self._announce(plan)
             if not plan.dry_run:
                 self._recovery().on_demand(plan)
             return
 
-        detection = self.checkout.detect(history)
+        detection = self.checkout.detect(history, environment.running)
         journal.add(detection)
         plan = make_plan(inputs, detection, environment, history, platform.rules)
         journal.add(plan)
@@ -166,22 +173,54 @@ class _Stages:
         )
         self.journal.add(built)
         with self.platform.awake(inputs.wake_on_deploy):
-            finalized = ship(self.scope, release_plan, built, checkout.source())
+            shipped = ship(self.scope, release_plan, built, checkout.source(), checkout.contains)
+            if isinstance(shipped, Superseded):
+                self._say_superseded(shipped.by)
+                return
             if plan.wait_timeout is None:
                 self.journal.add(Seen("not awaited (wait: false)"))
                 return
-            release = finalized.release
+            release = shipped.release
             try:
                 wait_for(self.scope, release, f"deploy {release.id}", plan.wait_timeout)
                 if inputs.check_import_errors and built.dags is not None:
                     check_imports(
                         self.scope,
-                        since=finalized.at,
+                        since=shipped.at,
                         members=built.dags.members,
                         prefix=member_prefix(checkout.root_folder, inputs.dags_folder),
                     )
             except RolloutError as failure:
-                self._recovery().after_failure(plan, failure, release)
+                self._recovery().after_failure(plan, failure, shipped)
+
+    def _say_in_flight(self, history: Sequence[Release]) -> None:
+        """A notice when another run's deploy is in progress on the environment."""
+        others = releases.in_flight(
+            history, self.scope.timing.now(), self.inputs.wait_timeout, marker=self.scope.marker
+        )
+        for other in others:
+            run = releases.run_url_of(other)
+            self.runner.notice(
+                f"Another deploy is in progress on this Deployment: deploy {other.id} "
+                f"({other.commit_label()}, created {other.created_at:%H:%M:%S} UTC"
+                f"{f', by {run}' if run else ''}) is not finalized yet. Runs that overlap race "
+                "each other; ci-deploy keeps the newest commit, but a concurrency group per "
+                "Deployment in the workflow avoids the race (see the README).",
+                title="Another deploy in progress",
+            )
+
+    def _say_superseded(self, newer: Release) -> None:
+        """The notice of a run whose release a newer one made unnecessary."""
+        created = self.journal.last(Created)
+        ours = created.release.id if created is not None else "?"
+        run = releases.run_url_of(newer)
+        self.runner.notice(
+            f"Deploy {newer.id} ({newer.commit_label()}"
+            f"{f', by {run}' if run else ''}) was created after this run's deploy {ours} and "
+            f"ships newer code, so deploy {ours} was not finalized: the Deployment keeps "
+            "the newer deploy. Nothing else to do.",
+            title="Superseded by a newer deploy",
+        )
 
     def _announce(self, plan: Plan) -> None:
         """Say what the plan is: the decision, a skip, or (dry run) the whole plan."""
@@ -200,7 +239,7 @@ class _Stages:
             runner.info(f"Decision: {plan.kind}. {plan.reason}")
 
     def _recovery(self) -> Recovery:
-        return Recovery(self.scope, timeout=self.inputs.wait_timeout, run_url=self.context.run_url)
+        return Recovery(self.scope, timeout=self.inputs.wait_timeout)
 
 
 def _detected(detection: Detection | None) -> list[str]:
@@ -245,24 +284,3 @@ class _OneBuilder:
         builder, self._builder = self._builder, None
         if builder is not None:
             builder.close()
-
-
-@contextmanager
-def _cancellable() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT (a cancelled workflow) into :class:`CancelledError`."""
-
-    def cancel(signum: int, frame: FrameType | None) -> None:
-        raise CancelledError(
-            f"The run was cancelled ({signal.Signals(signum).name}) and stopped where it was.",
-        )
-
-    try:
-        previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
-    except ValueError:  # not the main thread: no signal handling
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

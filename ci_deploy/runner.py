@@ -17,6 +17,8 @@ from typing import Literal, TextIO
 
 import github_action_utils as gha
 
+from ci_deploy.text import printable
+
 __all__ = ["SUMMARY_MAX_BYTES", "Runner", "file_command_record"]
 
 SUMMARY_MAX_BYTES = 1_000_000
@@ -124,6 +126,14 @@ class Runner:
         file: str | None,
         line: int | None,
     ) -> None:
+        """Write one annotation: the one place they are written.
+
+        Terminal escapes and control characters are dropped from the message and the title
+        (a build's output comes with colour codes); the message keeps its newlines and tabs,
+        the title is one line.
+        """
+        message = printable(message)
+        title = printable(title, one_line=True) if title else title
         if self.in_github:
             command = {"notice": gha.notice, "warning": gha.warning, "error": gha.error}[kind]
             with self._commands():

@@ -12,7 +12,8 @@ Paths, with the tarball of ``build_dag_tarball(base_dir)`` as the example:
 - the problem's ``path``, for an annotation's ``file=``, is ``path_prefix`` joined with the
   member and normalised: with ``path_prefix="astro/"`` (root-folder ``astro``),
   ``astro/dags/x.py``; with ``path_prefix=""`` or ``"."``, ``dags/x.py``. The prefix is the
-  repository-relative folder that holds ``base_dir``.
+  repository-relative folder that holds ``base_dir``. A name that is not UTF-8 is given as
+  :func:`ci_deploy.bundle.shown` writes it (``dags/caf\\xe9.py``), so it can be printed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.util import decode_source
 from pathlib import Path
+
+from ci_deploy.bundle import shown
 
 __all__ = ["SyntaxProblem", "check_python_files"]
 
@@ -62,7 +65,7 @@ def check_python_files(
         parts = member.split("/")
         if member.startswith("/") or ".." in parts or "\\" in member:
             raise ValueError(f"not a tarball member name: {member!r}")
-        path = posixpath.normpath(posixpath.join(path_prefix, member))
+        path = shown(posixpath.normpath(posixpath.join(path_prefix, member)))
         problem = _check(parent.joinpath(*parts), path)
         if problem is not None:
             problems.append(problem)

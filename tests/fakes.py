@@ -57,8 +57,12 @@ class FakeClock:
     def wall(self) -> datetime:
         return EPOCH + timedelta(seconds=self.now)
 
-    def timing(self) -> Timing:
-        return Timing(clock=self, sleep=self.sleep, now=self.wall)
+    def timing(self, request_timeout: float | None = None) -> Timing:
+        """A run's Timing on this clock; ``request_timeout`` (real seconds) if given."""
+        timing = Timing(clock=self, sleep=self.sleep, now=self.wall)
+        if request_timeout is None:
+            return timing
+        return replace(timing, request_timeout=request_timeout)
 
 
 @dataclass
@@ -96,6 +100,8 @@ class FakePlatform:
     sources: dict[str, Source] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
     awake_calls: list[str] = field(default_factory=list)
+    shows: dict[Artifact, str] = field(default_factory=dict)
+    """The versions the environment runs now (what :meth:`locate` says it runs)."""
     _looks: dict[str, int] = field(default_factory=dict)
     _plans: dict[str, Rollout] = field(default_factory=dict)
 
@@ -112,6 +118,25 @@ class FakePlatform:
             versions={Artifact.DAGS: dags} if dags else {},
         )
         self.releases.append(release)
+        self.shows.update(release.versions)
+        return release
+
+    def other_run(
+        self, commit: str, *, finalized: bool = True, run_url: str = "", dags: str = ""
+    ) -> Release:
+        """Another run's deploy of ``commit``, made now: finalized (and running) or not."""
+        n = len(self.releases) + 1
+        release = Release(
+            id=f"other-{n}",
+            kind="DAG_ONLY",
+            state=ReleaseState.LIVE if finalized else ReleaseState.PENDING,
+            created_at=EPOCH + timedelta(minutes=len(self.releases)),
+            commit=commit,
+            description=f"another run ({run_url}) [ci-deploy:other{n}]",
+            versions={Artifact.DAGS: dags or f"dags-other-{n}"} if finalized else {},
+        )
+        self.releases.append(release)
+        self.shows.update(release.versions)
         return release
 
     def deploys(self) -> list[Release]:
@@ -136,14 +161,15 @@ class FakePlatform:
 
     def locate(self) -> Environment:
         self._call("locate")
-        return self.environment
+        return replace(self.environment, running=dict(self.shows))
 
     def history(self) -> Sequence[Release]:
         self._call("history")
         return list(self.releases)
 
-    def create(self, kind: str, description: str, source: Source) -> Release:
+    def create(self, kind: str, description: str, source: Source, marker: str) -> Release:
         self._call("create", kind, description)
+        description = f"{description} [{marker}]"
         release = Release(
             id=f"new-{len(self.deploys()) + 1}",
             kind=kind,
@@ -176,6 +202,8 @@ class FakePlatform:
         )
         self._replace(live)
         self._plans[live.id] = self.rollout
+        if self.rollout.outcome == "healthy":
+            self.shows.update(live.versions)
         return live
 
     def observe(self, release: Release) -> Observation:
@@ -196,8 +224,9 @@ class FakePlatform:
         found = {m: msg for m, msg in self.import_problems.items() if m in members}
         return ImportErrors(found, "the fake logs")
 
-    def roll_back(self, to: Release, description: str) -> Release:
+    def roll_back(self, to: Release, description: str, marker: str) -> Release:
         self._call("roll_back", to.id, description)
+        description = f"{description} [{marker}]"
         rollback = Release(
             id=f"rollback-{len(self.releases) + 1}",
             kind=to.kind,
@@ -211,6 +240,8 @@ class FakePlatform:
         )
         self.releases.append(rollback)
         self._plans[rollback.id] = self.rollback_rollout
+        if self.rollback_rollout.outcome == "healthy":
+            self.shows.update(rollback.versions)
         return rollback
 
     def awake(self, enabled: bool) -> AbstractContextManager[None]:

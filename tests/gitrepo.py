@@ -1,7 +1,8 @@
 """Build real git repositories in temporary folders for tests.
 
 ``GitRepo(path)`` creates a repository on branch ``main``; ``write``/``delete``/
-``commit`` change it and ``commit`` returns the new sha. Git runs as a subprocess with a
+``commit`` change it and ``commit`` returns the new sha (``commit_many`` adds thousands at
+once). Git runs as a subprocess with a
 fixed identity, fixed commit dates (one second apart) and no user or system config, so
 the shas are the same on every machine and no signing or hook setting interferes.
 The helper never goes through ci_deploy, so it is independent of the code under test.
@@ -9,10 +10,15 @@ The helper never goes through ci_deploy, so it is independent of the code under 
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 AUTHOR_NAME = "Ada Lovelace"
 AUTHOR_EMAIL = "ada@example.com"
@@ -131,6 +137,43 @@ class GitRepo:
         self.git("commit", "-q", "--allow-empty", "--no-verify", "-m", message, **env)
         return self.head()
 
+    def commit_many(self, count: int, rel: str, *, message: str = "change") -> str:
+        """Add ``count`` commits on top of HEAD's branch, each rewriting ``rel`` with its
+        number, in one ``git fast-import`` (thousands take a second); returns the new head.
+
+        The working tree and index are reset to the new head: uncommitted changes are lost.
+        """
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        branch = self.git("symbolic-ref", "HEAD").strip()
+        parent = self.head()
+        stream = io.BytesIO()
+        for n in range(count):
+            self._commits += 1
+            text = f"{message} {n + 1}".encode()
+            data = f"{n + 1}\n".encode()
+            stream.write(f"commit {branch}\n".encode())
+            for role in ("author", "committer"):
+                stamp = f"{AUTHOR_NAME} <{AUTHOR_EMAIL}> {_EPOCH + self._commits} +0000"
+                stream.write(f"{role} {stamp}\n".encode())
+            stream.write(b"data %d\n%s\n" % (len(text), text))
+            if n == 0:
+                stream.write(f"from {parent}\n".encode())
+            stream.write(b"M 100644 inline %s\ndata %d\n%s\n" % (rel.encode(), len(data), data))
+        proc = subprocess.run(
+            ["git", "fast-import", "--quiet"],
+            cwd=self.path,
+            env=git_env(),
+            input=stream.getvalue(),
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"git fast-import failed: {proc.stderr.decode(errors='replace')}")
+        self.git("reset", "-q", "--hard", branch)
+        return self.head()
+
     def head(self) -> str:
         """The sha of HEAD."""
         return self.git("rev-parse", "HEAD").strip()
@@ -178,3 +221,19 @@ class GitRepo:
         """Push ``branch`` (default: the current one) to ``remote`` and set the upstream."""
         branch = branch or self.git("rev-parse", "--abbrev-ref", "HEAD").strip()
         self.git("push", "-q", "-u", remote, branch)
+
+
+@contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """Raise TimeoutError in the block once ``seconds`` have passed (SIGALRM, main thread)."""
+
+    def expired(_signum: int, _frame: FrameType | None) -> None:
+        raise TimeoutError(f"test ran longer than {seconds} seconds")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -41,8 +41,14 @@ def run_in_process(
     ref: str = "refs/heads/main",
     token: str | None = None,
     env: Mapping[str, str] | None = None,
+    request_timeout: float | None = None,
+    log: io.StringIO | None = None,
 ) -> Step:
-    """Run the action in ``workspace`` against ``platform`` or ``emulator`` (one of them)."""
+    """Run the action in ``workspace`` against ``platform`` or ``emulator`` (one of them).
+
+    ``request_timeout`` is the run's HTTP request timeout in real seconds (the run's own
+    default when None).
+    """
     if (platform is None) == (emulator is None):
         raise ValueError("give a platform or an emulator")
     if clock is None:  # share the emulator's fake clock: its rollouts advance as the run sleeps
@@ -52,7 +58,7 @@ def run_in_process(
         target = {"api-url": emulator.api_url, "deployment-id": emulator.deployment_id}
         token = emulator.token if token is None else token
         dependencies = Dependencies(
-            images=images or (lambda runner: FakeImages()), timing=clock.timing()
+            images=images or (lambda runner: FakeImages()), timing=clock.timing(request_timeout)
         )
     else:
         assert platform is not None
@@ -61,7 +67,7 @@ def run_in_process(
         dependencies = Dependencies(
             platform=platform_factory(platform),
             images=images or (lambda runner: FakeImages()),
-            timing=clock.timing(),
+            timing=clock.timing(request_timeout),
         )
     environ = runner_environment(
         workspace,
@@ -73,7 +79,7 @@ def run_in_process(
         ref=ref,
         env={"ASTRO_API_TOKEN": token, **(env or {})},
     )
-    log = io.StringIO()
+    log = log or io.StringIO()
     code = cli.deploy(environ, {}, dependencies=dependencies, stream=log)
     result = StepResult(
         returncode=code,
@@ -99,8 +105,10 @@ def run_action(
     ref: str = "refs/heads/main",
     env: Mapping[str, str] | None = None,
     images: Callable[[Runner], Any] | None = None,
+    request_timeout: float | None = None,
 ) -> Step:
-    """:func:`tests.actionrun.run_action`, in process: the same arguments, the same Step."""
+    """:func:`tests.actionrun.run_action`, in process: the same arguments, the same Step
+    (and ``request_timeout``, the run's HTTP request timeout in real seconds)."""
     return run_in_process(
         repo.path,
         inputs,
@@ -111,4 +119,5 @@ def run_action(
         token=token,
         ref=ref,
         env=env,
+        request_timeout=request_timeout,
     )

@@ -1274,6 +1274,52 @@ def test_a_token_across_the_cut_of_json_without_a_message_leaves_no_part(
     assert_no_part_of(token, caught.value.message)
 
 
+SAS_SIG = "A1b2%2BC3d4%2F" * 6 + "%3D"  # an upload URL's signature, percent-encoded
+
+
+@pytest.mark.parametrize("left", [20, 45, 80])
+def test_a_sas_signature_echoed_across_the_cut_of_an_error_message_leaves_no_part(
+    api: FakeApi, left: int
+) -> None:
+    # The API echoes a deploy's upload URL, its signature starting ``left`` characters before
+    # the 500-character cut. The runner masks the whole signature only, so a cut through it
+    # would show a prefix: the signature is redacted before the cut.
+    head = " blob https://blob.example/c/dags.tar.gz?sv=2023-11-03&sr=b&sp=cw&sig="
+    message = "y" * (500 - left - len(head)) + head + SAS_SIG + "&se=x not found" * 40
+    api.router.get(DEPLOYMENT).respond(400, json=error_json(400, message))
+    with token_client(api, TOKEN) as client, pytest.raises(ApiError) as caught:
+        client.get_deployment(DEP)
+    assert "A1b2" not in caught.value.message
+    assert "&sp=cw&sig=<redacted>&se=x" in caught.value.message
+
+
+def test_the_request_id_is_scrubbed_and_shortened(api: FakeApi) -> None:
+    echo = f"req-1 for Authorization: Bearer {TOKEN} " + "r" * 1000
+    api.router.get(DEPLOYMENT).respond(
+        400, json={"message": "bad", "requestId": echo}, headers={"X-Request-Id": echo}
+    )
+    api.router.get(DEPLOYS).respond(400, text="bad", headers={"X-Request-Id": echo})
+    with token_client(api, TOKEN) as client:
+        with pytest.raises(ApiError) as from_body:
+            client.get_deployment(DEP)
+        with pytest.raises(ApiError) as from_header:
+            client.list_deploys(DEP)
+    for error in (from_body.value, from_header.value):
+        assert_no_token(error, error.message, error.request_id)
+        assert error.request_id.startswith("req-1 for Authorization: Bearer <token> rrr")
+        assert len(error.request_id) == 100
+        assert f"(requestId: {error.request_id})" in error.message
+
+
+def test_field_errors_are_scrubbed_and_shortened(api: FakeApi) -> None:
+    field = {"field": "dagsUploadUrl", "message": "x" * 180 + TOKEN + "z" * 1000}
+    api.router.get(DEPLOYMENT).respond(400, json=error_json(400, "bad", fieldErrors=[field]))
+    with token_client(api, TOKEN) as client, pytest.raises(ApiError) as caught:
+        client.get_deployment(DEP)
+    assert_no_token(caught.value.message)
+    assert f"[fieldErrors: dagsUploadUrl: {'x' * 180}<t...]" in caught.value.message  # 200
+
+
 # -- the contract helper itself ---------------------------------------------------------
 
 AUTH = {"Authorization": "Bearer t", "Content-Type": "application/json"}

@@ -288,3 +288,15 @@ def test_refusals_name_the_deployment_and_the_way_out() -> None:
     assert RULES.refusal("BUNDLE", NO_DAG_DEPLOYS) is not None
     assert RULES.refusal("IMAGE_AND_DAG", NO_DAG_DEPLOYS) is None
     assert RULES.refusal("DAG_ONLY", DAG_DEPLOYS) is None
+
+
+def test_a_marked_description_keeps_its_marker_whatever_its_length() -> None:
+    from ci_deploy.astro.platform import marked
+    from ci_deploy.astro.wire import DESCRIPTION_MAX
+
+    marker = "ci-deploy:0123456789ab"
+    assert marked("Fix the DAG", marker) == f"Fix the DAG [{marker}]"
+    assert marked("", marker) == f"[{marker}]"
+    long = marked("x" * 2000, marker)
+    assert len(long) == DESCRIPTION_MAX and long.endswith(f"… [{marker}]")
+    assert marked("x" * 2000, "") == "x" * (DESCRIPTION_MAX - 1) + "…"

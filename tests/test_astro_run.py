@@ -343,7 +343,116 @@ def test_a_create_whose_answer_is_lost_leaves_exactly_one_deploy(
 
     assert step.result.returncode == 0, step.log
     assert len(deploys_of(emulator)) == count_before + 1
-    assert "reading the deploy history" in step.log
+    assert "reading the Deployment's deploys to see whether it was done" in step.log
+
+
+def test_a_create_processed_after_the_run_gave_up_on_it_is_named(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    # case 5: the create is processed only after the run looked for it and created again
+    emulator.faults.add_late("POST", r"/deploys$", until=("PUT", r"^/blob/"))
+    known = {d["id"] for d in deploys_of(emulator)}
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["status"] == "deployed"
+    made = [d for d in deploys_of(emulator) if d["id"] not in known]
+    assert len(made) == 2, "the late create made a second deploy"
+    [late] = [d for d in made if d["status"] == "INITIALIZED"]
+    [ours] = [d for d in made if d["status"] == "DEPLOYED"]
+    assert step.outputs["deploy-id"] == ours["id"]
+    marker = str(ours["description"]).rsplit(" ", 1)[-1]
+    assert marker.startswith("[ci-deploy:") and str(late["description"]).endswith(marker)
+    [warning] = [c for c in step.commands("warning") if late["id"] in c.message]
+    assert warning.properties["title"] == "Unfinalized deploy left"
+    assert f"| Left INITIALIZED | deploy `{late['id']}` (not finalized" in step.result.summary
+
+
+def test_a_finalize_processed_but_unanswered_is_waited_for_and_rolled_back(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    # case 3: the server finalized the deploy, the answer was lost, and the rollout fails
+    emulator.faults.add_drop("POST", r"/finalize$")
+    emulator.unhealthy_after_finalize = True
+    version_before = previous_version(emulator)
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert "The answer to finalizing deploy" in step.log
+    assert "It was: deploy" in step.log
+    assert_rolled_back(step, emulator, version_before)
+    finalizes = [p for p in api_posts(emulator) if p.endswith("/finalize")]
+    assert len(finalizes) == 1, "a finalize the server did is never sent again"
+
+
+def test_a_finalize_the_server_did_not_process_is_read_back_and_retried(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    # case 4: one 500 that the server did not process
+    emulator.faults.add("POST", r"/finalize$", 500)
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert step.result.returncode == 0, step.log
+    assert "It was not; finalizing deploy" in step.log
+    assert [d["status"] for d in deploys_of(emulator)].count("INITIALIZED") == 0
+    running = emulator.deployment(emulator.deployment_id)["dagTarballVersion"]
+    assert running == step.outputs["dag-tarball-version"]
+
+
+def test_a_rollback_the_server_did_not_process_is_read_back_and_retried(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    # case 6: the rollback POST answered 500 once, unprocessed
+    emulator.unhealthy_after_finalize = True
+    emulator.faults.add("POST", r"/rollback$", 500)
+    version_before = previous_version(emulator)
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert_rolled_back(step, emulator, version_before)
+    assert sum(1 for d in deploys_of(emulator) if d.get("rollbackFromId")) == 1
+
+
+def test_a_rollback_made_but_unanswered_is_adopted_not_made_twice(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    # case 7: the rollback's answer is lost; the outputs still name the rollback deploy
+    emulator.unhealthy_after_finalize = True
+    emulator.faults.add_drop("POST", r"/rollback$")
+    version_before = previous_version(emulator)
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert_rolled_back(step, emulator, version_before)
+    [rollback] = [d for d in deploys_of(emulator) if d.get("rollbackFromId")]
+    assert step.outputs["rollback-deploy-id"] == rollback["id"]
+
+
+def test_a_logs_endpoint_failing_after_a_verified_rollout_is_a_warning(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    # case 8: the Deployment is HEALTHY on the new version; only the logs cannot be read
+    emulator.faults.add("GET", r"/logs$", 500, count=20)
+    before = change(repo)
+
+    step = deploy(repo, emulator, before)
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["status"] == "deployed"
+    [warning] = [
+        c
+        for c in step.commands("warning")
+        if c.properties.get("title") == "Import errors not checked"
+    ]
+    assert "Reading the Deployment's logs failed" in warning.message
+    assert "HTTP 500" in warning.message
 
 
 # --- hibernation and cancellation -----------------------------------------------------------
@@ -408,7 +517,7 @@ def test_a_failing_rollback_is_reported_with_the_original_failure(
     repo: GitRepo, emulator: Emulator
 ) -> None:
     emulator.unhealthy_after_finalize = True
-    emulator.faults.add("POST", r"/rollback$", 500)
+    emulator.faults.add("POST", r"/rollback$", 500, count=3)
     before = change(repo)
 
     step = deploy(repo, emulator, before)
@@ -417,8 +526,12 @@ def test_a_failing_rollback_is_reported_with_the_original_failure(
     assert step.titles("error") == ["Rollout failed and the rollback failed"]
     [error] = step.commands("error")
     assert "became unhealthy" in error.message
-    assert "automatic rollback to deploy" in error.message and "failed too" in error.message
+    assert "The automatic rollback to deploy" in error.message
+    assert "none of them shows in the Deployment's deploys" in error.message
+    assert "No rollback was made; the Deployment still runs deploy" in error.message
     assert step.outputs["rolled-back"] == "false"
+    assert step.outputs["rollback-deploy-id"] == ""
+    assert sum(1 for d in deploys_of(emulator) if d.get("rollbackFromId")) == 0
 
 
 def test_unhealthy_rollback_is_said_plainly(repo: GitRepo, emulator: Emulator) -> None:
@@ -551,7 +664,7 @@ def test_rollout_timeout_without_rollback_leaves_the_deploy(
     assert step.outputs["status"] == "failed"
     assert not any(path.endswith("/rollback") for path in api_posts(emulator))
     assert step.outputs["deploy-id"], "the deploy was created and finalized"
-    assert "was finalized" in step.result.summary
+    assert "was left in place" in step.result.summary
 
 
 def test_unhealthy_rollout_without_rollback_fails(repo: GitRepo, emulator: Emulator) -> None:

@@ -9,12 +9,16 @@ import pytest
 from ci_deploy.astro.rules import history_of
 from ci_deploy.astro.wire import Deploy, DeployGit
 from ci_deploy.basecommit import (
+    DEPLOYED_OUT_OF_REACH,
+    NO_BASE,
     Candidate,
+    Probed,
     choose_base,
     deployed_candidate,
     event_candidate,
 )
 from ci_deploy.errors import GitError
+from ci_deploy.platform import Artifact
 
 NULL_SHA = "0" * 40
 
@@ -54,10 +58,28 @@ def test_newest_deployed_deploy_wins_whatever_the_listing_order() -> None:
     assert candidate.label == "deploy d2 (2026-01-02T00:00:00Z)"
 
 
-def test_deploys_without_a_commit_are_passed_over() -> None:
+def test_a_running_deploy_without_a_commit_gives_no_deployed_commit() -> None:
+    # what runs came from no known commit: an older deploy's commit would misstate it
     deploys = [deploy("d1", "2026-01-01T00:00:00Z", A), deploy("d2", "2026-01-02T00:00:00Z", None)]
-    candidate, _ = deployed_candidate(history_of(deploys))
+    candidate, why = deployed_candidate(history_of(deploys))
+    assert candidate is None
+    assert why == "deploy d2, which the Deployment runs, carries no git commit"
+
+
+def test_the_deployed_commit_is_the_one_whose_versions_the_deployment_runs() -> None:
+    # d2 was created after d1 but d1 was finalized last: the Deployment runs d1's DAG version
+    deploys = [
+        deploy("d1", "2026-01-01T00:00:00Z", A, version="v1"),
+        deploy("d2", "2026-01-02T00:00:00Z", B, version="v2"),
+    ]
+    candidate, _ = deployed_candidate(history_of(deploys), {Artifact.DAGS: "v1"})
     assert candidate is not None and candidate.rev == A
+
+    candidate, why = deployed_candidate(history_of(deploys), {Artifact.DAGS: "v9"})
+    assert candidate is None
+    assert why == (
+        "no DEPLOYED deploy in the history shipped what the Deployment runs (DAG version v9)"
+    )
 
 
 def test_a_rollback_counts_as_the_commit_it_restored() -> None:
@@ -76,7 +98,7 @@ def test_a_rollback_counts_as_the_commit_it_restored() -> None:
 def test_no_history_and_no_commit_are_explained() -> None:
     assert deployed_candidate(history_of([])) == (None, "the Deployment has no deploy history")
     candidate, why = deployed_candidate(history_of([deploy("d1", "2026-01-01T00:00:00Z", None)]))
-    assert candidate is None and "carries a git commit" in why
+    assert candidate is None and "carries no git commit" in why
 
 
 @pytest.mark.parametrize(
@@ -114,13 +136,14 @@ def test_events_without_a_base(event_name: str, event: dict[str, Any], why: str)
 class FakeProbe:
     """Answers for each rev: a sha, or a rejection; records what was asked."""
 
-    def __init__(self, answers: dict[str, tuple[str | None, str]]) -> None:
+    def __init__(self, answers: dict[str, tuple[str | None, str] | Probed]) -> None:
         self.answers = answers
         self.asked: list[tuple[str, bool]] = []
 
-    def __call__(self, candidate: Candidate, needs_ancestor: bool) -> tuple[str | None, str]:
+    def __call__(self, candidate: Candidate, needs_ancestor: bool) -> Probed:
         self.asked.append((candidate.rev, needs_ancestor))
-        return self.answers[candidate.rev]
+        answer = self.answers[candidate.rev]
+        return answer if isinstance(answer, Probed) else Probed(*answer)
 
 
 DEPLOYED = (Candidate("deployed", A, "deploy d1"), "")
@@ -140,6 +163,28 @@ def test_auto_falls_back_to_the_event_and_says_why() -> None:
     assert (choice.sha, choice.source) == (B, "event")
     assert choice.rejected == ("deploy d1: it is not an ancestor of HEAD",)
     assert probe.asked == [(A, True), (B, False)]
+
+
+def test_a_deployed_commit_out_of_reach_means_no_base_never_the_event() -> None:
+    """The push's ``before`` may be newer than what runs: changes in between would be lost."""
+    out_of_reach = Probed(None, "no history linking it to HEAD could be fetched", uncertain=True)
+    probe = FakeProbe({A: out_of_reach, B: (B, "fetched")})
+
+    choice = choose_base("auto", DEPLOYED, EVENT, probe)
+
+    assert (choice.sha, choice.source) == (None, "none")
+    assert choice.reason == DEPLOYED_OUT_OF_REACH
+    assert choice.rejected == ("deploy d1: no history linking it to HEAD could be fetched",)
+    assert probe.asked == [(A, True)], "the event's base is not even looked at"
+    alone = choose_base("deployed", DEPLOYED, EVENT, FakeProbe({A: out_of_reach}))
+    assert (alone.sha, alone.reason) == (None, DEPLOYED_OUT_OF_REACH)
+
+
+def test_an_event_base_out_of_reach_is_only_a_rejection() -> None:
+    out_of_reach = Probed(None, "fetch from origin failed", uncertain=True)
+    probe = FakeProbe({B: out_of_reach})
+    choice = choose_base("auto", (None, "the Deployment has no deploy history"), EVENT, probe)
+    assert (choice.sha, choice.reason) == (None, NO_BASE)
 
 
 def test_auto_with_nothing_usable_is_none_with_every_reason() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_deploy.bundle import Bundle, build_bundle_tarball, build_dag_tarball
+from ci_deploy.bundle import Bundle, build_bundle_tarball, build_dag_tarball, shown
 from ci_deploy.errors import BundleError
 
 
@@ -355,3 +355,71 @@ def test_bundle_of_an_empty_folder_is_a_valid_empty_archive(tmp_path: Path) -> N
     assert bundle.members == ()
     with _open(bundle) as tar:
         assert tar.getmembers() == []
+
+
+# --- names that are not UTF-8 -----------------------------------------------------------------
+
+
+def test_a_name_that_is_not_utf8_keeps_its_bytes_and_is_shown_escaped(tmp_path: Path) -> None:
+    root = tmp_path / "dags"
+    root.mkdir()
+    raw = os.path.join(os.fsencode(root), b"caf\xe9.py")
+    Path(os.fsdecode(raw)).write_bytes(b"X = 1\n")
+    _write(root / "caf\u00e9_utf8.py")
+
+    bundle = build_dag_tarball(root)
+
+    assert sorted(shown(m) for m in bundle.members) == [
+        "dags/caf\\xe9.py",
+        "dags/caf\u00e9_utf8.py",
+    ]
+    [odd] = [m for m in bundle.members if os.fsencode(m) == b"dags/caf\xe9.py"]
+    # The name is stored as its bytes (a PAX record), not re-encoded or replaced.
+    assert b" path=dags/caf\xe9.py\n" in gzip.decompress(bundle.data)
+    with _open(bundle) as tar:
+        assert tar.getnames() == list(bundle.members)
+        member = tar.extractfile(odd)
+        assert member is not None and member.read() == b"X = 1\n"
+
+
+def test_shown_leaves_valid_names_alone() -> None:
+    assert shown("dags/ünïcødé dag.py") == "dags/ünïcødé dag.py"
+    assert shown("dags/caf\udce9.py") == "dags/caf\\xe9.py"
+
+
+# --- Git LFS pointers -------------------------------------------------------------------------
+
+POINTER = (
+    "version https://git-lfs.github.com/spec/v1\n"
+    "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+    "size 12345\n"
+)
+
+
+def test_git_lfs_pointers_are_an_error_naming_every_one(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    _write(root / "dags" / "dag.py")
+    _write(root / "dags" / "model.pkl", POINTER)
+    _write(root / "dags" / "sub" / "generated.py", POINTER)
+    _write(root / "include" / "seed.csv", POINTER)
+
+    with pytest.raises(BundleError) as dags_error:
+        build_dag_tarball(root / "dags")
+    with pytest.raises(BundleError) as bundle_error:
+        build_bundle_tarball(root)
+
+    assert dags_error.value.title == "Git LFS files not downloaded"
+    message = dags_error.value.message
+    assert "The DAG folder holds Git LFS pointers" in message
+    assert "dags/model.pkl, dags/sub/generated.py." in message
+    assert "Set lfs: true on actions/checkout" in message
+    assert "dags/model.pkl, dags/sub/generated.py, include/seed.csv." in bundle_error.value.message
+
+
+def test_what_is_not_a_git_lfs_pointer(tmp_path: Path) -> None:
+    root = tmp_path / "dags"
+    # As large as the spec allows no pointer to be, and the line further down a file.
+    _write(root / "big.txt", POINTER + "x" * (1024 - len(POINTER)))
+    _write(root / "doc.md", "# Notes\n" + POINTER)
+    _write(root / "empty.py", "")
+    assert build_dag_tarball(root).members == ("dags/big.txt", "dags/doc.md", "dags/empty.py")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import tarfile
 import time
@@ -50,7 +51,12 @@ def test_dag_change_deploys_dag_only_and_waits_until_healthy(
     deploy = deploys[out["deploy-id"]]
     assert deploy["type"] == "DAG_ONLY"
     assert deploy["status"] == "DEPLOYED"
-    assert deploy["description"] == "Change dags/example_etl.py"
+    run_url = "https://github.com/example/astro-project/actions/runs/1"
+    # the commit's subject, the run's page, and the run's marker (a lost answer is found by it)
+    assert re.fullmatch(
+        rf"Change dags/example_etl\.py \({re.escape(run_url)}\) \[ci-deploy:[0-9a-f]{{12}}\]",
+        deploy["description"],
+    )
     git = deploy["git"]
     assert git["provider"] == "GITHUB"
     assert (git["account"], git["repo"], git["branch"]) == ("example", "astro-project", "main")

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import git
 import pytest
 
 from ci_deploy import gitfetch
 from ci_deploy.errors import GitError
-from ci_deploy.gitfetch import Resolved, connect_history, ensure_commit, is_shallow
+from ci_deploy.gitfetch import (
+    Resolved,
+    connect_history,
+    ensure_commit,
+    histories_complete,
+    is_shallow,
+)
 from ci_deploy.gitrepo import SafeGit, _scrub, changed_files, is_ancestor, open_repo
-from tests.gitrepo import GitRepo, git_env, run_git
+from tests.gitrepo import GitRepo, git_env, run_git, time_limit
 
 NULL_SHA = "0" * 40
 
@@ -39,16 +43,8 @@ def _isolated_and_bounded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
 
-    def expired(_signum: int, _frame: FrameType | None) -> None:
-        raise TimeoutError(f"test ran longer than {TEST_TIME_LIMIT_SECONDS} seconds")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_TIME_LIMIT_SECONDS)
-    try:
+    with time_limit(TEST_TIME_LIMIT_SECONDS):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def linear(tmp_path: Path, count: int = 6) -> tuple[GitRepo, Path, list[str], list[str]]:
@@ -206,7 +202,7 @@ def test_refspecs_and_expressions_are_never_fetched(tmp_path: Path, rev: str) ->
     log: list[str] = []
     resolved = ensure_commit(open_repo(clone.path), rev, log=log.append)
     assert resolved == Resolved(
-        None, "not present locally, and only a full sha or a ref name can be fetched"
+        None, "not present locally, and only a full sha or a ref name can be fetched", True
     )
     assert log == []
     assert clone.git("for-each-ref") == refs_before
@@ -297,6 +293,7 @@ def test_unrelated_histories_have_no_merge_base(tmp_path: Path, depth: int | Non
     log: list[str] = []
     assert connect_history(opened, pages, shas[3], log=log.append) is None
     assert not is_shallow(opened)  # both histories were fetched whole: truly unrelated
+    assert histories_complete(opened, pages, shas[3])
     # Git marks the commit at the depth boundary shallow even when it is a root, so the
     # 4-commit history is known to be whole only once fetched deeper than 4.
     assert depths(log) == ([2, 4, 8] if depth else [])
@@ -319,6 +316,58 @@ def test_the_depth_bound(tmp_path: Path, max_depth: int, steps: list[int], found
     assert depths(log) == steps
     assert (f"within {max_depth} commits" in log[-1]) is not found
     assert is_ancestor(opened, shas[0], shas[5]) is found
+    if not found:  # "no merge base" is no answer: HEAD's history is still cut off
+        assert not histories_complete(opened, shas[0], shas[5])
+
+
+def test_histories_are_complete_once_no_shallow_boundary_cuts_them(tmp_path: Path) -> None:
+    work, origin, shas, _ = linear(tmp_path, count=4)
+    complete = open_repo(GitRepo.clone(origin, tmp_path / "complete", depth=None).path)
+    assert histories_complete(complete, shas[3], shas[0])
+
+    shallow = open_repo(GitRepo.clone(origin, tmp_path / "shallow", depth=2).path)
+    assert ensure_commit(shallow, shas[0]).sha == shas[0]
+    assert not histories_complete(shallow, shas[3]), "HEAD's history is cut after 2 commits"
+    assert not histories_complete(shallow, shas[0], shas[3])
+    assert connect_history(shallow, shas[0], shas[3]) == shas[0]
+    assert histories_complete(shallow, shas[0], shas[3]), "deepened down to the root"
+    assert work.head() == shas[3]
+
+
+# --- whether a commit out of reach may still be in HEAD's history -------------------------
+
+
+def test_a_commit_out_of_reach_of_a_shallow_clone_is_uncertain(tmp_path: Path) -> None:
+    """A shallow clone may lack any commit of HEAD's history; a complete one lacks none."""
+    _, origin, shas, _ = linear(tmp_path, count=3)
+    shallow = GitRepo.clone(origin, tmp_path / "shallow", depth=1)
+    complete = GitRepo.clone(origin, tmp_path / "complete", depth=None)
+    feature = "f" * 40
+    for clone in (shallow, complete):
+        clone.set_remote("origin", "file:///nonexistent/origin.git")
+    expected = {shallow: True, complete: False}
+
+    for clone, uncertain in expected.items():
+        opened = open_repo(clone.path)
+        failed = ensure_commit(opened, feature)
+        assert (failed.sha, failed.uncertain) == (None, uncertain)
+        assert failed.detail.startswith("fetch from origin failed: fatal:")
+        clone.git("remote", "remove", "origin")
+        assert ensure_commit(opened, feature) == Resolved(None, "no remote named origin", uncertain)
+        # An abbreviated sha is never fetched: only a complete clone can answer for it.
+        abbreviated = ensure_commit(opened, feature[:10])
+        assert (abbreviated.sha, abbreviated.uncertain) == (None, uncertain)
+    assert shas
+
+
+def test_origin_answering_it_has_no_such_commit_is_certain(tmp_path: Path) -> None:
+    _, origin, _, _ = linear(tmp_path, count=3)
+    opened = open_repo(GitRepo.clone(origin, tmp_path / "clone", depth=1).path)
+    assert ensure_commit(opened, "1" * 40) == Resolved(None, "not on origin (force-pushed away?)")
+    assert ensure_commit(opened, "nope") == Resolved(None, "no ref named 'nope' on origin")
+    # A name that may be an abbreviated sha is not a "no": the commit may be there.
+    maybe = ensure_commit(opened, "1111111111")
+    assert (maybe.sha, maybe.uncertain) == (None, True)
 
 
 # --- no origin, failing origin, credentials --------------------------------------------
@@ -378,7 +427,7 @@ def test_credentials_in_git_messages_are_removed(
     scrubbed = (
         "fetch from origin failed: fatal: unable to access 'https://github.com/a/b.git/': 403"
     )
-    assert ensure_commit(opened, "1" * 40) == Resolved(None, scrubbed)
+    assert ensure_commit(opened, "1" * 40) == Resolved(None, scrubbed, uncertain=True)
     log: list[str] = []
     assert connect_history(opened, shas[0], shas[2], log=log.append) is None
     assert log[-1] == f"Could not deepen the shallow clone: {scrubbed}"
@@ -429,7 +478,7 @@ def test_a_fetch_that_hangs_is_killed_and_reported(
 
     timed_out = "git fetch did not finish within 1 seconds"
     started = time.monotonic()
-    assert ensure_commit(opened, "1" * 40) == Resolved(None, timed_out)
+    assert ensure_commit(opened, "1" * 40) == Resolved(None, timed_out, uncertain=True)
     log: list[str] = []
     assert connect_history(opened, shas[0], shas[2], log=log.append) is None
     assert log[-1] == f"Could not deepen the shallow clone: {timed_out}"

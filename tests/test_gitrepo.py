@@ -20,6 +20,7 @@ from ci_deploy.gitrepo import (
     open_repo,
     remote_url,
     repo_relative,
+    unfetched_submodules,
 )
 from ci_deploy.source import CommitInfo, strip_credentials
 from tests.gitrepo import AUTHOR_EMAIL, AUTHOR_NAME, GitRepo
@@ -264,6 +265,17 @@ def test_odd_file_names_survive(repo: GitRepo) -> None:
     assert changed_files(open_repo(repo.path), base, head) == sorted(names)
 
 
+def test_a_name_that_is_not_utf8_comes_back_escaped(repo: GitRepo) -> None:
+    """Git hands back a name's bytes; undecodable ones read ``\\xNN``, printable anywhere."""
+    base = repo.head()
+    raw = os.path.join(os.fsencode(repo.path), b"dags", b"caf\xe9.py")
+    Path(os.fsdecode(raw)).write_bytes(b"X = 1\n")
+    head = repo.commit("a Latin-1 name")
+    [name] = changed_files(open_repo(repo.path), base, head)
+    assert name == "dags/caf\\xe9.py"
+    assert name.encode("utf-8")
+
+
 def test_unknown_base_commit_is_a_clear_error(repo: GitRepo) -> None:
     opened = open_repo(repo.path)
     with pytest.raises(GitError, match=r"base commit '1{40}' is not in the repository.*fetch"):
@@ -289,6 +301,59 @@ def test_changed_files_in_a_shallow_clone_misses_the_old_base(
     assert not GitRepo(clone).has_commit(base)
     with pytest.raises(GitError, match="base commit"):
         changed_files(opened, base, "HEAD")
+
+
+# --- submodules ------------------------------------------------------------------------
+
+
+def test_submodules_the_checkout_did_not_fetch(repo: GitRepo, tmp_path: Path) -> None:
+    vendor = GitRepo(tmp_path / "vendor")
+    vendor.write("shared.py", "SHARED = 1\n")
+    sha = vendor.commit("shared code")
+    # Gitlinks as a checkout without submodules leaves them: in the index, folders empty.
+    for path in ("dags/vendor", "dags/deeper/lib", "include/tools", "dags/present"):
+        repo.git("update-index", "--add", "--cacheinfo", f"160000,{sha},{path}")
+        (repo.path / path).mkdir(parents=True)
+    repo.write("dags/present/file.py", "FETCHED = 1\n")  # as if fetched
+    (repo.path / "dags/deeper/lib").rmdir()  # a missing folder lacks the files too
+    opened = open_repo(repo.path)
+
+    assert unfetched_submodules(opened, repo.path / "dags") == ["dags/deeper/lib", "dags/vendor"]
+    assert unfetched_submodules(opened, repo.path) == [
+        "dags/deeper/lib",
+        "dags/vendor",
+        "include/tools",
+    ]
+    assert unfetched_submodules(opened, repo.path / "dags" / "deeper") == ["dags/deeper/lib"]
+    repo.write("plain/x.py", "X = 1\n")
+    assert unfetched_submodules(opened, repo.path / "plain") == []
+
+
+def test_a_real_submodule_is_lacking_until_fetched(repo: GitRepo, tmp_path: Path) -> None:
+    vendor = GitRepo(tmp_path / "vendor")
+    vendor.write("shared.py", "SHARED = 1\n")
+    vendor.commit("shared code")
+    url = vendor.path.resolve().as_uri()
+    repo.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", url, "dags/vendor")
+    repo.commit("add a submodule")
+    clone = GitRepo.clone(repo.add_origin(), tmp_path / "clone", depth=1)
+    opened = open_repo(clone.path)
+
+    assert unfetched_submodules(opened, clone.path / "dags") == ["dags/vendor"]
+    clone.git("-c", "protocol.file.allow=always", "submodule", "update", "-q", "--init")
+    assert unfetched_submodules(opened, clone.path / "dags") == []
+
+
+def test_a_folder_named_like_a_pathspec_is_taken_literally(repo: GitRepo) -> None:
+    """The folder reaches git as a literal path: no glob, no magic, no option."""
+    sha = repo.head()
+    repo.git("update-index", "--add", "--cacheinfo", f"160000,{sha},dags/vendor")
+    (repo.path / "d*").mkdir()
+    (repo.path / "--all").mkdir()
+    opened = open_repo(repo.path)
+    assert unfetched_submodules(opened, repo.path / "d*") == []
+    assert unfetched_submodules(opened, repo.path / "--all") == []
+    assert unfetched_submodules(opened, repo.path / "dags") == ["dags/vendor"]
 
 
 # --- remote URL ------------------------------------------------------------------------

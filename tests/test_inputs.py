@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from ci_deploy import inputs as inputs_module
+from ci_deploy.changeset import PathRules
 from ci_deploy.errors import InputError, InputProblem
 from ci_deploy.input_rules import Run
 from ci_deploy.inputs import (
@@ -1122,8 +1123,7 @@ def test_bundle_mount_path_accepts_absolute_paths(workspace: Path, given: str, p
 
 @pytest.mark.parametrize(
     "given",
-    ["usr/local/dbt", "./dbt", "~/dbt", "/usr/local/../etc", "/..", "/a/b/..", "/a\nb", "/a\x00",
-     "C:\\dbt"],
+    ["usr/local/dbt", "./dbt", "~/dbt", "/usr/local/../etc", "/..", "/a/b/..", "C:\\dbt"],
 )  # fmt: skip
 def test_bundle_mount_path_refuses_relative_paths_and_dotdot(workspace: Path, given: str) -> None:
     message = only_problem(
@@ -1219,3 +1219,143 @@ def test_cross_input_problems_come_with_field_problems_in_input_order(workspace:
         ),
         InputProblem("wait-timeout", "must be a duration such as 90, 90s, 5m or 1h; got 'soon'"),
     ]
+
+
+# --- lengths and control characters ------------------------------------------------------------
+
+ID_INPUTS = {
+    "organization-id": {},
+    "deployment-id": {},
+    "workspace-id": {"deployment_id": "", "deployment_name": "analytics"},
+    "rollback-to": {"action": "rollback"},
+}
+
+
+@pytest.mark.parametrize("name", ID_INPUTS)
+def test_an_id_may_have_64_characters(workspace: Path, name: str) -> None:
+    inputs = load(workspace, **setting(name, "c" * 64))
+    assert getattr(inputs, name.replace("-", "_")) == "c" * 64
+
+
+@pytest.mark.parametrize("name", ID_INPUTS)
+@pytest.mark.parametrize("length", [65, 120_000])
+def test_a_longer_id_is_refused_with_its_length(workspace: Path, name: str, length: int) -> None:
+    message = only_problem(workspace, name, **setting(name, "c" * length))
+    kind = "a deploy ID" if name == "rollback-to" else "an Astro ID"
+    shown = repr("c" * length) if length <= 80 else repr("c" * 80 + "...")
+    assert message == (
+        f"must be {kind} of at most 64 characters (Astro's IDs have 25); got {length}"
+        f" characters: {shown}"
+    )
+
+
+def test_an_organization_id_longer_than_64_characters_is_not_read_from_a_token() -> None:
+    token = make_jwt({"permissions": [f"organizationId:{'o' * 65}"]})
+    assert organization_from_token(token) is None
+    assert organization_from_token(make_jwt({"permissions": [f"organizationId:{'o' * 64}"]}))
+
+
+FOLDER_INPUTS = {
+    "root-folder": {},
+    "dags-folder": {},
+    "bundle-mount-path": {"deploy_type": "bundle", "bundle_type": "dbt"},
+}
+
+
+def setting(name: str, text: str) -> dict[str, str]:
+    """Keyword inputs for :func:`load` setting input ``name`` to ``text``, and what it needs."""
+    needs = {**ID_INPUTS, **FOLDER_INPUTS}[name]
+    return {**needs, name.replace("-", "_"): text}
+
+
+def test_folders_may_have_1024_characters_in_names_of_255(workspace: Path) -> None:
+    long = "/".join(["n" * 254, "n" * 255, "n" * 255, "n" * 255, "a"])
+    assert len(long) == 1024
+    (workspace / long).mkdir(parents=True)
+    inputs = load(workspace, root_folder=long, dags_folder=long)
+    assert (inputs.root_folder, inputs.dags_folder) == (long, long)
+    mount = load(workspace, **FOLDER_INPUTS["bundle-mount-path"], bundle_mount_path="/" + long[1:])
+    assert mount.bundle_mount_path == "/" + long[1:]
+
+
+@pytest.mark.parametrize("name", FOLDER_INPUTS)
+def test_a_longer_folder_is_refused_with_its_length(workspace: Path, name: str) -> None:
+    text = "/" + "f" * 1024
+    message = only_problem(workspace, name, **setting(name, text))
+    assert message == (
+        "must be a folder path of at most 1024 characters; got 1025 characters:"
+        f" {text[:80] + '...'!r}"
+    )
+
+
+@pytest.mark.parametrize("name", FOLDER_INPUTS)
+def test_a_folder_name_longer_than_255_characters_is_refused(workspace: Path, name: str) -> None:
+    text = "/x/" + "f" * 256
+    message = only_problem(workspace, name, **setting(name, text))
+    assert message == (
+        "must be a folder path whose folder names have at most 255 characters; one of"
+        f" {text[:80] + '...'!r} has 256"
+    )
+
+
+@pytest.mark.parametrize("name", FOLDER_INPUTS)
+@pytest.mark.parametrize("control", ["\n", "\t", "\r", "\x1b", "\x00", "\x7f", "\x85"])
+def test_a_folder_with_a_control_character_is_refused(
+    workspace: Path, name: str, control: str
+) -> None:
+    text = f"/usr/local/air{control}flow"
+    message = only_problem(workspace, name, **setting(name, text))
+    assert message == (
+        "must be a folder path without control characters (such as a newline, a tab or an"
+        f" escape); got {text!r}"
+    )
+
+
+def test_a_root_folder_that_cannot_be_read_is_refused(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a non-root user meets a folder below one it may not enter (root may enter any).
+    def denied(path: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "is_dir", denied)
+    message = only_problem(workspace, "root-folder", root_folder="airflow")
+    assert message == "must be a directory that can be read; 'airflow' cannot (Permission denied)"
+
+
+def test_api_url_may_have_at_most_2048_characters(workspace: Path) -> None:
+    base = "https://api.astronomer.io/"
+    assert load(workspace, api_url=base + "v" * (2048 - len(base))).api_url.endswith("v")
+    message = only_problem(workspace, "api-url", api_url=base + "v" * 120_000)
+    assert message == (
+        "must be an absolute https URL such as https://api.astronomer.io/v1 of at most 2048"
+        f" characters; got {len(base) + 120_000} characters (the URL is not shown)"
+    )
+
+
+@pytest.mark.parametrize("name", ["dag-paths", "image-paths", "ignore-paths"])
+def test_path_globs_may_have_at_most_1024_characters(workspace: Path, name: str) -> None:
+    field = name.replace("-", "_")
+    assert load(workspace, **{field: "a/**/b/**/c/**/d/**, *a*a*a*a*a*a*a*a*ab"})
+    message = only_problem(workspace, name, **{field: "dags/**, " + "d" * 1025})
+    assert message.endswith("is 1025 characters long; a glob may have at most 1024")
+
+
+@pytest.mark.parametrize(
+    ("folder", "glob"),
+    [
+        ("dags[1]", "dags\\[1\\]/**"),
+        ("a/**/b/**/c/**/d/**/e", "a/\\*\\*/b/\\*\\*/c/\\*\\*/d/\\*\\*/e/**"),
+        ("*a*a*a*a*a*a*ab", "\\*a\\*a\\*a\\*a\\*a\\*a\\*ab/**"),
+        ("#dags!?", "\\#dags\\!\\?/**"),
+    ],
+)
+def test_the_default_dag_paths_match_the_dags_folder_literally(
+    workspace: Path, folder: str, glob: str
+) -> None:
+    # Its name is a folder's, not a glob: wildcards in it match only themselves.
+    inputs = load(workspace, dags_folder=folder)
+    assert inputs.dag_paths == (glob,)
+    rules = PathRules(".", inputs.dag_paths, inputs.image_paths)
+    assert rules.kind(f"{folder}/x.py") == "dag"
+    assert rules.kind("dags1/x.py") == rules.kind("a/x/b/y/c/z/d/w/e/x.py") == "image"

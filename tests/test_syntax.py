@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -201,3 +202,13 @@ def test_an_unreadable_member_is_a_problem(dags: Path) -> None:
     [problem] = check(dags, "dags/missing.py")
     assert (problem.path, problem.line, problem.column) == ("astro/dags/missing.py", 1, 1)
     assert problem.message == "cannot be read: No such file or directory"
+
+
+def test_a_name_that_is_not_utf8_is_checked_and_given_escaped(dags: Path) -> None:
+    """The file is read under its real name; the problem's path can be printed anywhere."""
+    raw = os.path.join(os.fsencode(dags), b"caf\xe9.py")
+    Path(os.fsdecode(raw)).write_bytes(b"def f(:\n")
+    [member] = build_dag_tarball(dags).members
+    [problem] = check(dags, member)
+    assert problem.path == "astro/dags/caf\\xe9.py"
+    assert problem.path.encode("utf-8")

@@ -3,8 +3,9 @@
 :class:`~ci_deploy.astro.client_core.ApiSession` calls these at its one boundary: no answer
 (:class:`~ci_deploy.http.TransportFailure`), an error status, or an answer that is not the
 expected model. Each message says what was attempted, what the API answered, and what to do.
-Text that came from the wire is scrubbed of the token *before* it is shortened, so a cut can
-never leave part of the token behind.
+Text that came from the wire (the message, field errors, request id) is scrubbed of the token
+*before* it is shortened, and shortening redacts any other credential it recognises (a bearer
+token, a SAS signature) before it cuts, so a cut never leaves part of one behind.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ _TEXT_LIMIT = 200
 """How much of an error answer that is not the API's Error JSON is shown."""
 _MESSAGE_LIMIT = 500
 """How much of the Error JSON's ``message`` is shown."""
+_FIELD_LIMIT = 200
+"""How much of each of the Error JSON's ``fieldErrors`` is shown."""
+_REQUEST_ID_LIMIT = 100
+"""How much of a request id is shown."""
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "-._~+/=")
 
 Scrub = Callable[[str], str]
@@ -192,29 +197,32 @@ class _ErrorBody:
 
     @classmethod
     def from_response(cls, response: httpx.Response, scrub: Scrub) -> _ErrorBody:
-        header_id = _request_id_header(response)
+        """What ``response`` said, each part scrubbed of the token and then shortened."""
+
+        def shown(text: str, limit: int) -> str:
+            return shorten(scrub(text), limit)
+
+        header_id = shown(_request_id_header(response), _REQUEST_ID_LIMIT)
         try:
             data = json.loads(response.content)
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            return cls(shorten(scrub(response.text), _TEXT_LIMIT), header_id)
+            return cls(shown(response.text, _TEXT_LIMIT), header_id)
         field_errors = tuple(
-            scrub(f"{item.get('field', '?')}: {item.get('message', '')}".strip())
+            shown(f"{item.get('field', '?')}: {item.get('message', '')}", _FIELD_LIMIT)
             for item in data.get("fieldErrors") or []
             if isinstance(item, dict)
         )
         message = data.get("message")
         if isinstance(message, str) and message:
-            text = shorten(scrub(message), _MESSAGE_LIMIT)
+            text = shown(message, _MESSAGE_LIMIT)
         else:
-            text = shorten(scrub(response.text), _TEXT_LIMIT)
-        request_id = data.get("requestId")
-        return cls(
-            text,
-            request_id if isinstance(request_id, str) and request_id else header_id,
-            field_errors,
-        )
+            text = shown(response.text, _TEXT_LIMIT)
+        body_id = data.get("requestId")
+        if isinstance(body_id, str) and body_id:
+            return cls(text, shown(body_id, _REQUEST_ID_LIMIT), field_errors)
+        return cls(text, header_id, field_errors)
 
     def suffix(self) -> str:
         """``: <message> [fieldErrors: ...] (requestId: ...)``, leaving out empty parts."""

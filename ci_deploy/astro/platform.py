@@ -30,13 +30,14 @@ from ci_deploy.astro.rules import (
 )
 from ci_deploy.astro.upload import redact_url, upload_blob
 from ci_deploy.astro.wire import (
+    DESCRIPTION_MAX,
     CreateDeployRequest,
     Deploy,
     Deployment,
     GitInfo,
     RollbackRequest,
 )
-from ci_deploy.errors import ApiAmbiguousError, DeployRejectedError, NotFoundError
+from ci_deploy.errors import ApiAmbiguousError, ApiError, DeployRejectedError, NotFoundError
 from ci_deploy.platform import (
     Artifact,
     Environment,
@@ -53,8 +54,13 @@ if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage, ImageBuilder
     from ci_deploy.inputs import Inputs
 
-CREATE_ATTEMPTS = 3
-"""How often a create whose answer was lost is tried, the history read in between."""
+WRITE_ATTEMPTS = 3
+"""How often a create, finalize or rollback whose outcome is unknown is sent, the state read
+back in between."""
+
+LOOKS_AFTER_LOST_ANSWER = (0.0, 2.0, 5.0)
+"""Seconds to wait before each look at the history for a create or rollback whose answer
+was lost: the API may still be processing it when the first look comes."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class AstroPlatform:
         registry_password: str,
         images: Callable[[], ImageBuilder],
         sleep: Callable[[float], None] = time.sleep,
+        request_timeout: float = 30.0,
     ) -> None:
         self._client = client
         self._settings = settings
@@ -87,6 +94,7 @@ class AstroPlatform:
         self._registry_password = registry_password
         self._images = images
         self._sleep = sleep
+        self._request_timeout = request_timeout
         self._deployment_id = settings.deployment_id
         self._deployment: Deployment | None = None
         self._deploys: dict[str, Deploy] = {}
@@ -129,55 +137,75 @@ class AstroPlatform:
 
     # -- a deploy ---------------------------------------------------------------------------
 
-    def create(self, kind: str, description: str, source: Source) -> Release:
+    def create(self, kind: str, description: str, source: Source, marker: str) -> Release:
         request = CreateDeployRequest.model_validate(
             {
                 "type": kind,
-                "description": cut_description(description) or None,
+                "description": marked(description, marker),
                 "git": git_info(source),
                 "bundleType": self._settings.bundle_type or None,
                 "bundleMountPath": self._settings.bundle_mount_path or None,
             }
         )
-        deploy = self._create_once(request, set(self._deploys))
+        known = set(self._deploys)
+        deploy = self._exactly_once(
+            "creating the deploy",
+            lambda: self._client.create_deploy(self._deployment_id, request),
+            lambda: self._find_marked(marker, known, rollback=False),
+        )
         self._deploys[deploy.id] = deploy
         return release_of(deploy)
 
-    def _create_once(self, request: CreateDeployRequest, known: set[str]) -> Deploy:
-        """Create the deploy exactly once, even when an answer is lost on the way back.
-
-        ``known`` holds the ids of the deploys that existed before. After an ambiguous
-        failure the deploy history is read again: a new ``INITIALIZED`` deploy of this
-        commit and type is the one the lost answer would have named.
-        """
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
+    def _exactly_once(
+        self, what: str, send: Callable[[], Deploy], made: Callable[[], Deploy | None]
+    ) -> Deploy:
+        """``send`` once, even when answers are lost: after a failure that leaves open whether
+        the API processed it, ``made`` reads the state back (the deploy it made, or None),
+        and only when it was not made is ``send`` tried again (at most
+        :data:`WRITE_ATTEMPTS` times in all)."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                return self._client.create_deploy(self._deployment_id, request)
+                return send()
             except ApiAmbiguousError as exc:
                 self._runner.info(
-                    f"The answer to creating the deploy was lost ({exc.message}); reading the "
-                    "deploy history to see whether it was created."
+                    f"The answer to {what} was lost ({exc.message}); reading the Deployment's "
+                    "deploys to see whether it was done."
                 )
-                adopted = self._created_meanwhile(request, known)
-                if adopted is not None:
-                    self._runner.info(f"It was: deploy {adopted.id}. Continuing with it.")
-                    return adopted
-                if attempt == CREATE_ATTEMPTS:
-                    raise
-                self._runner.info(f"It was not; creating it again (attempt {attempt + 1}).")
+                try:
+                    found = made()
+                except ApiError as reread:
+                    raise ApiAmbiguousError(
+                        f"{exc.message} Reading it back failed too: {reread.message}",
+                        operation=exc.operation,
+                    ) from exc
+                if found is not None:
+                    self._runner.info(f"It was: deploy {found.id}. Continuing with it.")
+                    return found
+                if attempt == WRITE_ATTEMPTS:
+                    raise ApiError(
+                        f"{exc.message} After {WRITE_ATTEMPTS} attempts, none of them shows in "
+                        "the Deployment's deploys: it was not done.",
+                        status_code=exc.status_code,
+                        request_id=exc.request_id,
+                        operation=exc.operation,
+                    ) from exc
+                self._runner.info(f"It was not; {what} again (attempt {attempt + 1}).")
         raise AssertionError("unreachable")
 
-    def _created_meanwhile(self, request: CreateDeployRequest, known: set[str]) -> Deploy | None:
-        sha = request.git.commitSha if request.git else None
-        for deploy in reversed(self._client.list_deploys(self._deployment_id)):
-            same_commit = sha is None or (deploy.git is not None and deploy.git.commitSha == sha)
-            if (
-                deploy.id not in known
-                and deploy.status == "INITIALIZED"
-                and deploy.type == request.type
-                and same_commit
-            ):
-                return self._client.get_deploy(self._deployment_id, deploy.id)
+    def _find_marked(self, marker: str, known: set[str], *, rollback: bool) -> Deploy | None:
+        """A deploy (or a rollback) made since ``known`` whose description carries
+        ``marker``, looked for over a short window: the API may still be working on the
+        request whose answer was lost."""
+        for wait in LOOKS_AFTER_LOST_ANSWER:
+            if wait:
+                self._sleep(wait)
+            for deploy in reversed(self._client.list_deploys(self._deployment_id)):
+                if (
+                    deploy.id not in known
+                    and bool(deploy.rollbackFromId) is rollback
+                    and marker in (deploy.description or "")
+                ):
+                    return self._client.get_deploy(self._deployment_id, deploy.id)
         return None
 
     def upload(self, release: Release, artifact: Artifact, data: bytes) -> str:
@@ -191,7 +219,13 @@ class AstroPlatform:
         for signature in parse_qs(urlsplit(url).query).get("sig", []):
             self._runner.mask(signature)
         self._runner.info(f"Uploading {len(data)} bytes to {redact_url(url)}")
-        return upload_blob(url, data, sleep=self._sleep, on_retry=self._runner.info)
+        return upload_blob(
+            url,
+            data,
+            timeout=self._request_timeout,
+            sleep=self._sleep,
+            on_retry=self._runner.info,
+        )
 
     def push(self, release: Release, image: BuiltImage) -> str:
         deploy = self._deploys[release.id]
@@ -209,7 +243,11 @@ class AstroPlatform:
         created = self._deploys[release.id]
         dag_deploys = self._deployment is not None and self._deployment.isDagDeployEnabled
         request = finalize_request(created.type, dag_deploys, shipment)
-        answer = self._client.finalize_deploy(self._deployment_id, created.id, request)
+        answer = self._exactly_once(
+            f"finalizing deploy {created.id}",
+            lambda: self._client.finalize_deploy(self._deployment_id, created.id, request),
+            lambda: self._if_finalized(created.id),
+        )
         # What the Deployment must show is what was sent, whatever the answer repeats.
         finalized = answer.model_copy(
             update={
@@ -220,6 +258,19 @@ class AstroPlatform:
         )
         self._deploys[created.id] = finalized
         return release_of(finalized)
+
+    def _if_finalized(self, deploy_id: str) -> Deploy | None:
+        """The deploy when it is finalized, None when it is still waiting for finalize."""
+        deploy = self._client.get_deploy(self._deployment_id, deploy_id)
+        if deploy.status == "INITIALIZED":
+            return None
+        if deploy.status != "DEPLOYED":
+            raise DeployRejectedError(
+                f"Deploy {deploy_id} is {deploy.status} after its finalize; the Deployment does "
+                "not run it. Check the deploy in the Astro UI.",
+                title="Deploy not finalized",
+            )
+        return deploy
 
     # -- after finalize ---------------------------------------------------------------------
 
@@ -236,11 +287,18 @@ class AstroPlatform:
             return ImportErrors(
                 {}, where, unreadable="The Deployment's logs are not available from this API"
             )
+        except ApiError as exc:
+            return ImportErrors({}, where, failed=f"Reading the Deployment's logs failed: {exc}")
         return ImportErrors(import_problems((entry.raw for entry in entries), members), where)
 
-    def roll_back(self, to: Release, description: str) -> Release:
-        request = RollbackRequest(description=cut_description(description))
-        rollback = self._client.rollback_deploy(self._deployment_id, to.id, request)
+    def roll_back(self, to: Release, description: str, marker: str) -> Release:
+        request = RollbackRequest(description=marked(description, marker))
+        known = set(self._deploys)
+        rollback = self._exactly_once(
+            f"rolling back to deploy {to.id}",
+            lambda: self._client.rollback_deploy(self._deployment_id, to.id, request),
+            lambda: self._find_marked(marker, known, rollback=True),
+        )
         self._deploys[rollback.id] = rollback
         # A rollback runs what ``to`` ran: that is what the Deployment must show.
         return replace(release_of(rollback), restores=to.id, versions=to.versions)
@@ -254,6 +312,14 @@ class AstroPlatform:
             raise AssertionError("locate() the Deployment first")
         with hibernation.awake(self._client, self._deployment, self._runner, enabled=enabled):
             yield
+
+
+def marked(description: str, marker: str) -> str:
+    """``description`` cut to the API's limit with room for `` [marker]``, which always ends it."""
+    if not marker:
+        return cut_description(description)
+    tail = f"[{marker}]"
+    return f"{cut_description(description, DESCRIPTION_MAX - len(tail) - 1)} {tail}".lstrip()
 
 
 def git_info(source: Source) -> GitInfo | None:
@@ -316,5 +382,11 @@ def connect(
         timeout=timing.request_timeout,
     ) as client:
         yield AstroPlatform(
-            client, settings, runner, registry_password=token, images=images, sleep=sleep
+            client,
+            settings,
+            runner,
+            registry_password=token,
+            images=images,
+            sleep=sleep,
+            request_timeout=timing.request_timeout,
         )

@@ -184,7 +184,14 @@ def environment_of(deployment: Deployment) -> Environment:
             f"DAG deploys {dag_deploys}, runtime {deployment.runtimeVersion or 'unknown'}."
         ),
         dag_deploys=deployment.isDagDeployEnabled,
+        running=running_versions(deployment),
     )
+
+
+def running_versions(deployment: Deployment) -> Mapping[Artifact, str]:
+    """The versions the Deployment runs now: its DAG tarball version and its image tag."""
+    shown = {Artifact.DAGS: deployment.dagTarballVersion or "", Artifact.IMAGE: deployment.imageTag}
+    return {artifact: version for artifact, version in shown.items() if version}
 
 
 def shown_versions(deploy: Deploy) -> Mapping[Artifact, str]:

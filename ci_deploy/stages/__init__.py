@@ -19,9 +19,16 @@ from ci_deploy.timing import Timing
 @dataclass(frozen=True)
 class Scope:
     """What every stage of one run works with: the platform, the runner's log, the run's
-    journal and its clocks."""
+    journal and its clocks; ``marker`` is unique to the run (the releases it makes carry
+    it), ``run_url`` the run's page ("" outside GitHub)."""
 
     platform: Platform
     runner: Runner
     journal: Journal
     timing: Timing
+    marker: str = ""
+    run_url: str = ""
+
+    def described(self, description: str) -> str:
+        """A release's description, with the run's page when there is one."""
+        return f"{description} ({self.run_url})" if self.run_url else description

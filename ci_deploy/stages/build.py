@@ -1,7 +1,8 @@
 """Build: everything a release ships, made before anything touches the environment.
 
 The DAG tarball (and the syntax check of its Python files), the bundle archive, the image.
-A failure here leaves the environment exactly as it was.
+A failure here leaves the environment exactly as it was. A submodule the checkout did not
+fetch under what ships is warned of: its files would be missing from the release.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ci_deploy import bundle as bundling
+from ci_deploy import gitrepo
 from ci_deploy.bundle import Bundle
 from ci_deploy.changeset import count_files
 from ci_deploy.errors import SyntaxCheckError
@@ -44,18 +46,36 @@ def build(
         with runner.group(f"Bundling {inputs.dags_folder}/"):
             dags = bundling.build_dag_tarball(inputs.dags_path)
             _describe(dags, runner)
-        if inputs.syntax_check:
-            _syntax_check(
-                dags, inputs, runner, bundling.member_prefix(root_folder, inputs.dags_folder)
-            )
+    _warn_of_unfetched_submodules(release, inputs, runner)
+    if dags is not None and inputs.syntax_check:
+        _syntax_check(dags, inputs, runner, bundling.member_prefix(root_folder, inputs.dags_folder))
     if Artifact.IMAGE in release.artifacts:
         image = _image(inputs, runner, images(), image_tag)
     return Built(dags=dags, bundle=bundle, image=image)
 
 
+def _warn_of_unfetched_submodules(release: ReleasePlan, inputs: Inputs, runner: Runner) -> None:
+    """A warning for each submodule the checkout lacks under the folder the release ships
+    (the project folder for a bundle or an image, else the DAGs folder)."""
+    whole_project = release.artifacts & {Artifact.BUNDLE, Artifact.IMAGE}
+    folder = inputs.root_path if whole_project else inputs.dags_path
+    repo = gitrepo.open_repo(folder)
+    try:
+        lacking = gitrepo.unfetched_submodules(repo, folder)
+    finally:
+        repo.close()
+    for path in lacking:
+        runner.warning(
+            f"Submodule {path} is not checked out (its folder is empty), so this deploy ships "
+            "none of its files. Set submodules: true (or recursive, for nested submodules) "
+            "on actions/checkout to deploy them.",
+            title="Submodule not checked out",
+        )
+
+
 def _describe(tarball: Bundle, runner: Runner) -> None:
     for member in tarball.members:
-        runner.info(f"  {member}")
+        runner.info(f"  {bundling.shown(member)}")
     runner.info(f"{len(tarball.members)} files, {tarball.size} bytes, sha256 {tarball.sha256}")
 
 

@@ -8,7 +8,7 @@ which base to take is
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from git import Repo
@@ -18,6 +18,7 @@ from ci_deploy.basecommit import (
     BaseChoice,
     Candidate,
     Probe,
+    Probed,
     choose_base,
     deployed_candidate,
     event_candidate,
@@ -26,9 +27,11 @@ from ci_deploy.changeset import ChangeSet, PathRules, classify, count_files
 from ci_deploy.github import GitHubContext, source_of
 from ci_deploy.inputs import Inputs
 from ci_deploy.plan import Detection
-from ci_deploy.platform import Release
+from ci_deploy.platform import Artifact, Release
 from ci_deploy.runner import Runner
 from ci_deploy.source import CommitInfo, Source
+
+_FULL_HISTORY_HINT = "; with fetch-depth: 0 on actions/checkout the whole history is there"
 
 
 class Checkout:
@@ -58,23 +61,42 @@ class Checkout:
             self._context, self.head, self.rules.root_folder, gitrepo.remote_url(self._repo)
         )
 
-    def detect(self, history: Sequence[Release]) -> Detection:
+    def contains(self, descendant: str, ancestor: str) -> bool | None:
+        """Whether commit ``descendant`` is ``ancestor`` or comes after it; None when that
+        cannot be told (a commit cannot be fetched, or the history linking them)."""
+        if descendant == ancestor:
+            return True
+        repo, log = self._repo, self._runner.info
+        later = gitfetch.ensure_commit(repo, descendant, log=log).sha
+        earlier = gitfetch.ensure_commit(repo, ancestor, log=log).sha
+        if later is None or earlier is None:
+            return None
+        linked = gitfetch.connect_history(repo, earlier, later, log=log) is not None
+        if linked or gitfetch.histories_complete(repo, earlier, later):
+            return gitrepo.is_ancestor(repo, earlier, later)
+        return None  # the link may lie beyond what could be fetched
+
+    def detect(
+        self, history: Sequence[Release], shows: Mapping[Artifact, str] | None = None
+    ) -> Detection:
         """Choose the base commit and classify what changed since it (None: no base)."""
-        base = self._choose_base(history)
+        base = self._choose_base(history, shows)
         return Detection(self.head, base, self._changes(base))
 
-    def _choose_base(self, history: Sequence[Release]) -> BaseChoice:
+    def _choose_base(
+        self, history: Sequence[Release], shows: Mapping[Artifact, str] | None
+    ) -> BaseChoice:
         inputs, runner = self._inputs, self._runner
         deployed: tuple[Candidate | None, str] = (None, f"compare-to is {inputs.compare_to}")
         if inputs.compare_to in ("auto", "deployed"):
-            deployed = deployed_candidate(history)
+            deployed = deployed_candidate(history, shows)
         event = event_candidate(self._context.event_name, self._context.event)
         choice = choose_base(inputs.compare_to, deployed, event, self._probe())
         for rejected in choice.rejected:
             runner.info(f"Not compared with: {rejected}.")
         if choice.sha is None:
             runner.notice(
-                f"Deploying everything: no usable base commit ({'; '.join(choice.rejected)}).",
+                f"Deploying everything: {choice.reason} ({'; '.join(choice.rejected)}).",
                 title="No base commit",
             )
         else:
@@ -84,16 +106,27 @@ class Checkout:
     def _probe(self) -> Probe:
         repo, head_sha, log = self._repo, self.head.sha, self._runner.info
 
-        def probe(candidate: Candidate, needs_ancestor: bool) -> tuple[str | None, str]:
+        def probe(candidate: Candidate, needs_ancestor: bool) -> Probed:
             resolved = gitfetch.ensure_commit(repo, candidate.rev, log=log)
-            if resolved.sha is None:
-                return None, resolved.detail
+            sha = resolved.sha
+            if sha is None:
+                hint = _FULL_HISTORY_HINT if resolved.uncertain else ""
+                return Probed(None, resolved.detail + hint, resolved.uncertain)
             if needs_ancestor or candidate.merge_base:
-                if gitfetch.connect_history(repo, resolved.sha, head_sha, log=log) is None:
-                    return None, "it shares no history with HEAD that could be fetched"
-                if needs_ancestor and not gitrepo.is_ancestor(repo, resolved.sha, head_sha):
-                    return None, "it is not an ancestor of HEAD (deployed from another branch?)"
-            return resolved.sha, resolved.detail
+                if gitfetch.connect_history(repo, sha, head_sha, log=log) is None:
+                    if gitfetch.histories_complete(repo, sha, head_sha):
+                        return Probed(None, "it shares no history with HEAD")
+                    return Probed(
+                        None,
+                        "no history linking it to HEAD could be fetched (the shallow clone is "
+                        f"deepened up to {gitfetch.MAX_DEPTH} commits)" + _FULL_HISTORY_HINT,
+                        uncertain=True,
+                    )
+                if needs_ancestor and not gitrepo.is_ancestor(repo, sha, head_sha):
+                    return Probed(
+                        None, "it is not an ancestor of HEAD (deployed from another branch?)"
+                    )
+            return Probed(sha, resolved.detail)
 
         return probe
 

@@ -1,8 +1,12 @@
 """Recover: roll back after a failed rollout, or on demand (``action: rollback``).
 
-Where to return is the plan's (:func:`ci_deploy.plan.make_plan`, :func:`plan_rollback`);
-this stage asks the platform for the rollback, waits for it like any rollout, and says in
-one message what failed, what was done about it and how that ended. A failure before
+A failed rollout is rolled back only while it is still this run's to undo: to the release
+the environment ran just before this run's finalize (read then), and only when no newer
+release replaced this run's meanwhile (a rollback would throw that one away). On demand,
+the target is the plan's (:func:`ci_deploy.plan.plan_rollback`). The rollback is waited
+for like any rollout; it is recorded the moment it exists, so the outputs name it even
+when its health is never learnt (the environment unreadable, the run cancelled). One
+message says what failed, what was done about it and how that ended. A failure before
 finalize never gets here: nothing the environment runs was changed.
 """
 
@@ -10,10 +14,11 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from ci_deploy.errors import ApiError, RolloutError
+from ci_deploy import history as releases
+from ci_deploy.errors import ApiAmbiguousError, ApiError, RolloutError
 from ci_deploy.plan import Plan
 from ci_deploy.platform import Release
-from ci_deploy.result import RolledBack
+from ci_deploy.result import Finalized, RolledBack
 from ci_deploy.stages import Scope
 from ci_deploy.stages.verify import wait_for
 
@@ -21,67 +26,102 @@ from ci_deploy.stages.verify import wait_for
 class Recovery:
     """Rollbacks of one environment, waited for and recorded."""
 
-    def __init__(self, scope: Scope, *, timeout: float, run_url: str) -> None:
+    def __init__(self, scope: Scope, *, timeout: float) -> None:
         self._scope = scope
         self._runner = scope.runner
         self._timeout = timeout
-        self._run_url = run_url
 
-    def after_failure(self, plan: Plan, failure: RolloutError, release: Release) -> NoReturn:
-        """Roll back the failed ``release`` when the plan allows it; raise what happened."""
-        target = plan.rollback_to
+    def after_failure(self, plan: Plan, failure: RolloutError, finalized: Finalized) -> NoReturn:
+        """Roll back the failed release when the plan allows it and it is still this run's
+        to undo; raise what happened."""
+        release, scope = finalized.release, self._scope
         if not plan.rollback_on_failure:
             raise RolloutError(
                 f"{failure.message} rollback-on-failure is false, so deploy {release.id} was "
                 "left in place: check the Deployment in the Astro UI."
             ) from failure
-        if target is None:
+        newer = releases.taken_over(
+            scope.platform.history(), finalized.live_before, marker=scope.marker
+        )
+        if newer is not None:
             raise RolloutError(
-                f"{failure.message} A rollback was impossible: {plan.no_rollback}."
+                f"{failure.message} Deploy {newer.id} ({newer.commit_label()}) was finalized "
+                f"after deploy {release.id} and replaced it, so deploy {release.id} was not "
+                f"rolled back (that would undo deploy {newer.id}).",
+                title="Rollout failed; a newer deploy took over",
             ) from failure
+        target = finalized.previous
+        if target is None:
+            why = plan.no_rollback or "the Deployment ran no known deploy before this one"
+            raise RolloutError(f"{failure.message} A rollback was impossible: {why}.") from failure
         try:
             outcome = self.roll_back(
                 target, f"ci-deploy: automatic rollback after deploy {release.id} failed"
             )
         except ApiError as exc:
+            made = (
+                "Whether a rollback was made is unknown: check the Deployment's deploy history"
+                if isinstance(exc, ApiAmbiguousError)
+                else "No rollback was made"
+            )
             raise RolloutError(
-                f"{failure.message} The automatic rollback to deploy {target.id} failed too: "
-                f"{exc.message} Check the Deployment in the Astro UI.",
+                f"{failure.message} The automatic rollback to deploy {target.id} failed: "
+                f"{exc.message} {made}; the Deployment still runs deploy {release.id}. Check it "
+                "in the Astro UI.",
                 title="Rollout failed and the rollback failed",
             ) from exc
+        titles = {
+            True: "Rollout failed and was rolled back",
+            False: "Rollout failed and the rollback is unhealthy",
+            None: "Rollout failed and was rolled back; its health is unknown",
+        }
         raise RolloutError(
             f"{failure.message} The Deployment was rolled back to deploy {target.id} "
             f"({target.commit_label()}) with rollback deploy {outcome.release.id}; "
             f"{outcome.summary}.",
-            title="Rollout failed and was rolled back",
+            title=titles[outcome.healthy],
         ) from failure
 
     def on_demand(self, plan: Plan) -> None:
-        """``action: rollback``: roll back to the plan's target; RolloutError when unhealthy."""
+        """``action: rollback``: roll back to the plan's target; RolloutError unless healthy."""
         target = plan.rollback_to
         assert target is not None, "plan_rollback always names a target"
         outcome = self.roll_back(target, "ci-deploy: rollback requested")
         if not outcome.healthy:
-            raise RolloutError(f"Rolled back to deploy {target.id}, but {outcome.summary}.")
+            raise RolloutError(
+                f"Rolled back to deploy {target.id} with rollback deploy {outcome.release.id}, "
+                f"but {outcome.summary}."
+            )
         self._runner.notice(
             f"Rolled back to deploy {target.id} ({target.commit_label()}); {outcome.summary}.",
             title="Rolled back",
         )
 
     def roll_back(self, to: Release, description: str) -> RolledBack:
-        """Roll back to ``to`` and wait for it; the record says how it ended."""
-        if self._run_url:
-            description = f"{description} ({self._run_url})"
+        """Roll back to ``to`` and wait for it; the record says how it ended.
+
+        The rollback is recorded as soon as it exists (health unknown), then again once
+        its rollout is judged; an environment that cannot be read leaves it unknown.
+        """
+        scope = self._scope
         self._runner.info(f"Rolling back to deploy {to.id} ({to.commit_label()}).")
-        rollback = self._scope.platform.roll_back(to, description)
+        rollback = scope.platform.roll_back(to, scope.described(description), scope.marker)
         self._runner.info(f"Rollback deploy {rollback.id} created.")
+        scope.journal.add(RolledBack(rollback, to, None, "its health is unknown (not yet seen)"))
         try:
-            wait_for(self._scope, rollback, f"the rollback to deploy {to.id}", self._timeout)
+            wait_for(scope, rollback, f"the rollback to deploy {to.id}", self._timeout)
         except RolloutError as exc:
             outcome = RolledBack(
                 rollback, to, False, f"the rollback itself is not healthy: {exc.message}"
             )
+        except ApiError as exc:
+            outcome = RolledBack(
+                rollback,
+                to,
+                None,
+                f"its health is unknown: the Deployment could not be read ({exc.message})",
+            )
         else:
             outcome = RolledBack(rollback, to, True, "the rollback is healthy")
-        self._scope.journal.add(outcome)
+        scope.journal.add(outcome)
         return outcome
