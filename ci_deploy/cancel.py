@@ -7,7 +7,9 @@ signal while the report is written (inside :func:`guarded` but outside
 :func:`cancellable`), is ignored: the run is already stopping, and the outputs and the
 summary must not be cut off by a second SIGTERM. The handlers in place before are put back
 when the outermost block exits. Signals are handled in the main thread only; elsewhere
-these blocks do nothing.
+these blocks do nothing. A process that ends with the report runs
+its run inside :func:`until_exit`, so that no signal before the run is lost and none after
+the report turns its exit code into a kill.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from types import FrameType
 
 from ci_deploy.errors import CancelledError
 
-__all__ = ["cancellable", "guarded"]
+__all__ = ["cancellable", "guarded", "until_exit"]
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -29,15 +31,24 @@ class _State:
     depth = 0
     raising = False
     fired = False
+    pending = 0
+    """A signal that came before the run began (0: none): the run stops as it begins."""
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    if _State.raising and not _State.fired:
-        _State.fired = True
-        raise CancelledError(
-            f"The run was cancelled ({signal.Signals(signum).name}) and stopped where it was.",
-        )
-    # Already stopping, or writing the report: finish that first.
+    if _State.fired:
+        return  # already stopping, or writing the report: finish that first
+    if not _State.raising:
+        _State.pending = _State.pending or signum
+        return
+    _cancel(signum)
+
+
+def _cancel(signum: int) -> None:
+    _State.fired = True
+    raise CancelledError(
+        f"The run was cancelled ({signal.Signals(signum).name}) and stopped where it was.",
+    )
 
 
 @contextmanager
@@ -49,7 +60,8 @@ def guarded() -> Iterator[None]:
     previous = {}
     if _State.depth == 0:
         previous = {sig: signal.signal(sig, _on_signal) for sig in _SIGNALS}
-        _State.fired = False
+        if previous[signal.SIGTERM] is not _on_signal:  # a new run, not the process's own
+            _State.fired, _State.pending = False, 0
     _State.depth += 1
     try:
         yield
@@ -65,6 +77,31 @@ def cancellable() -> Iterator[None]:
     with guarded():
         outer, _State.raising = _State.raising, True
         try:
+            if _State.pending and not _State.fired:
+                _cancel(_State.pending)
             yield
         finally:
             _State.raising = outer
+
+
+@contextmanager
+def until_exit() -> Iterator[None]:
+    """For the process's entry point, around the whole run: SIGTERM and SIGINT never kill it.
+
+    Before the run begins a signal is kept, and the run stops as it begins; inside
+    :func:`cancellable` the first one cancels; after that, while the report is written and
+    once the block is left, they are ignored. Nothing is put back: the process exits after
+    the run has reported, and a signal then must not turn its exit code into a kill (the
+    interpreter resets Python-level handlers as it shuts down, so the block ends with the
+    signals ignored at the OS level).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    for sig in _SIGNALS:
+        signal.signal(sig, _on_signal)
+    try:
+        yield
+    finally:
+        for sig in _SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from ci_deploy import __version__, report
-from ci_deploy.cancel import guarded
+from ci_deploy.cancel import guarded, until_exit
 from ci_deploy.errors import CiDeployError, InputError, unexpected_error
 from ci_deploy.github import GitHubContext, load_context
 from ci_deploy.inputs import INPUTS, load_inputs, raw_inputs, resolve_token
@@ -46,7 +46,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     flags = {name: getattr(parsed, _dest(name), None) for name in INPUTS if name != "api-token"}
     if parsed.command == "plan":
         flags["dry-run"] = "true"
-    return deploy(environ, flags)
+    with until_exit():  # no SIGTERM is lost before the run, nor kills it after the report
+        return deploy(environ, flags)
 
 
 def deploy(

@@ -106,8 +106,14 @@ def changed_files_cut(result: RunResult) -> str:
 def deployment_left(result: RunResult) -> str:
     """Sentences on the state a failed run left the Deployment in."""
     release = result.release
-    if result.rollback is not None or isinstance(result.error, RolloutError):
+    if isinstance(result.error, RolloutError):
         said = ""  # the rollout's message says how it ended and what was done about it
+    elif result.rollback is not None:
+        rollback = result.rollback
+        said = (
+            f"Rollback deploy {rollback.release.id} (back to deploy {rollback.to.id}) was made; "
+            f"{rollback.summary}."
+        )
     elif release is not None and result.finalized:
         said = f"Deploy {release.id} was finalized; the Deployment may still be rolling it out."
     elif release is not None:

@@ -199,6 +199,33 @@ def test_cancellation_mid_wait_restores_the_override_and_reports(
     ]
 
 
+def test_sigterms_in_a_burst_still_leave_the_outputs_and_summary(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    # The runner may signal more than once; every signal after the first must not kill the
+    # step while it reports.
+    emulator.rollout_seconds = 60
+    before = change(repo)
+    environ = step_environment(repo, emulator, {}, event=push_event(before, repo.head()))
+
+    process = start_step(environ)
+    deadline = time.monotonic() + 60
+    while not any(r.path.endswith("/finalize") for r in list(emulator.requests)):
+        assert time.monotonic() < deadline, "the step never finalized"
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the wait
+    while process.poll() is None and time.monotonic() < deadline:
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.002)
+    result = finish_step(process, environ, timeout=60)
+
+    assert result.returncode == 1, "exited by itself, not killed by a later SIGTERM"
+    assert "::error title=Deploy cancelled::" in result.stdout
+    assert result.outputs["status"] == "failed"
+    assert result.outputs["deploy-id"]
+    assert "## ❌ Deploy failed" in result.summary
+
+
 def test_a_dag_only_run_never_imports_the_docker_sdk(repo: GitRepo, emulator: Emulator) -> None:
     before = change(repo)
 

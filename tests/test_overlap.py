@@ -253,6 +253,10 @@ def test_sigterm_during_the_rollback_wait_still_reports_the_rollback(
         rollback.id,
     )
     assert "(health unknown)" in step.result.summary
+    assert (
+        f"Rollback deploy {rollback.id} (back to deploy r1) was made; its health is unknown"
+        in error(step)
+    )
     assert sigterm_recorded == []
 
 
@@ -278,6 +282,25 @@ def test_a_second_sigterm_does_not_cut_the_report_off(
     assert step.outputs["deploy-id"] == platform.deploys()[0].id
     assert "## ❌ Deploy failed" in step.result.summary
     assert sigterm_recorded == [], "ci-deploy handled the second SIGTERM itself"
+
+
+def test_a_sigterm_before_the_run_begins_stops_it_before_any_call(
+    repo: GitRepo, commits: dict[str, str], sigterm_recorded: list[int]
+) -> None:
+    platform = FakePlatform()
+    platform.seed(commits["C1"], dags="v1")
+
+    step = run_in_process(
+        repo.path,
+        platform=platform,
+        event=push_event(commits["C1"], repo.head()),
+        log=_SignalOn("ci-deploy "),  # the first line, written while the inputs are read
+    )
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["Deploy cancelled"]
+    assert platform.calls == [], "nothing was asked of the Deployment"
+    assert sigterm_recorded == []
 
 
 class _SignalOn(io.StringIO):
