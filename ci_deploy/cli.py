@@ -24,9 +24,18 @@ from typing import TextIO
 
 from ci_deploy import __version__, report
 from ci_deploy.cancel import guarded, until_exit
-from ci_deploy.errors import CiDeployError, InputError, unexpected_error
+from ci_deploy.config import entry_inputs, from_entry, read_config
+from ci_deploy.errors import CiDeployError, ConfigError, InputError, unexpected_error
 from ci_deploy.github import GitHubContext, load_context
-from ci_deploy.inputs import INPUTS, load_inputs, raw_inputs, resolve_token
+from ci_deploy.inputs import (
+    INPUTS,
+    Inputs,
+    is_default_config,
+    load_inputs,
+    raw_inputs,
+    resolve_token,
+)
+from ci_deploy.matrix import run_matrix
 from ci_deploy.result import Journal, RunResult, Subject, assemble
 from ci_deploy.run import Dependencies, run
 from ci_deploy.runner import Runner
@@ -80,10 +89,21 @@ def _deploy(
         for warning in inputs.warnings:
             runner.warning(warning, title="Input adjusted")
         context = load_context(environ)
-        result = run(inputs, context, runner, dependencies or Dependencies())
+        if inputs.action == "matrix":
+            result = run_matrix(
+                inputs, raw, environ, context, runner, dependencies or Dependencies()
+            )
+        else:
+            inputs = _configured(inputs, raw, environ, runner)
+            result = run(inputs, context, runner, dependencies or Dependencies())
     except InputError as exc:
         for problem in exc.problems:
             runner.error(problem.message, title=f"Invalid input '{problem.name}'")
+        result = _failed(exc, raw)
+    except ConfigError as exc:
+        for found in exc.problems:
+            where = f"{found.field}: " if found.field else ""
+            runner.error(f"{where}{found.message}", title=f"Invalid {exc.path}", file=exc.path)
         result = _failed(exc, raw)
     except CiDeployError as exc:
         result = _failed(exc, raw)
@@ -91,6 +111,29 @@ def _deploy(
         runner.debug(traceback.format_exc())
         result = _failed(unexpected_error(exc), raw)
     return _finish(runner, result, context)
+
+
+def _configured(
+    inputs: Inputs, raw: Mapping[str, str], environ: Mapping[str, str], runner: Runner
+) -> Inputs:
+    """The inputs with the options of the Deployment's entry in the config file, when it has
+    one: they fill the inputs the step left at their default. A file other than the default
+    must exist (the runner passes the default as the input's value: it cannot be told from
+    an input set to it)."""
+    config = read_config(
+        inputs.config, inputs.workspace, required=not is_default_config(inputs.config)
+    )
+    entry = (
+        None if config is None else config.entry_for(inputs.deployment_id, inputs.deployment_name)
+    )
+    if config is None or entry is None:
+        return inputs
+    taken = sorted(from_entry(raw, entry))
+    runner.info(
+        f"Options from {config.path} {entry.where}: {', '.join(taken) if taken else 'none'}"
+        " (the step's own inputs, when not at their default, win)."
+    )
+    return entry_inputs(raw, entry, environ, config.path)
 
 
 def _failed(error: CiDeployError, raw: Mapping[str, str]) -> RunResult:
@@ -101,7 +144,7 @@ def _failed(error: CiDeployError, raw: Mapping[str, str]) -> RunResult:
 
 
 def _finish(runner: Runner, result: RunResult, context: GitHubContext) -> int:
-    if result.error is not None and not isinstance(result.error, InputError):
+    if result.error is not None and not isinstance(result.error, InputError | ConfigError):
         runner.error(report.failure_message(result), title=result.error.title)
     cut = report.changed_files_cut(result)
     if cut:

@@ -42,6 +42,30 @@ class InputError(CiDeployError):
         super().__init__(f"Invalid input {text}")
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One bad field of the config file: where it is (``deployments[1].deploy-type``), and
+    what is wrong with it and what is accepted."""
+
+    field: str
+    message: str
+
+
+class ConfigError(CiDeployError):
+    """The config file (``config`` input) is missing, not YAML, or has bad fields.
+
+    Raised before any API call; ``path`` is the file as the user named it.
+    """
+
+    title = "Invalid config file"
+
+    def __init__(self, path: str, problems: Sequence[ConfigProblem]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        text = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+        super().__init__(f"{path}: {text}")
+
+
 class GitError(CiDeployError):
     """The repository could not be read, or a commit could not be found."""
 

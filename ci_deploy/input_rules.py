@@ -303,6 +303,23 @@ def dags_folder(text: str, _run: Run) -> str:
     return folder
 
 
+def config_file(text: str, run: Run) -> str:
+    """A file path relative to the workspace that stays inside it (lexically), POSIX.
+
+    Whether the file exists is the reader's to say: only some actions need it.
+    """
+    problem = folder_problem(text)
+    if problem:
+        raise InvalidInput(problem.replace("folder path", "file path"))
+    path = posixpath.normpath(text.replace("\\", "/"))
+    if Path(text).is_absolute() or path == ".." or path.startswith("../") or path == ".":
+        raise InvalidInput(
+            f"must be a file relative to the workspace {str(run.workspace)!r}, such as"
+            f" .astro/ci-deploy.yaml; got {shown(text)}"
+        )
+    return path
+
+
 def image_name(text: str, _run: Run) -> str:
     match = _IMAGE_REFERENCE.fullmatch(text)
     if text and (match is None or len(_repository(match)) > _IMAGE_NAME_MAX):

@@ -45,18 +45,21 @@ from ci_deploy.input_rules import (
 
 __all__ = [
     "ACTIONS",
+    "DEFAULT_CONFIG",
     "DEFAULT_IGNORE_PATHS",
     "DEPLOYMENT_NAME_MAX",
     "DEPLOY_TYPES",
     "DESCRIPTION_MAX",
     "IMAGE_DEPLOY_TYPES",
     "INPUTS",
+    "INPUT_RULES",
     "MAX_WAIT_TIMEOUT",
     "TOKEN_ENV",
     "Action",
     "ActionInput",
     "DeployType",
     "Inputs",
+    "is_default_config",
     "load_inputs",
     "organization_from_token",
     "parse_duration",
@@ -67,12 +70,24 @@ __all__ = [
 DEFAULT_IGNORE_PATHS = "**/*.md, .github/**, tests/**, .astro/test_*"
 """Changes that never need a deploy, as gitignore-style globs relative to root-folder."""
 
+DEFAULT_CONFIG = ".astro/ci-deploy.yaml"
+
+
+def is_default_config(path: str) -> bool:
+    """Whether ``path`` names the default config file, at the workspace's root or in a folder
+    of it (the reusable workflows check the caller's repository out in ``project/``): such a
+    file may be absent."""
+    return path == DEFAULT_CONFIG or path.endswith("/" + DEFAULT_CONFIG)
+
+
+"""Where the config file of many Deployments is, unless the ``config`` input says."""
+
 DeployType = Literal["infer", "dags-only", "image-and-dags", "image-only", "bundle"]
 DEPLOY_TYPES: tuple[str, ...] = get_args(DeployType)
 IMAGE_DEPLOY_TYPES: tuple[str, ...] = ("infer", "image-and-dags", "image-only")
 """The deploy types that may deploy an image, and so may take ``image-name``."""
 
-Action = Literal["deploy", "rollback"]
+Action = Literal["deploy", "rollback", "matrix"]
 ACTIONS: tuple[str, ...] = get_args(Action)
 
 
@@ -115,6 +130,8 @@ class Inputs(BaseModel):
     action: Annotated[Action, ActionInput("action", "deploy", rules.one_of(ACTIONS))]
     rollback_to: Annotated[str, ActionInput("rollback-to", "", rules.deploy_id)]
     """The deploy ID to roll back to (``action: rollback`` only); empty for the default."""
+    config: Annotated[str, ActionInput("config", DEFAULT_CONFIG, rules.config_file)]
+    """The config file of many Deployments, relative to the workspace (see config.py)."""
     root_folder: Annotated[str, ActionInput("root-folder", ".", rules.root_folder)]
     """The root folder relative to the workspace, ``.`` for the workspace itself."""
     dags_folder: Annotated[str, ActionInput("dags-folder", "dags", rules.dags_folder)]
@@ -191,7 +208,14 @@ class Inputs(BaseModel):
         def valid(*names: str) -> bool:
             return all(name in values for name in names)
 
-        if valid("deployment-id", "deployment-name"):
+        if valid("deployment-id", "deployment-name", "action") and values["action"] == "matrix":
+            for name in ("deployment-id", "deployment-name"):
+                if values[name]:
+                    problems[name] = (
+                        "is not used with action: matrix, which reads the Deployments from the"
+                        " config file: remove it"
+                    )
+        elif valid("deployment-id", "deployment-name"):
             if values["deployment-id"] and values["deployment-name"]:
                 problems["deployment-name"] = (
                     "must not be set together with deployment-id: set only one of them"
@@ -281,6 +305,11 @@ _INPUT_FIELDS: Mapping[str, ActionInput] = MappingProxyType(
     }
 )
 """The fields of :class:`Inputs` that are inputs, by field name, in action.yml's order."""
+
+INPUT_RULES: Mapping[str, rules.Rule] = MappingProxyType(
+    {spec.name: spec.rule for spec in _INPUT_FIELDS.values()}
+)
+"""Each input's own rule, by input name: what the config file's options are checked with."""
 
 INPUTS: Mapping[str, str] = MappingProxyType(
     {spec.name: spec.default for spec in _INPUT_FIELDS.values()}

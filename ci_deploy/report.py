@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from ci_deploy.errors import RolloutError
 from ci_deploy.github import GitHubContext
 from ci_deploy.plan import Detection, describe
-from ci_deploy.result import RunResult, Status
+from ci_deploy.result import RunResult, Selected, Status
 from ci_deploy.text import human_size
 
 #: Every output the action declares, in action.yml order. All are written on every run.
@@ -30,6 +30,8 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "base-sha",
     "base-source",
     "rollback-deploy-id",
+    "matrix",
+    "matrix-count",
 )
 
 MAX_LISTED_FILES = 200
@@ -67,7 +69,15 @@ def outputs(result: RunResult) -> dict[str, str]:
         "base-sha": (base.sha or "") if base is not None else "",
         "base-source": base.source if base is not None else "",
         "rollback-deploy-id": result.rollback.release.id if result.rollback is not None else "",
+        "matrix": matrix_json(result.matrix) if result.matrix is not None else "",
+        "matrix-count": str(len(result.matrix.chosen)) if result.matrix is not None else "",
     }
+
+
+def matrix_json(selected: Selected) -> str:
+    """The ``matrix`` output: ``{"include": [...]}``, the shape ``strategy.matrix`` takes."""
+    include = [dict(entry.include) for entry in selected.chosen]
+    return json.dumps({"include": include}, ensure_ascii=False, separators=(",", ":"))
 
 
 def _bool(value: bool) -> str:
@@ -145,6 +155,8 @@ def failure_message(result: RunResult) -> str:
 
 def summary(result: RunResult, context: GitHubContext) -> str:
     """The job summary in Markdown."""
+    if result.matrix is not None:
+        return _matrix_summary(result, result.matrix)
     heading = _HEADINGS[result.status]
     if result.status is Status.ROLLED_BACK and result.error is None:
         heading = "↩️ Rolled back"
@@ -179,6 +191,28 @@ def summary(result: RunResult, context: GitHubContext) -> str:
         lines += _file_list("DAG files changed", changes.dag_files)
         lines += _file_list("Image files changed", changes.image_files)
         lines += _file_list("Changed but not relevant", changes.ignored_files)
+    return "\n".join(lines)
+
+
+def _matrix_summary(result: RunResult, selected: Selected) -> str:
+    """The job summary of ``action: matrix``: each Deployment and what was decided."""
+    count = len(selected.chosen)
+    branch = f"branch `{_cell(selected.branch)}`" if selected.branch else "a ref that is no branch"
+    lines = [
+        f"## 🧮 Deployments to deploy: {count} of {len(selected.entries)}",
+        "",
+        f"From `{_cell(selected.config)}`, for {branch}.",
+        "",
+    ]
+    if result.error is not None:
+        lines += [f"**{_cell(result.error.title)}**", "", _text(result.error.message), ""]
+    if selected.entries:
+        lines += ["| Deployment | In the matrix | Why |", "|---|---|---|"]
+        lines += [
+            f"| {_cell(e.label)} | {'yes' if e.selected else 'no'} | {_cell(e.decision)} |"
+            for e in selected.entries
+        ]
+        lines.append("")
     return "\n".join(lines)
 
 

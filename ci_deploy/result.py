@@ -9,7 +9,7 @@ outputs and the summary are written from; :class:`Status` is decided there, in o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -114,6 +114,32 @@ class RolledBack:
     summary: str
 
 
+@dataclass(frozen=True)
+class MatrixEntry:
+    """One Deployment of the config file, as ``action: matrix`` decided about it."""
+
+    include: Mapping[str, str]
+    """Its ``strategy.matrix`` ``include`` entry: the Deployment, root-folder, its options."""
+    label: str
+    decision: str
+    """What was decided and why: the deploy planned, the skip's reason, another branch's."""
+    selected: bool
+    """Whether its inputs changed: it is in the ``matrix`` output."""
+
+
+@dataclass(frozen=True)
+class Selected:
+    """``action: matrix``: the config file's Deployments, for ``branch``, decided."""
+
+    config: str
+    branch: str
+    entries: tuple[MatrixEntry, ...]
+
+    @property
+    def chosen(self) -> tuple[MatrixEntry, ...]:
+        return tuple(entry for entry in self.entries if entry.selected)
+
+
 Record = (
     Subject
     | Detection
@@ -126,6 +152,7 @@ Record = (
     | LeftPending
     | Seen
     | RolledBack
+    | Selected
 )
 _R = TypeVar(
     "_R",
@@ -140,6 +167,7 @@ _R = TypeVar(
     LeftPending,
     Seen,
     RolledBack,
+    Selected,
 )
 
 
@@ -187,6 +215,8 @@ class RunResult:
     finalized): named in the log and the summary."""
     deployment_state: str = ""
     duration_seconds: float = 0.0
+    matrix: Selected | None = None
+    """``action: matrix``: the Deployments decided about; None for other actions."""
 
     @property
     def skipped(self) -> bool:
@@ -227,7 +257,7 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
     if made is not None and finalized is None:
         pending.insert(0, made.release)
     return RunResult(
-        status=_status(plan, rollback, superseded, error),
+        status=_status(plan, rollback, superseded, error, journal.last(Selected)),
         subject=subject,
         error=error,
         detection=journal.last(Detection),
@@ -241,6 +271,7 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
         left_pending=tuple(pending),
         deployment_state=seen.state if seen else "",
         duration_seconds=duration_seconds,
+        matrix=journal.last(Selected),
     )
 
 
@@ -249,9 +280,12 @@ def _status(
     rollback: RolledBack | None,
     superseded: Superseded | None,
     error: CiDeployError | None,
+    selected: Selected | None,
 ) -> Status:
     if rollback is not None:
         return Status.ROLLED_BACK
+    if error is None and plan is None and selected is not None:
+        return Status.PLANNED
     if error is not None or plan is None:
         return Status.FAILED
     if superseded is not None:

@@ -101,6 +101,7 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
         "workspace-id": "",
         "action": "deploy",
         "rollback-to": "",
+        "config": ".astro/ci-deploy.yaml",
         "root-folder": ".",
         "dags-folder": "dags",
         "deploy-type": "infer",
@@ -932,10 +933,30 @@ def test_action(workspace: Path, given: str, action: str) -> None:
 
 
 @pytest.mark.parametrize("given", ["roll-back", "undo", "deploy rollback"])
-def test_action_must_be_deploy_or_rollback(workspace: Path, given: str) -> None:
+def test_action_must_be_deploy_rollback_or_matrix(workspace: Path, given: str) -> None:
     assert only_problem(workspace, "action", action=given) == (
-        f"must be one of deploy, rollback; got {given!r}"
+        f"must be one of deploy, rollback, matrix; got {given!r}"
     )
+
+
+def test_matrix_takes_no_deployment_it_reads_them_from_the_config_file(workspace: Path) -> None:
+    raw = {"api-token": TOKEN, "action": "matrix"}
+    inputs = load_inputs(raw, env(workspace))
+    assert (inputs.action, inputs.deployment_id, inputs.config) == (
+        "matrix",
+        "",
+        ".astro/ci-deploy.yaml",
+    )
+    assert only_problem(workspace, "deployment-id", action="matrix") == (
+        "is not used with action: matrix, which reads the Deployments from the config file:"
+        " remove it"
+    )
+
+
+@pytest.mark.parametrize("given", ["/etc/ci-deploy.yaml", "../other.yaml", ".", "a\nb.yaml"])
+def test_config_must_be_a_file_inside_the_workspace(workspace: Path, given: str) -> None:
+    message = only_problem(workspace, "config", config=given)
+    assert message.startswith("must be a file"), message
 
 
 def test_rollback_to_with_action_rollback(workspace: Path) -> None:

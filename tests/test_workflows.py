@@ -34,6 +34,9 @@ NOT_PASSED_THROUGH = {
 }
 """The action's inputs deploy.yml does not offer, and why (api-token comes from a secret)."""
 
+PATHS_IN_THE_PROJECT = {"root-folder", "config"}
+"""Inputs that are paths in the caller's repository, which deploy.yml checks out in project/."""
+
 FROM_OTHER_BRANCHES = {
     "inputs": {"preview-env", "github-token", "environment", "pr-comment"},
     "outputs": {"preview-deployment-id", "preview-name"},
@@ -95,7 +98,7 @@ def test_deploy_passes_its_inputs_through_to_the_action_with_the_same_defaults()
     for name, value in given.items():
         if name == "api-token":
             continue
-        prefix = f"{PROJECT}/" if name == "root-folder" else ""
+        prefix = f"{PROJECT}/" if name in PATHS_IN_THE_PROJECT else ""
         assert value == f"{prefix}${{{{ inputs.{name} }}}}", name
         assert as_the_action_sees(inputs[name].get("default", "")) == str(
             declared[name].get("default", "")

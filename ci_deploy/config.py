@@ -1,0 +1,400 @@
+"""The config file of many Deployments (default ``.astro/ci-deploy.yaml``).
+
+It maps Deployments to what feeds them: the branches they are deployed from, the Astro project
+folder (monorepos hold several) and per-Deployment options, which are inputs of the action::
+
+    deployments:
+      - deployment-id: clmh57jtm000008lb58fe2wmv    # or deployment-name (+ workspace-id)
+        branches: [main]                            # omitted: every branch
+        root-folder: projects/sales
+        deploy-type: dags-only                      # any of OPTION_INPUTS
+        wait-timeout: 20m
+
+:func:`parse_config` checks the file's shape with pydantic and every option with the same rule
+as the input of that name, and raises one :class:`~ci_deploy.errors.ConfigError` holding one
+problem per bad field (its path, such as ``deployments[1].deploy-type``, and what is
+accepted). Which entries feed a branch, which entry a Deployment has, and how an entry's
+options fill the step's inputs are pure functions here; :func:`read_config` is the one read.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, create_model
+from pydantic import ValidationError as PydanticValidationError
+
+from ci_deploy.errors import ConfigError, ConfigProblem, InputError
+from ci_deploy.input_rules import InvalidInput, Run
+from ci_deploy.inputs import INPUT_RULES, INPUTS, Inputs, is_default_config, load_inputs
+
+OPTION_INPUTS: tuple[str, ...] = (
+    "workspace-id",
+    "root-folder",
+    "dags-folder",
+    "deploy-type",
+    "image-name",
+    "bundle-type",
+    "bundle-mount-path",
+    "compare-to",
+    "dag-paths",
+    "image-paths",
+    "ignore-paths",
+    "force",
+    "description",
+    "syntax-check",
+    "wait",
+    "wait-timeout",
+    "wake-on-deploy",
+    "check-import-errors",
+    "rollback-on-failure",
+)
+"""The inputs an entry may set. Not the token, the API's URL and organization, the action,
+``rollback-to``, ``dry-run`` nor ``config``: those belong to the step."""
+
+CONFIG_MAX_BYTES = 1024 * 1024
+"""The largest config file read."""
+
+_OptionValue = StrictStr | StrictBool | StrictInt | list[StrictStr]
+_Text = Annotated[StrictStr, Field(max_length=1024)]
+
+
+class _EntryModel(BaseModel):
+    """One entry's shape. The options are checked after, by their inputs' rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deployment_id: _Text = Field("", alias="deployment-id")
+    deployment_name: _Text = Field("", alias="deployment-name")
+    branches: list[_Text] | _Text = Field(default_factory=list)
+
+
+_OPTION_FIELDS: dict[str, Any] = {
+    name.replace("-", "_"): (_OptionValue | None, Field(None, alias=name)) for name in OPTION_INPUTS
+}
+_EntryWithOptions: type[_EntryModel] = create_model("Entry", __base__=_EntryModel, **_OPTION_FIELDS)
+"""An entry's shape: the Deployment, its branches and one optional field per option input."""
+
+
+class _ConfigModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deployments: Annotated[list[Any], Field(min_length=1, max_length=256)]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One Deployment of the config file and what feeds it."""
+
+    index: int
+    """Its place in ``deployments``, from 0."""
+    deployment_id: str = ""
+    deployment_name: str = ""
+    branches: tuple[str, ...] = ()
+    """Branch names (``*`` and ``?`` as in shell patterns); empty: every branch."""
+    options: Mapping[str, str] = field(default_factory=dict)
+    """Input texts by input name, root-folder included when set."""
+
+    @property
+    def where(self) -> str:
+        """The entry's place in the file, as a problem names it."""
+        return f"deployments[{self.index}]"
+
+    @property
+    def label(self) -> str:
+        """How the log names the entry: its Deployment and project folder."""
+        who = self.deployment_id or f"named {self.deployment_name!r}"
+        return f"Deployment {who} ({self.options.get('root-folder', '.')})"
+
+    def feeds(self, branch: str) -> bool:
+        """Whether a commit on ``branch`` is for this Deployment ("" matches no branch list)."""
+        if not self.branches:
+            return True
+        return bool(branch) and any(fnmatch.fnmatchcase(branch, p) for p in self.branches)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated config file: ``path`` as the user named it, its entries in order."""
+
+    path: str
+    entries: tuple[Entry, ...]
+
+    def entry_for(self, deployment_id: str, deployment_name: str) -> Entry | None:
+        """The entry of the Deployment with this id or name, or None."""
+        for entry in self.entries:
+            if (deployment_id and entry.deployment_id == deployment_id) or (
+                deployment_name and entry.deployment_name == deployment_name
+            ):
+                return entry
+        return None
+
+    def for_branch(self, branch: str) -> tuple[Entry, ...]:
+        """The entries a commit on ``branch`` feeds, in file order."""
+        return tuple(entry for entry in self.entries if entry.feeds(branch))
+
+
+def option_text(value: object) -> str:
+    """An option's YAML value as the input's text: booleans lower-case, lists one per line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "\n".join(str(item) for item in value)
+    return str(value)
+
+
+def parse_config(text: str, path: str, workspace: Path) -> Config:
+    """Validate the config file's ``text`` (``path`` names it in problems); pure but for the
+    folder checks of ``root-folder`` inside ``workspace``. Raises ConfigError."""
+    import yaml  # on first use: a run without a config file never loads it
+
+    try:
+        data: object = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = getattr(exc, "problem", None) or "cannot be parsed"
+        raise ConfigError(
+            path, [ConfigProblem("", f"{where}is not valid YAML ({what}); fix the file's syntax")]
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            path,
+            [ConfigProblem("", "must be a mapping with one field, deployments: a list of entries")],
+        )
+    try:
+        model = _ConfigModel.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ConfigError(path, _problems(exc, "")) from None
+    problems: list[ConfigProblem] = []
+    entries: list[Entry] = []
+    run = Run(workspace=workspace, token_from_env=False)
+    for index, raw in enumerate(model.deployments):
+        where = f"deployments[{index}]"
+        try:
+            shaped = _EntryWithOptions.model_validate(raw)
+        except PydanticValidationError as exc:
+            found = _problems(exc, where)
+            problems += found
+            if not isinstance(raw, dict):
+                continue
+            # The fields of the right shape are still checked: one problem per bad field.
+            bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+            shaped = _EntryWithOptions.model_validate(
+                {key: value for key, value in raw.items() if key not in bad}
+            )
+        entry, found = _entry(index, shaped.model_dump(by_alias=True), run)
+        problems += found
+        if entry is not None:
+            problems += _duplicate(entry, entries)
+            entries.append(entry)
+    if problems:
+        raise ConfigError(path, problems)
+    return Config(path, tuple(entries))
+
+
+def _entry(
+    index: int, data: Mapping[str, Any], run: Run
+) -> tuple[Entry | None, list[ConfigProblem]]:
+    where = f"deployments[{index}]"
+    problems: list[ConfigProblem] = []
+    options: dict[str, str] = {}
+    for name in OPTION_INPUTS:
+        if data.get(name) is None:
+            continue
+        text = option_text(data[name]).strip()
+        try:
+            INPUT_RULES[name](text, run)
+        except InvalidInput as exc:
+            problems.append(ConfigProblem(f"{where}.{name}", str(exc)))
+        options[name] = text
+    deployment_id, name = data["deployment-id"].strip(), data["deployment-name"].strip()
+    for key, value in (("deployment-id", deployment_id), ("deployment-name", name)):
+        try:
+            INPUT_RULES[key](value, run)
+        except InvalidInput as exc:
+            problems.append(ConfigProblem(f"{where}.{key}", str(exc)))
+    if bool(deployment_id) == bool(name):
+        problems.append(
+            ConfigProblem(
+                where,
+                "must name its Deployment with deployment-id or deployment-name (exactly one of"
+                " them)",
+            )
+        )
+    if options.get("workspace-id") and not name:
+        problems.append(
+            ConfigProblem(f"{where}.workspace-id", "is only used with deployment-name: remove it")
+        )
+    branches = data["branches"]
+    listed = tuple(b.strip() for b in ([branches] if isinstance(branches, str) else branches))
+    if any(not branch for branch in listed):
+        problems.append(
+            ConfigProblem(f"{where}.branches", "must list branch names such as main; got ''")
+        )
+    if problems:
+        return None, problems
+    return Entry(index, deployment_id, name, listed, options), []
+
+
+def _duplicate(entry: Entry, earlier: list[Entry]) -> list[ConfigProblem]:
+    for other in earlier:
+        if (entry.deployment_id, entry.deployment_name) == (
+            other.deployment_id,
+            other.deployment_name,
+        ):
+            who = entry.deployment_id or entry.deployment_name
+            return [
+                ConfigProblem(
+                    entry.where,
+                    f"names Deployment {who!r} again ({other.where} does): each Deployment has"
+                    " one entry; list all its branches in that entry's branches",
+                )
+            ]
+    return []
+
+
+def _problems(exc: PydanticValidationError, prefix: str) -> list[ConfigProblem]:
+    """pydantic's errors as problems: one per field, with its path in the file."""
+    problems: list[ConfigProblem] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        location = prefix
+        for part in error["loc"]:
+            if isinstance(part, str) and (part in _UNION_TAGS or "[" in part):
+                break  # the union member pydantic tried: no place in the file after it
+            if isinstance(part, int):
+                location += f"[{part}]"
+            else:
+                location += f".{part}" if location else str(part)
+        message = _accepted(error["type"], error["msg"], error["loc"], nested=bool(prefix))
+        if all(p.field != location for p in problems):
+            problems.append(ConfigProblem(location, message))
+    return problems
+
+
+_UNION_TAGS = frozenset({"str", "bool", "int", "constrained-str"})
+
+
+def _accepted(kind: str, message: str, loc: tuple[int | str, ...], *, nested: bool) -> str:
+    """What a field accepts, for the error pydantic found in it."""
+    if kind == "extra_forbidden" and not nested:
+        return "is not a known field; the file has one field, deployments: a list of entries"
+    if kind == "extra_forbidden":
+        name = loc[-1] if loc else ""
+        if name in INPUT_RULES:
+            return (
+                f"{name} cannot be set per Deployment; entries take deployment-id,"
+                f" deployment-name, branches and {', '.join(OPTION_INPUTS)}"
+            )
+        return (
+            "is not a known field; entries take deployment-id, deployment-name, branches and"
+            f" the inputs {', '.join(OPTION_INPUTS)}"
+        )
+    if kind == "missing":
+        return "is required: a list of Deployments, each a mapping such as {deployment-id: ...}"
+    if loc and loc[0] == "deployments" and len(loc) == 1:
+        return f"must be a list of 1 to 256 Deployments ({message})"
+    if kind in ("model_type", "dict_type"):
+        return "must be a mapping of fields, such as deployment-id: <id>, branches: [main]"
+    if loc and loc[0] == "branches":
+        return f"must be a branch name or a list of branch names such as [main] ({message})"
+    if loc and loc[0] in ("deployment-id", "deployment-name"):
+        return f"must be text ({message})"
+    return f"must be text, true/false, a number or a list of texts ({message})"
+
+
+def read_config(
+    config: str, workspace: Path, *, required: bool, action: str = "deploy"
+) -> Config | None:
+    """Read and validate the config file ``config`` (relative to ``workspace``).
+
+    A missing file is None when not ``required`` (the default path, with a deploy or a
+    rollback), else a ConfigError saying what to do.
+    """
+    path = workspace / config
+    try:
+        data = path.read_bytes()[: CONFIG_MAX_BYTES + 1]
+    except FileNotFoundError:
+        if not required:
+            return None
+        why = (
+            f"action: {action} reads the Deployments from it"
+            if action == "matrix"
+            else "the config input names it (only a file named .astro/ci-deploy.yaml may be absent)"
+        )
+        hint = " (the config input's default)" if is_default_config(config) else ""
+        raise ConfigError(
+            config,
+            [
+                ConfigProblem(
+                    "",
+                    f"the file does not exist{hint}, and {why}: add it (see the README's"
+                    " 'Many Deployments from one repository') or set the config input to it",
+                )
+            ],
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            config, [ConfigProblem("", f"the file cannot be read ({exc.strerror})")]
+        ) from None
+    if len(data) > CONFIG_MAX_BYTES:
+        raise ConfigError(
+            config, [ConfigProblem("", f"the file is larger than {CONFIG_MAX_BYTES} bytes")]
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(config, [ConfigProblem("", "the file is not UTF-8 text")]) from None
+    return parse_config(text, config, workspace)
+
+
+def _unset(raw: Mapping[str, str], name: str) -> bool:
+    """Whether the step left input ``name`` at its default: empty, or the default's text (the
+    runner passes every input's default from action.yml, so the two cannot be told apart)."""
+    text = raw.get(name, "").strip()
+    return not text or text == INPUTS.get(name)
+
+
+def filled(raw: Mapping[str, str], entry: Entry) -> dict[str, str]:
+    """The step's raw inputs with the entry's options in those the step left at their default."""
+    taken = from_entry(raw, entry)
+    return {name: entry.options[name] if name in taken else text for name, text in raw.items()}
+
+
+def from_entry(raw: Mapping[str, str], entry: Entry) -> frozenset[str]:
+    """The inputs whose value :func:`filled` takes from ``entry``."""
+    return frozenset(name for name in entry.options if _unset(raw, name))
+
+
+def entry_inputs(
+    raw: Mapping[str, str],
+    entry: Entry,
+    environ: Mapping[str, str],
+    config: str,
+    fixed: Mapping[str, str] | None = None,
+) -> Inputs:
+    """The inputs of a run for ``entry``: the step's ``raw`` inputs, the entry's options in
+    those the step left at their default, then ``fixed``. A problem with an input the entry set is a
+    ConfigError naming the entry's field; one with the step's own an InputError."""
+    taken = from_entry(raw, entry)
+    try:
+        return load_inputs({**filled(raw, entry), **(fixed or {})}, environ)
+    except InputError as exc:
+        if not any(p.name in taken for p in exc.problems):
+            raise
+        raise ConfigError(
+            config,
+            [
+                ConfigProblem(
+                    f"{entry.where}.{p.name}" if p.name in taken else entry.where,
+                    p.message
+                    if p.name in taken
+                    else f"with the step's input {p.name}: " + p.message,
+                )
+                for p in exc.problems
+            ],
+        ) from None
