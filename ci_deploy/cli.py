@@ -33,6 +33,7 @@ from ci_deploy.inputs import (
     is_default_config,
     load_inputs,
     raw_inputs,
+    resolve_github_token,
     resolve_token,
 )
 from ci_deploy.matrix import run_matrix
@@ -41,6 +42,8 @@ from ci_deploy.run import Dependencies, run
 from ci_deploy.runner import Runner
 
 COMMANDS = ("deploy", "plan", "emulator")
+SECRET = ("api-token", "github-token")
+"""Inputs that are never flags: command lines are visible to other processes."""
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -52,7 +55,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parsed = _parser().parse_args(args)
     if parsed.command == "emulator":
         return _emulator(parsed.host, parsed.port, parsed.rollout_seconds)
-    flags = {name: getattr(parsed, _dest(name), None) for name in INPUTS if name != "api-token"}
+    flags = {name: getattr(parsed, _dest(name), None) for name in INPUTS if name not in SECRET}
     if parsed.command == "plan":
         flags["dry-run"] = "true"
     with until_exit():  # no SIGTERM is lost before the run, nor kills it after the report
@@ -82,6 +85,7 @@ def _deploy(
 ) -> int:
     raw = raw_inputs(environ, flags)
     runner.mask(resolve_token(raw, environ))  # before anything else is printed
+    runner.mask(resolve_github_token(raw, environ))
     runner.info(f"ci-deploy {__version__}")
     context = GitHubContext()
     try:
@@ -192,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     for command in (deploy_cmd, plan_cmd):
         for name, default in INPUTS.items():
-            if name == "api-token" or (command is plan_cmd and name == "dry-run"):
+            if name in SECRET or (command is plan_cmd and name == "dry-run"):
                 continue
             shown = f"default: {default!r}" if default else None
             command.add_argument(f"--{name}", dest=_dest(name), metavar="VALUE", help=shown)

@@ -12,6 +12,7 @@ from ci_deploy.errors import CiDeployError
 from ci_deploy.source import CommitInfo, Source, is_null_sha, strip_credentials
 
 DEFAULT_SERVER_URL = "https://github.com"
+DEFAULT_API_URL = "https://api.github.com"
 _PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
 
 
@@ -41,6 +42,8 @@ class GitHubContext:
     head_ref: str = ""
     server_url: str = DEFAULT_SERVER_URL
     run_url: str = ""
+    api_url: str = DEFAULT_API_URL
+    """``GITHUB_API_URL``: where GitHub's REST API is (a GitHub Enterprise Server's too)."""
 
     @property
     def is_pull_request(self) -> bool:
@@ -55,6 +58,16 @@ class GitHubContext:
         if self.ref.startswith("refs/heads/"):
             return self.ref.removeprefix("refs/heads/")
         return ""
+
+    @property
+    def pull_number(self) -> int | None:
+        """The pull request's number on a pull request event, else None."""
+        if not self.is_pull_request:
+            return None
+        number = _get(self.event, "pull_request", "number")
+        if not isinstance(number, int):
+            number = self.event.get("number")
+        return number if isinstance(number, int) and number > 0 else None
 
     @property
     def push_before(self) -> str | None:
@@ -106,6 +119,7 @@ def load_context(environ: Mapping[str, str]) -> GitHubContext:
         head_ref=environ.get("GITHUB_HEAD_REF", ""),
         server_url=server_url,
         run_url=run_url,
+        api_url=(environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
     )
 
 

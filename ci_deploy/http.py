@@ -17,7 +17,10 @@ The rules:
   dropped after sending...) and any other 5xx but 501/505 is ambiguous: not retried, and
   flagged so the caller can check the state before trying again.
 * Capped exponential backoff with jitter between attempts, or the server's
-  ``Retry-After`` (at most 60 s) when it sent one.
+  ``Retry-After`` (at most 60 s) when it sent one, else the wait until
+  ``X-RateLimit-Reset`` when ``X-RateLimit-Remaining`` is 0 (GitHub's rate limits).
+* GitHub answers a secondary rate limit with 403 (or 429) and such a header: a policy with
+  ``rate_limited_403`` retries that 403 (an ordinary 403, a missing permission, is final).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "Retryable",
     "TransportFailure",
     "parse_retry_after",
+    "rate_limit_delay",
     "send_with_retries",
 ]
 
@@ -74,6 +78,16 @@ class Retryable:
     statuses: frozenset[int]
     errors: tuple[type[httpx.TransportError], ...]
     idempotent: bool = True
+    rate_limited_403: bool = False
+    """Whether a 403 that carries a rate limit (``Retry-After``, or ``X-RateLimit-Remaining: 0``)
+    may be retried: GitHub's secondary rate limits answer so. A request refused by a rate
+    limit was not processed, so this holds for requests that are not idempotent too."""
+
+    def answer(self, response: httpx.Response) -> bool:
+        """Whether this answer may be retried: its status, or a rate-limited 403."""
+        if response.status_code == 403 and self.rate_limited_403:
+            return rate_limit_delay(response) is not None
+        return self.status(response.status_code)
 
     def status(self, status_code: int) -> bool:
         """Whether an answer with this status may be retried."""
@@ -244,7 +258,7 @@ def send_with_retries(
                 ) from exc
             delay, reason = backoff.delay(attempt), type(exc).__name__
         else:
-            if not retryable.status(response.status_code) or attempt >= max_attempts:
+            if not retryable.answer(response) or attempt >= max_attempts:
                 return response
             delay = _delay_for(response, backoff, attempt)
             reason = f"HTTP {response.status_code}"
@@ -258,5 +272,23 @@ def send_with_retries(
 
 
 def _delay_for(response: httpx.Response, backoff: Backoff, retry: int) -> float:
+    wait = rate_limit_delay(response)
+    return backoff.delay(retry) if wait is None else wait
+
+
+def rate_limit_delay(response: httpx.Response, *, now: float | None = None) -> float | None:
+    """Seconds the server asks to wait (at most 60): ``Retry-After``, else, when
+    ``X-RateLimit-Remaining`` is 0, until ``X-RateLimit-Reset`` (epoch seconds); None when
+    the answer names no wait."""
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    return backoff.delay(retry) if retry_after is None else retry_after
+    if retry_after is not None:
+        return retry_after
+    if response.headers.get("X-RateLimit-Remaining", "").strip() != "0":
+        return None
+    try:
+        reset = float(response.headers.get("X-RateLimit-Reset", ""))
+    except ValueError:
+        return None
+    if reset != reset:  # NaN
+        return None
+    return min(RETRY_AFTER_CAP, max(0.0, reset - (time.time() if now is None else now)))

@@ -159,6 +159,20 @@ def token(text: str, run: Run) -> SecretStr:
     return SecretStr(text)
 
 
+GITHUB_TOKEN_DEFAULT = "${{ github.token }}"  # noqa: S105 - an expression, not a secret
+"""action.yml's default of github-token: the runner expands it to the workflow's token."""
+
+GITHUB_ENVIRONMENT_MAX = 255
+"""The longest name of a GitHub environment."""
+
+
+def github_token(text: str, _run: Run) -> SecretStr:
+    """The GitHub token, or "" (no PR comment, no GitHub Deployment: said when needed)."""
+    if text and not _TOKEN_CHARS.fullmatch(text):
+        raise InvalidInput("must be one line of printable ASCII without spaces; not shown")
+    return SecretStr(text)
+
+
 def url(text: str, _run: Run) -> str:
     example = "an absolute https URL such as https://api.astronomer.io/v1"
     if len(text) > URL_MAX:
@@ -213,13 +227,24 @@ astro_id = _optional_id("an Astro ID")
 deploy_id = _optional_id("a deploy ID")
 
 
-def deployment_name(text: str, _run: Run) -> str:
-    if len(text) > DEPLOYMENT_NAME_MAX or not text.isprintable():
-        raise InvalidInput(
-            f"must be a Deployment's name: printable text of at most {DEPLOYMENT_NAME_MAX}"
-            f" characters on one line; got {shown(text)}"
-        )
-    return text
+def _name(what: str, limit: int) -> Rule:
+    """The rule of an input that is a name: printable text on one line, ``limit`` at most."""
+
+    def rule(text: str, _run: Run) -> str:
+        if len(text) > limit or not text.isprintable():
+            raise InvalidInput(
+                f"must be {what}: printable text of at most {limit} characters on one line;"
+                f" got {shown(text)}"
+            )
+        return text
+
+    return rule
+
+
+deployment_name = _name("a Deployment's name", DEPLOYMENT_NAME_MAX)
+github_environment = _name(
+    "a GitHub environment's name (such as production)", GITHUB_ENVIRONMENT_MAX
+)
 
 
 def one_of(choices: tuple[str, ...]) -> Rule:

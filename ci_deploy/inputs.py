@@ -34,6 +34,7 @@ from ci_deploy.changeset import literal_glob
 from ci_deploy.errors import InputError, InputProblem
 from ci_deploy.input_rules import (
     DEPLOYMENT_NAME_MAX,
+    GITHUB_TOKEN_DEFAULT,
     MAX_WAIT_TIMEOUT,
     TOKEN_ENV,
     InvalidInput,
@@ -64,6 +65,7 @@ __all__ = [
     "organization_from_token",
     "parse_duration",
     "raw_inputs",
+    "resolve_github_token",
     "resolve_token",
 ]
 
@@ -165,6 +167,13 @@ class Inputs(BaseModel):
     check_import_errors: Annotated[bool, ActionInput("check-import-errors", "true", rules.boolean)]
     rollback_on_failure: Annotated[bool, ActionInput("rollback-on-failure", "true", rules.boolean)]
     dry_run: Annotated[bool, ActionInput("dry-run", "false", rules.boolean)]
+    github_token: Annotated[
+        SecretStr, ActionInput("github-token", GITHUB_TOKEN_DEFAULT, rules.github_token)
+    ]
+    """The github-token input, else ``GITHUB_TOKEN``; empty when neither is set."""
+    pr_comment: Annotated[bool, ActionInput("pr-comment", "true", rules.boolean)]
+    environment: Annotated[str, ActionInput("environment", "", rules.github_environment)]
+    """The GitHub environment a deploy is recorded in as a GitHub Deployment; "" for none."""
 
     # Not inputs: computed by _validate.
     workspace: Path
@@ -196,6 +205,7 @@ class Inputs(BaseModel):
         )
         texts = {name: data.get(name, "").strip() or default for name, default in INPUTS.items()}
         texts["api-token"] = api_token
+        texts["github-token"] = resolve_github_token(data, environ)
         values: dict[str, object] = {}  # by input name: every input that passed its own rule
         problems: dict[str, str] = {}  # by input name
         for spec in _INPUT_FIELDS.values():
@@ -345,6 +355,18 @@ def raw_inputs(
 def resolve_token(raw: Mapping[str, str], environ: Mapping[str, str]) -> str:
     """Return the API token: the ``api-token`` input, else ``ASTRO_API_TOKEN``; "" when none."""
     return raw.get("api-token", "").strip() or environ.get(TOKEN_ENV, "").strip()
+
+
+def resolve_github_token(raw: Mapping[str, str], environ: Mapping[str, str]) -> str:
+    """The GitHub token: the ``github-token`` input, else ``GITHUB_TOKEN``; "" when none.
+
+    The runner expands action.yml's default, ``${{ github.token }}``; outside GitHub that
+    text arrives unexpanded and counts as unset.
+    """
+    text = raw.get("github-token", "").strip()
+    if text and text != GITHUB_TOKEN_DEFAULT:
+        return text
+    return environ.get("GITHUB_TOKEN", "").strip()
 
 
 def _stays_inside(path: Path, folder: Path) -> bool:

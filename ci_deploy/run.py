@@ -49,6 +49,7 @@ from ci_deploy.stages.verify import check_imports, wait_for
 from ci_deploy.timing import Timing
 
 if TYPE_CHECKING:
+    from ci_deploy.github_side import GitHubSide
     from ci_deploy.image import ImageBuilder
 
 #: Makes the platform for a run: (inputs, runner, the run's image builder, the run's timing).
@@ -69,6 +70,17 @@ def _astro(
     return connect(inputs, runner, images, timing)
 
 
+#: Makes the GitHub side of a run (PR comment, GitHub Deployment): (inputs, context, runner,
+#: the run's timing).
+GitHubFactory = Callable[[Inputs, GitHubContext, Runner, Timing], "GitHubSide"]
+
+
+def _github(inputs: Inputs, context: GitHubContext, runner: Runner, timing: Timing) -> GitHubSide:
+    from ci_deploy.github_side import connect
+
+    return connect(inputs, context, runner, timing)
+
+
 def _engine(runner: Runner) -> ImageBuilder:
     from ci_deploy.image import ImageBuilder
 
@@ -82,12 +94,14 @@ def new_marker() -> str:
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What a run talks to: the platform, the Docker engine (made on first use), time."""
+    """What a run talks to: the platform, the Docker engine (made on first use), time, and
+    GitHub (the PR comment, GitHub Deployments)."""
 
     platform: PlatformFactory = _astro
     images: Callable[[Runner], ImageBuilder] = _engine
     timing: Timing = field(default_factory=Timing)
     marker: Callable[[], str] = new_marker
+    github: GitHubFactory = _github
 
 
 def run(
@@ -99,6 +113,7 @@ def run(
     timing = dependencies.timing
     started = timing.clock()
     images = _OneBuilder(lambda: dependencies.images(runner))
+    github = dependencies.github(inputs, context, runner, timing)
     error: CiDeployError | None = None
     try:
         with (
@@ -107,7 +122,7 @@ def run(
             dependencies.platform(inputs, runner, images.get, timing) as platform,
         ):
             scope = Scope(platform, runner, journal, timing, dependencies.marker(), context.run_url)
-            _Stages(inputs, context, scope, checkout, images).run()
+            _Stages(inputs, context, scope, checkout, images, github).run()
     except CiDeployError as exc:
         error = exc
     except Exception as exc:  # a bug: the result still says how far the run got
@@ -115,7 +130,9 @@ def run(
         error = unexpected_error(exc)
     finally:
         images.close()
-    return assemble(journal, error, timing.clock() - started)
+    result = assemble(journal, error, timing.clock() - started)
+    github.finished(result)  # never raises: GitHub's errors are warnings
+    return result
 
 
 class _Stages:
@@ -128,9 +145,10 @@ class _Stages:
         scope: Scope,
         checkout: Checkout,
         images: _OneBuilder,
+        github: GitHubSide,
     ) -> None:
         self.inputs, self.context, self.scope = inputs, context, scope
-        self.checkout, self.images = checkout, images
+        self.checkout, self.images, self.github = checkout, images, github
         self.platform, self.runner, self.journal = scope.platform, scope.runner, scope.journal
 
     def run(self) -> None:
@@ -172,6 +190,7 @@ class _Stages:
             image_tag=f"ci-deploy/{environment.id.lower()}:{checkout.head.sha[:12]}",
         )
         self.journal.add(built)
+        self.github.deploy_started(checkout.head.sha, environment)
         with self.platform.awake(inputs.wake_on_deploy):
             shipped = ship(self.scope, release_plan, built, checkout.source(), checkout.contains)
             if isinstance(shipped, Superseded):

@@ -11,9 +11,10 @@ from typing import Any
 from ci_deploy.report import OUTPUT_NAMES
 from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.ghfiles import WorkflowCommand, parse_workflow_command
+from ci_deploy_testkit.github import FakeGitHub
 from ci_deploy_testkit.localrun import StepResult, push_event, run_step, runner_environment
 from tests.gitrepo import GitRepo
-from tests.spec import assert_request_matches_spec
+from tests.spec import assert_github_request_matches_spec, assert_request_matches_spec
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
 DAG = "dags/example_etl.py"
@@ -140,3 +141,16 @@ def assert_requests_match_spec(emulator: Emulator) -> None:
                 request.headers,
                 request.body or None,
             )
+
+
+def assert_github_requests_match_spec(github: FakeGitHub) -> None:
+    """Every request the fake GitHub API received validates against the GitHub REST subset."""
+    for request in github.requests:
+        assert request.path.startswith(github.base_path + "/"), request.path
+        assert_github_request_matches_spec(
+            request.method,
+            request.path.removeprefix(github.base_path),
+            request.query,
+            request.headers,
+            request.body or None,
+        )

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from ci_deploy_testkit.emulator import Emulator
-from tests.actionrun import assert_requests_match_spec, example_repo
+from ci_deploy_testkit.github import FakeGitHub
+from tests.actionrun import (
+    assert_github_requests_match_spec,
+    assert_requests_match_spec,
+    example_repo,
+)
 from tests.fakes import FakeClock
 from tests.gitrepo import GitRepo
 
@@ -20,6 +25,15 @@ def emulator() -> Iterator[Emulator]:
     with Emulator(rollout_seconds=0) as emu:
         yield emu
     assert_requests_match_spec(emu)
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    """The fake GitHub API on 127.0.0.1; after each test, every request it received must
+    match the GitHub REST API subset."""
+    with FakeGitHub() as fake:
+        yield fake
+    assert_github_requests_match_spec(fake)
 
 
 @pytest.fixture

@@ -297,3 +297,20 @@ def test_git_info_from_a_real_repository(tmp_path: Path) -> None:
         commitSha=sha,
         authorName=AUTHOR_NAME,
     )
+
+
+def test_pull_number_and_the_api_url(tmp_path: Path) -> None:
+    pr = {"number": 9, "pull_request": {"number": 9}}
+    on_pr = load_context(environ(tmp_path, pr, GITHUB_EVENT_NAME="pull_request"))
+    ghes = load_context(environ(tmp_path, pr, GITHUB_API_URL="https://ghes.example.com/api/v3/"))
+
+    assert on_pr.pull_number == 9 and on_pr.api_url == "https://api.github.com"
+    assert ghes.pull_number is None, "not a pull request event"
+    assert ghes.api_url == "https://ghes.example.com/api/v3"
+    only_number = {"number": 3}
+    assert (
+        load_context(
+            environ(tmp_path, only_number, GITHUB_EVENT_NAME="pull_request_target")
+        ).pull_number
+        == 3
+    )

@@ -17,6 +17,7 @@ from ci_deploy.http import (
     Retryable,
     TransportFailure,
     parse_retry_after,
+    rate_limit_delay,
     send_with_retries,
 )
 
@@ -286,3 +287,29 @@ def test_max_attempts_must_be_positive() -> None:
     send, _, _ = run(client, API_GET, max_attempts=0)
     with pytest.raises(ValueError, match="max_attempts"):
         send()
+
+
+# --- rate limits (GitHub) ----------------------------------------------------------------------
+
+
+def test_rate_limit_delay_reads_retry_after_then_the_reset_time() -> None:
+    def answer(**headers: str) -> httpx.Response:
+        return httpx.Response(403, headers=headers)
+
+    assert rate_limit_delay(answer(**{"Retry-After": "7"})) == 7.0
+    reset = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1000"}
+    assert rate_limit_delay(answer(**reset), now=990.0) == 10.0
+    assert rate_limit_delay(answer(**reset), now=5000.0) == 0.0
+    assert rate_limit_delay(answer(**{**reset, "X-RateLimit-Reset": "99999"}), now=0) == 60.0
+    assert rate_limit_delay(answer(**{**reset, "X-RateLimit-Remaining": "5"})) is None
+    assert rate_limit_delay(answer(**{**reset, "X-RateLimit-Reset": "soon"})) is None
+    assert rate_limit_delay(answer()) is None
+
+
+def test_only_a_policy_for_rate_limited_403s_retries_them() -> None:
+    limited = httpx.Response(403, headers={"Retry-After": "0"})
+    forbidden = httpx.Response(403)
+    github = Retryable(frozenset({429}), (), rate_limited_403=True)
+
+    assert github.answer(limited) and not github.answer(forbidden)
+    assert not API_GET.answer(limited), "Astro's 403 is a missing permission"

@@ -121,6 +121,9 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
         "check-import-errors": "true",
         "rollback-on-failure": "true",
         "dry-run": "false",
+        "github-token": "${{ github.token }}",
+        "pr-comment": "true",
+        "environment": "",
     }
 
 
@@ -1380,3 +1383,33 @@ def test_the_default_dag_paths_match_the_dags_folder_literally(
     rules = PathRules(".", inputs.dag_paths, inputs.image_paths)
     assert rules.kind(f"{folder}/x.py") == "dag"
     assert rules.kind("dags1/x.py") == rules.kind("a/x/b/y/c/z/d/w/e/x.py") == "image"
+
+
+# --- the GitHub side ---------------------------------------------------------------------------
+
+
+def test_github_token_unexpanded_default_falls_back_to_github_token_env(workspace: Path) -> None:
+    with_env = env(workspace, GITHUB_TOKEN="ghs_env")
+    unexpanded = load(workspace, with_env, github_token="${{ github.token }}")
+    given = load(workspace, with_env, github_token="ghs_input")
+    none = load(workspace)
+
+    assert unexpanded.github_token.get_secret_value() == "ghs_env"
+    assert given.github_token.get_secret_value() == "ghs_input"
+    assert none.github_token.get_secret_value() == ""
+    assert "ghs_input" not in repr(given)
+    assert (none.pr_comment, none.environment) == (True, "")
+
+
+def test_github_token_that_is_not_one_printable_line_is_refused_without_showing_it(
+    workspace: Path,
+) -> None:
+    message = only_problem(workspace, "github-token", github_token="ghs a\nb")
+    assert "printable" in message and "ghs" not in message
+
+
+def test_environment_is_a_github_environment_name(workspace: Path) -> None:
+    assert load(workspace, environment="preview/pr-7").environment == "preview/pr-7"
+    assert "at most 255" in only_problem(workspace, "environment", environment="e" * 256)
+    assert "printable" in only_problem(workspace, "environment", environment="a\x07b")
+    assert "true or false" in only_problem(workspace, "pr-comment", pr_comment="yes")

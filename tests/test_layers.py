@@ -24,6 +24,8 @@ PURE = (
     "ci_deploy.result",
     "ci_deploy.source",
     "ci_deploy.timing",
+    "ci_deploy.pr_comment",
+    "ci_deploy.github_deployment",
     "ci_deploy.astro.logs",
     "ci_deploy.astro.rules",
 )
@@ -39,6 +41,8 @@ IO_MODULES = (
     "ci_deploy.image",
     "ci_deploy.runner",
     "ci_deploy.http",
+    "ci_deploy.github_api",
+    "ci_deploy.github_side",
     "ci_deploy.astro.client",
     "ci_deploy.astro.upload",
     "ci_deploy.astro.platform",

@@ -28,11 +28,21 @@ from tests.inprocess import run_in_process
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 
+GITHUB_SIDE = (
+    "deploy.yml's job holds contents: read only, its least permissions (a called workflow "
+    "that asked for more would fail every caller granting less), so it comments on no pull "
+    "request and records no GitHub Deployment; preview.yml does both"
+)
 NOT_PASSED_THROUGH = {
     "image-name": "a local image must be built in the job that deploys it, and a caller's "
     "jobs are not the reusable workflow's job",
+    "github-token": GITHUB_SIDE,
+    "environment": GITHUB_SIDE,
 }
 """The action's inputs deploy.yml does not offer, and why (api-token comes from a secret)."""
+
+FIXED = {"pr-comment": ("false", GITHUB_SIDE)}
+"""The action's inputs deploy.yml sets to a fixed value, and why."""
 
 PATHS_IN_THE_PROJECT = {"root-folder", "config"}
 """Inputs that are paths in the caller's repository, which deploy.yml checks out in project/."""
@@ -95,6 +105,8 @@ def test_deploy_passes_its_inputs_through_to_the_action_with_the_same_defaults()
     missing = set(declared) - set(given) - set(NOT_PASSED_THROUGH)
     assert not missing, f"add these action inputs to deploy.yml or to NOT_PASSED_THROUGH: {missing}"
     assert given["api-token"] == "${{ secrets.ASTRO_API_TOKEN }}"
+    for name, (fixed, _why) in FIXED.items():
+        assert given.pop(name) == fixed, name
     for name, value in given.items():
         if name == "api-token":
             continue
