@@ -56,6 +56,10 @@ class GitHubContext:
             return self.ref.removeprefix("refs/heads/")
         return ""
 
+    def event_value(self, *keys: str) -> Any:
+        """``event[k1][k2]...``, or None as soon as a level is missing or not a mapping."""
+        return _get(self.event, *keys)
+
     @property
     def push_before(self) -> str | None:
         """The push event's ``before`` sha; None when missing or all zeros (new branch)."""

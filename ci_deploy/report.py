@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from ci_deploy.errors import RolloutError
 from ci_deploy.github import GitHubContext
 from ci_deploy.plan import Detection, describe
+from ci_deploy.platform import Environment
 from ci_deploy.result import RunResult, Status
 from ci_deploy.text import human_size
 
@@ -30,6 +31,8 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "base-sha",
     "base-source",
     "rollback-deploy-id",
+    "preview-deployment-id",
+    "preview-name",
 )
 
 MAX_LISTED_FILES = 200
@@ -45,6 +48,7 @@ _HEADINGS = {
     Status.FAILED: "❌ Deploy failed",
     Status.ROLLED_BACK: "↩️ Deploy failed and was rolled back",
     Status.SUPERSEDED: "⏩ Superseded by a newer deploy",
+    Status.DELETED: "🗑️ Preview deleted",
 }
 
 
@@ -53,6 +57,7 @@ def outputs(result: RunResult) -> dict[str, str]:
     detection, plan = result.detection, result.plan
     base = detection.base if detection is not None else None
     changes = detection.changes if detection is not None else None
+    preview = _preview(result)
     return {
         "deploy-id": result.release.id if result.release is not None else "",
         "deploy-type": "" if result.skipped else result.deploy_type,
@@ -67,7 +72,17 @@ def outputs(result: RunResult) -> dict[str, str]:
         "base-sha": (base.sha or "") if base is not None else "",
         "base-source": base.source if base is not None else "",
         "rollback-deploy-id": result.rollback.release.id if result.rollback is not None else "",
+        "preview-deployment-id": preview.id if preview is not None else "",
+        "preview-name": preview.name if preview is not None else "",
     }
+
+
+def _preview(result: RunResult) -> Environment | None:
+    """The preview the run is about: made, found or planned; else the one it deleted."""
+    if result.preview is not None:
+        return result.preview.environment  # a planned one has no id yet
+    deleted = result.previews_deleted.deleted if result.previews_deleted is not None else ()
+    return deleted[0] if len(deleted) == 1 else None
 
 
 def _bool(value: bool) -> str:
@@ -190,6 +205,7 @@ def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
         rows.append(("Deployment", f"[{_cell(name)}]({environment.url})"))
     elif subject.id:
         rows.append(("Deployment", f"`{_cell(subject.id)}`"))
+    rows += _preview_rows(result)
     if result.release is not None:
         rows.append(("Deploy", f"`{_cell(result.release.id)}`"))
     if result.deploy_type and not result.skipped:
@@ -228,6 +244,23 @@ def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
     if result.deployment_state:
         rows.append(("Deployment state", _cell(result.deployment_state)))
     rows.append(("Duration", f"{result.duration_seconds:.1f} s"))
+    return rows
+
+
+def _preview_rows(result: RunResult) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    preview = result.preview
+    if preview is not None:
+        how = "planned" if preview.planned else "created" if preview.created else "reused"
+        rows.append(("Preview", f"{_cell(preview.environment.name)} ({how})"))
+        if preview.missing_secrets:
+            keys = ", ".join(f"`{_cell(key)}`" for key in preview.missing_secrets)
+            rows.append(("Secret variables not set", f"{keys} (set them in preview-env)"))
+    deleted = result.previews_deleted
+    if deleted is not None:
+        title = "Previews to delete (dry run)" if deleted.dry_run else "Previews deleted"
+        names = "<br>".join(f"{_cell(p.name)} (`{_cell(p.id)}`)" for p in deleted.deleted)
+        rows.append((title, names or "none"))
     return rows
 
 

@@ -34,6 +34,8 @@ class Status(StrEnum):
     ROLLED_BACK = "rolled-back"
     SUPERSEDED = "superseded"
     """A newer deploy was made while this run shipped, so this run did not finalize its own."""
+    DELETED = "deleted"
+    """Previews were deleted (``preview-delete``, ``preview-cleanup``)."""
 
 
 # --- the records -------------------------------------------------------------------------------
@@ -114,6 +116,27 @@ class RolledBack:
     summary: str
 
 
+@dataclass(frozen=True)
+class PreviewReady:
+    """The pull request's preview, found or ``created`` by this run (``planned``: a dry run
+    found none and made none); ``missing_secrets``: the template's secret variables that
+    preview-env gave no value for."""
+
+    environment: Environment
+    created: bool = False
+    planned: bool = False
+    missing_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreviewsDeleted:
+    """The previews this run deleted (in a dry run: would delete); none found: ``deleted`` is
+    empty."""
+
+    deleted: tuple[Environment, ...]
+    dry_run: bool = False
+
+
 Record = (
     Subject
     | Detection
@@ -126,6 +149,8 @@ Record = (
     | LeftPending
     | Seen
     | RolledBack
+    | PreviewReady
+    | PreviewsDeleted
 )
 _R = TypeVar(
     "_R",
@@ -140,6 +165,8 @@ _R = TypeVar(
     LeftPending,
     Seen,
     RolledBack,
+    PreviewReady,
+    PreviewsDeleted,
 )
 
 
@@ -187,6 +214,8 @@ class RunResult:
     finalized): named in the log and the summary."""
     deployment_state: str = ""
     duration_seconds: float = 0.0
+    preview: PreviewReady | None = None
+    previews_deleted: PreviewsDeleted | None = None
 
     @property
     def skipped(self) -> bool:
@@ -226,8 +255,9 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
     pending = list(left.releases) if left is not None else []
     if made is not None and finalized is None:
         pending.insert(0, made.release)
+    preview, deleted = journal.last(PreviewReady), journal.last(PreviewsDeleted)
     return RunResult(
-        status=_status(plan, rollback, superseded, error),
+        status=_status(plan, rollback, superseded, error, preview, deleted),
         subject=subject,
         error=error,
         detection=journal.last(Detection),
@@ -241,6 +271,8 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
         left_pending=tuple(pending),
         deployment_state=seen.state if seen else "",
         duration_seconds=duration_seconds,
+        preview=preview,
+        previews_deleted=deleted,
     )
 
 
@@ -249,9 +281,18 @@ def _status(
     rollback: RolledBack | None,
     superseded: Superseded | None,
     error: CiDeployError | None,
+    preview: PreviewReady | None = None,
+    deleted: PreviewsDeleted | None = None,
 ) -> Status:
     if rollback is not None:
         return Status.ROLLED_BACK
+    if error is None and plan is None:
+        if deleted is not None:
+            if deleted.dry_run:
+                return Status.PLANNED
+            return Status.DELETED if deleted.deleted else Status.SKIPPED
+        if preview is not None and preview.planned:
+            return Status.PLANNED
     if error is not None or plan is None:
         return Status.FAILED
     if superseded is not None:
