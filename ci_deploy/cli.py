@@ -27,6 +27,7 @@ from ci_deploy.cancel import guarded, until_exit
 from ci_deploy.config import entry_inputs, from_entry, read_config
 from ci_deploy.errors import CiDeployError, ConfigError, InputError, unexpected_error
 from ci_deploy.github import GitHubContext, load_context
+from ci_deploy.input_rules import preview_env_values
 from ci_deploy.inputs import (
     INPUTS,
     Inputs,
@@ -37,6 +38,7 @@ from ci_deploy.inputs import (
     resolve_token,
 )
 from ci_deploy.matrix import run_matrix
+from ci_deploy.preview import PULL_REQUEST_ACTIONS, fork_error, fork_of
 from ci_deploy.result import Journal, RunResult, Subject, assemble
 from ci_deploy.run import Dependencies, run
 from ci_deploy.runner import Runner
@@ -86,9 +88,15 @@ def _deploy(
     raw = raw_inputs(environ, flags)
     runner.mask(resolve_token(raw, environ))  # before anything else is printed
     runner.mask(resolve_github_token(raw, environ))
+    for value in preview_env_values(raw.get("preview-env", "")):
+        runner.mask(value)
     runner.info(f"ci-deploy {__version__}")
     context = GitHubContext()
     try:
+        context = load_context(environ)
+        fork = fork_of(context)
+        if fork and raw.get("action", "").strip().lower() in PULL_REQUEST_ACTIONS:
+            raise fork_error(fork)  # before the inputs: a fork's run has no token to check
         inputs = load_inputs(raw, environ)
         for warning in inputs.warnings:
             runner.warning(warning, title="Input adjusted")

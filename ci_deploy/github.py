@@ -59,6 +59,10 @@ class GitHubContext:
             return self.ref.removeprefix("refs/heads/")
         return ""
 
+    def event_value(self, *keys: str) -> Any:
+        """``event[k1][k2]...``, or None as soon as a level is missing or not a mapping."""
+        return _get(self.event, *keys)
+
     @property
     def pull_number(self) -> int | None:
         """The pull request's number on a pull request event, else None."""

@@ -143,6 +143,9 @@ class GitHubReporter:
         self._guarded("GitHub Deployment not recorded", start)
 
     def finished(self, result: RunResult) -> None:
+        deleted = result.previews_deleted
+        if self._transient and self._environment and deleted and deleted.deleted:
+            self._deactivate(dry_run=deleted.dry_run)
         deployment_id = self._deployment_id
         if deployment_id is not None:
             state, description = final_state(result)
@@ -164,6 +167,21 @@ class GitHubReporter:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def _deactivate(self, *, dry_run: bool) -> None:
+        """The preview was deleted: its environment's GitHub Deployments become inactive."""
+        environment = self._environment
+        if dry_run:
+            self._runner.info(f"Dry run: GitHub environment {environment!r} left as it is.")
+            return
+
+        def deactivate(client: GitHubClient) -> None:
+            marked = deactivate_environment(client, environment, self._context.run_url)
+            self._runner.info(
+                f"GitHub environment {environment!r}: {marked} deployment(s) inactive"
+            )
+
+        self._guarded("GitHub environment not marked inactive", deactivate)
 
     def _status(self, state: str, description: str) -> NewStatus:
         return NewStatus.model_validate(
@@ -195,12 +213,25 @@ class GitHubReporter:
 
 
 def connect(inputs: Inputs, context: GitHubContext, runner: Runner, timing: Timing) -> GitHubSide:
-    """The GitHub side of a plain run: the PR comment on pull request events (unless
-    ``pr-comment: false``), and a GitHub Deployment when ``environment`` is set."""
+    """The GitHub side of a run: the PR comment on pull request events (unless
+    ``pr-comment: false``), and a GitHub Deployment when ``environment`` is set.
+
+    A preview (``action: preview`` / ``preview-delete``) has its own comment, and its GitHub
+    Deployments go to ``preview/pr-<n>`` (a transient environment, marked inactive when the
+    preview is deleted) unless ``environment`` names another; that automatic environment needs
+    a GitHub token at hand, an explicit one warns without it.
+    """
     token = inputs.github_token.get_secret_value()
     target = inputs.deployment_id or inputs.deployment_name
-    wants_comment = inputs.pr_comment and context.pull_number is not None
-    if not wants_comment and not inputs.environment:
+    number = context.pull_number
+    environment, transient = inputs.environment, False
+    if inputs.action in ("preview", "preview-delete"):
+        target = f"preview of {target}"
+        transient = True
+        if not environment and token and number is not None:
+            environment = f"preview/pr-{number}"
+    wants_comment = inputs.pr_comment and number is not None and inputs.action != "matrix"
+    if not wants_comment and not environment:
         return NoGitHub()
 
     def make_client() -> GitHubClient:
@@ -223,5 +254,6 @@ def connect(inputs: Inputs, context: GitHubContext, runner: Runner, timing: Timi
         runner,
         context,
         comment_target=target if wants_comment else "",
-        environment=inputs.environment,
+        environment=environment,
+        transient=transient,
     )

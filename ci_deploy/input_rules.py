@@ -424,6 +424,58 @@ def wait_timeout(text: str, _run: Run) -> float:
         raise InvalidInput(str(exc)) from None
 
 
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+PULL_REQUEST_MAX = 10_000
+"""The most pull request numbers ``open-pull-requests`` takes."""
+
+
+def _env_lines(text: str) -> list[tuple[int, str]]:
+    """The lines of a KEY=value list that are not blank or ``#`` comments, numbered from 1."""
+    lines = enumerate(text.splitlines(), start=1)
+    return [(n, line) for n, line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def preview_env_values(text: str) -> list[str]:
+    """Every value in a ``preview-env`` text, leniently: what the runner must mask first."""
+    values = [line.partition("=")[2] for _, line in _env_lines(text)]
+    return [value for value in (v.strip() for v in values) if value]
+
+
+def preview_env(text: str, _run: Run) -> tuple[tuple[str, SecretStr], ...]:
+    """``KEY=value`` lines (blank lines and ``# comments`` skipped) -> (key, secret value).
+
+    Messages name the line and the key, never a value.
+    """
+    found: dict[str, SecretStr] = {}
+    for number, line in _env_lines(text):
+        key, equals, value = line.partition("=")
+        key = key.strip()
+        if not equals or not _ENV_KEY.fullmatch(key):
+            raise InvalidInput(
+                f"must be KEY=value lines, a KEY being letters, digits and _ (not first a "
+                f"digit); line {number} is not (its value is not shown)"
+            )
+        if key in found:
+            raise InvalidInput(f"sets {key} twice (line {number}); set each variable once")
+        found[key] = SecretStr(value.strip())
+    return tuple(found.items())
+
+
+def pull_request_numbers(text: str, _run: Run) -> tuple[int, ...] | None:
+    """Open pull request numbers: a JSON array or numbers split by commas or spaces, ``[]``
+    for none; None when the input is not set."""
+    if not text:
+        return None
+    words = re.split(r"[\s,]+", text.strip().removeprefix("[").removesuffix("]").strip())
+    words = [word for word in words if word]
+    if len(words) > PULL_REQUEST_MAX or not all(w.isdigit() and w.isascii() for w in words):
+        raise InvalidInput(
+            "must list pull request numbers, as a JSON array such as [12, 15] or separated by"
+            f" commas or spaces, [] for none, at most {PULL_REQUEST_MAX}; got {shown(text)}"
+        )
+    return tuple(sorted({int(word) for word in words}))
+
+
 def _is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True

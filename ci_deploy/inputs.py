@@ -89,7 +89,7 @@ DEPLOY_TYPES: tuple[str, ...] = get_args(DeployType)
 IMAGE_DEPLOY_TYPES: tuple[str, ...] = ("infer", "image-and-dags", "image-only")
 """The deploy types that may deploy an image, and so may take ``image-name``."""
 
-Action = Literal["deploy", "rollback", "matrix"]
+Action = Literal["deploy", "rollback", "matrix", "preview", "preview-delete", "preview-cleanup"]
 ACTIONS: tuple[str, ...] = get_args(Action)
 
 
@@ -174,6 +174,15 @@ class Inputs(BaseModel):
     pr_comment: Annotated[bool, ActionInput("pr-comment", "true", rules.boolean)]
     environment: Annotated[str, ActionInput("environment", "", rules.github_environment)]
     """The GitHub environment a deploy is recorded in as a GitHub Deployment; "" for none."""
+    preview_env: Annotated[
+        tuple[tuple[str, SecretStr], ...], ActionInput("preview-env", "", rules.preview_env)
+    ]
+    """Secret variables of a preview (``action: preview``): (key, value) in the input's order."""
+    open_pull_requests: Annotated[
+        tuple[int, ...] | None,
+        ActionInput("open-pull-requests", "", rules.pull_request_numbers),
+    ]
+    """The repository's open pull requests (``action: preview-cleanup``); None when not set."""
 
     # Not inputs: computed by _validate.
     workspace: Path
@@ -269,6 +278,27 @@ class Inputs(BaseModel):
                 problems[name] = (
                     f"is only used with deploy-type: bundle; deploy-type is"
                     f" {values['deploy-type']}: remove {name} or set deploy-type to bundle"
+                )
+        if valid("preview-env", "action") and (
+            values["preview-env"] and values["action"] != "preview"
+        ):
+            problems["preview-env"] = (
+                "is only used with action: preview, to set the preview's secret variables;"
+                " remove preview-env or set action to preview"
+            )
+        if valid("open-pull-requests", "action"):
+            cleanup = values["action"] == "preview-cleanup"
+            if cleanup and values["open-pull-requests"] is None:
+                problems["open-pull-requests"] = (
+                    "is required with action: preview-cleanup, which deletes the previews of"
+                    " pull requests not listed; set it to the open pull requests' numbers, e.g."
+                    " from gh pr list --state open --json number --jq '[.[].number]', or []"
+                    " for none"
+                )
+            elif not cleanup and values["open-pull-requests"] is not None:
+                problems["open-pull-requests"] = (
+                    "is only used with action: preview-cleanup; remove it or set action to"
+                    " preview-cleanup"
                 )
         if valid("root-folder", "dags-folder"):
             root_path = run.workspace / str(values["root-folder"])

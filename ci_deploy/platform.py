@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ci_deploy.changeset import ChangeSet
 from ci_deploy.source import Source
@@ -128,6 +128,12 @@ class Environment:
     running: Mapping[Artifact, str] = field(default_factory=dict)
     """The versions it runs now (Astro: its DAG tarball version and image tag); a release
     runs when its ``versions`` are among these. Empty when the platform does not say."""
+    description: str = ""
+    """Its description; a preview's carries the marker it is found by."""
+    secret_keys: tuple[str, ...] = ()
+    """The names of its secret variables, whose values cannot be read back."""
+    creating: bool = False
+    """Whether it is still being made, and cannot take a release yet."""
 
 
 @dataclass(frozen=True)
@@ -273,21 +279,36 @@ class Platform(Protocol):
         ...
 
 
+@runtime_checkable
 class PreviewPlatform(Platform, Protocol):
     """A platform that can also hold preview environments (one per pull request).
 
-    Previews find environments only by a ``marker`` their description carries, never by a
-    name that merely looks alike. No platform implements this yet: the previews issue does.
+    Previews are found only by a ``marker`` their description carries, never by a name that
+    merely looks alike. :meth:`locate` reads the template; the preview's own releases go
+    through the platform :meth:`platform_for` gives.
     """
 
     def find_environments(self, marker: str) -> Sequence[Environment]:
-        """The environments whose description carries ``marker``."""
+        """The environments near the template (Astro: in its workspace) whose description
+        contains ``marker``, the template itself excepted."""
         ...
 
-    def create_environment(self, template: Environment, name: str, marker: str) -> Environment:
-        """Create an environment from ``template``'s settings, carrying ``marker``."""
+    def create_environment(
+        self,
+        template: Environment,
+        name: str,
+        description: str,
+        marker: str,
+        variables: Mapping[str, str],
+    ) -> Environment:
+        """Create an environment from ``template``'s settings, its description ending in
+        ``[marker]``, with the secret ``variables`` set; exactly once, like a release."""
         ...
 
-    def delete_environment(self, environment: Environment) -> None:
-        """Delete ``environment``."""
+    def delete_environment(self, environment: Environment) -> bool:
+        """Delete ``environment``; False when it was already gone."""
+        ...
+
+    def platform_for(self, environment: Environment) -> Platform:
+        """The platform over ``environment`` (a preview), for its releases."""
         ...

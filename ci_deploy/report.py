@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from ci_deploy.errors import RolloutError
 from ci_deploy.github import GitHubContext
 from ci_deploy.plan import Detection, describe
+from ci_deploy.platform import Environment
 from ci_deploy.result import RunResult, Selected, Status
 from ci_deploy.text import human_size
 
@@ -32,6 +33,8 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "rollback-deploy-id",
     "matrix",
     "matrix-count",
+    "preview-deployment-id",
+    "preview-name",
 )
 
 MAX_LISTED_FILES = 200
@@ -47,6 +50,7 @@ _HEADINGS = {
     Status.FAILED: "❌ Deploy failed",
     Status.ROLLED_BACK: "↩️ Deploy failed and was rolled back",
     Status.SUPERSEDED: "⏩ Superseded by a newer deploy",
+    Status.DELETED: "🗑️ Preview deleted",
 }
 
 
@@ -55,6 +59,7 @@ def outputs(result: RunResult) -> dict[str, str]:
     detection, plan = result.detection, result.plan
     base = detection.base if detection is not None else None
     changes = detection.changes if detection is not None else None
+    preview = _preview(result)
     return {
         "deploy-id": result.release.id if result.release is not None else "",
         "deploy-type": "" if result.skipped else result.deploy_type,
@@ -71,6 +76,8 @@ def outputs(result: RunResult) -> dict[str, str]:
         "rollback-deploy-id": result.rollback.release.id if result.rollback is not None else "",
         "matrix": matrix_json(result.matrix) if result.matrix is not None else "",
         "matrix-count": str(len(result.matrix.chosen)) if result.matrix is not None else "",
+        "preview-deployment-id": preview.id if preview is not None else "",
+        "preview-name": preview.name if preview is not None else "",
     }
 
 
@@ -78,6 +85,14 @@ def matrix_json(selected: Selected) -> str:
     """The ``matrix`` output: ``{"include": [...]}``, the shape ``strategy.matrix`` takes."""
     include = [dict(entry.include) for entry in selected.chosen]
     return json.dumps({"include": include}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _preview(result: RunResult) -> Environment | None:
+    """The preview the run is about: made, found or planned; else the one it deleted."""
+    if result.preview is not None:
+        return result.preview.environment  # a planned one has no id yet
+    deleted = result.previews_deleted.deleted if result.previews_deleted is not None else ()
+    return deleted[0] if len(deleted) == 1 else None
 
 
 def _bool(value: bool) -> str:
@@ -224,6 +239,7 @@ def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
         rows.append(("Deployment", f"[{_cell(name)}]({environment.url})"))
     elif subject.id:
         rows.append(("Deployment", f"`{_cell(subject.id)}`"))
+    rows += _preview_rows(result)
     if result.release is not None:
         rows.append(("Deploy", f"`{_cell(result.release.id)}`"))
     if result.deploy_type and not result.skipped:
@@ -262,6 +278,23 @@ def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
     if result.deployment_state:
         rows.append(("Deployment state", _cell(result.deployment_state)))
     rows.append(("Duration", f"{result.duration_seconds:.1f} s"))
+    return rows
+
+
+def _preview_rows(result: RunResult) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    preview = result.preview
+    if preview is not None:
+        how = "planned" if preview.planned else "created" if preview.created else "reused"
+        rows.append(("Preview", f"{_cell(preview.environment.name)} ({how})"))
+        if preview.missing_secrets:
+            keys = ", ".join(f"`{_cell(key)}`" for key in preview.missing_secrets)
+            rows.append(("Secret variables not set", f"{keys} (set them in preview-env)"))
+    deleted = result.previews_deleted
+    if deleted is not None:
+        title = "Previews to delete (dry run)" if deleted.dry_run else "Previews deleted"
+        names = "<br>".join(f"{_cell(p.name)} (`{_cell(p.id)}`)" for p in deleted.deleted)
+        rows.append((title, names or "none"))
     return rows
 
 

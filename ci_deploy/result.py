@@ -34,6 +34,8 @@ class Status(StrEnum):
     ROLLED_BACK = "rolled-back"
     SUPERSEDED = "superseded"
     """A newer deploy was made while this run shipped, so this run did not finalize its own."""
+    DELETED = "deleted"
+    """Previews were deleted (``preview-delete``, ``preview-cleanup``)."""
 
 
 # --- the records -------------------------------------------------------------------------------
@@ -140,6 +142,27 @@ class Selected:
         return tuple(entry for entry in self.entries if entry.selected)
 
 
+@dataclass(frozen=True)
+class PreviewReady:
+    """The pull request's preview, found or ``created`` by this run (``planned``: a dry run
+    found none and made none); ``missing_secrets``: the template's secret variables that
+    preview-env gave no value for."""
+
+    environment: Environment
+    created: bool = False
+    planned: bool = False
+    missing_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreviewsDeleted:
+    """The previews this run deleted (in a dry run: would delete); none found: ``deleted`` is
+    empty."""
+
+    deleted: tuple[Environment, ...]
+    dry_run: bool = False
+
+
 Record = (
     Subject
     | Detection
@@ -153,6 +176,8 @@ Record = (
     | Seen
     | RolledBack
     | Selected
+    | PreviewReady
+    | PreviewsDeleted
 )
 _R = TypeVar(
     "_R",
@@ -168,6 +193,8 @@ _R = TypeVar(
     Seen,
     RolledBack,
     Selected,
+    PreviewReady,
+    PreviewsDeleted,
 )
 
 
@@ -217,6 +244,8 @@ class RunResult:
     duration_seconds: float = 0.0
     matrix: Selected | None = None
     """``action: matrix``: the Deployments decided about; None for other actions."""
+    preview: PreviewReady | None = None
+    previews_deleted: PreviewsDeleted | None = None
 
     @property
     def skipped(self) -> bool:
@@ -256,8 +285,9 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
     pending = list(left.releases) if left is not None else []
     if made is not None and finalized is None:
         pending.insert(0, made.release)
+    preview, deleted = journal.last(PreviewReady), journal.last(PreviewsDeleted)
     return RunResult(
-        status=_status(plan, rollback, superseded, error, journal.last(Selected)),
+        status=_status(plan, rollback, superseded, error, journal.last(Selected), preview, deleted),
         subject=subject,
         error=error,
         detection=journal.last(Detection),
@@ -272,6 +302,8 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
         deployment_state=seen.state if seen else "",
         duration_seconds=duration_seconds,
         matrix=journal.last(Selected),
+        preview=preview,
+        previews_deleted=deleted,
     )
 
 
@@ -281,11 +313,20 @@ def _status(
     superseded: Superseded | None,
     error: CiDeployError | None,
     selected: Selected | None,
+    preview: PreviewReady | None = None,
+    deleted: PreviewsDeleted | None = None,
 ) -> Status:
     if rollback is not None:
         return Status.ROLLED_BACK
     if error is None and plan is None and selected is not None:
         return Status.PLANNED
+    if error is None and plan is None:
+        if deleted is not None:
+            if deleted.dry_run:
+                return Status.PLANNED
+            return Status.DELETED if deleted.deleted else Status.SKIPPED
+        if preview is not None and preview.planned:
+            return Status.PLANNED
     if error is not None or plan is None:
         return Status.FAILED
     if superseded is not None:

@@ -43,6 +43,7 @@ from ci_deploy.runner import Runner
 from ci_deploy.stages import Scope
 from ci_deploy.stages.build import build
 from ci_deploy.stages.detect import Checkout, open_checkout
+from ci_deploy.stages.preview import TIDY_ACTIONS, Previews, preview_deploy_inputs
 from ci_deploy.stages.recover import Recovery
 from ci_deploy.stages.ship import ship
 from ci_deploy.stages.verify import check_imports, wait_for
@@ -115,14 +116,28 @@ def run(
     images = _OneBuilder(lambda: dependencies.images(runner))
     github = dependencies.github(inputs, context, runner, timing)
     error: CiDeployError | None = None
+    marker = dependencies.marker()
+
+    def scope_of(platform: Platform) -> Scope:
+        return Scope(platform, runner, journal, timing, marker, context.run_url)
+
     try:
-        with (
-            cancellable(),
-            open_checkout(inputs, context, runner) as checkout,
-            dependencies.platform(inputs, runner, images.get, timing) as platform,
-        ):
-            scope = Scope(platform, runner, journal, timing, dependencies.marker(), context.run_url)
-            _Stages(inputs, context, scope, checkout, images, github).run()
+        with cancellable():
+            if inputs.action in TIDY_ACTIONS:  # previews deleted: no checkout needed
+                with dependencies.platform(inputs, runner, images.get, timing) as platform:
+                    Previews(inputs, context, scope_of(platform)).tidy()
+            else:
+                if inputs.action == "preview":
+                    inputs = preview_deploy_inputs(inputs)
+                with (
+                    open_checkout(inputs, context, runner) as checkout,
+                    dependencies.platform(inputs, runner, images.get, timing) as platform,
+                ):
+                    deploy: tuple[Inputs, Scope] | None = (inputs, scope_of(platform))
+                    if inputs.action == "preview":  # the deploy goes to the preview
+                        deploy = Previews(inputs, context, scope_of(platform)).prepare()
+                    if deploy is not None:
+                        _Stages(deploy[0], context, deploy[1], checkout, images, github).run()
     except CiDeployError as exc:
         error = exc
     except Exception as exc:  # a bug: the result still says how far the run got

@@ -9,7 +9,7 @@ sleeping advances it, nothing really sleeps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -102,6 +102,14 @@ class FakePlatform:
     awake_calls: list[str] = field(default_factory=list)
     shows: dict[Artifact, str] = field(default_factory=dict)
     """The versions the environment runs now (what :meth:`locate` says it runs)."""
+    previews: dict[str, FakePlatform] = field(default_factory=dict)
+    """The environments near this one (its previews, and look-alikes), by id."""
+    created_variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The secret variables each preview was created with, by id."""
+    creating_looks: int = 0
+    """How many more times :meth:`locate` says the environment is still being made."""
+    creating_looks_of_new: int = 2
+    """How many looks a new preview stays CREATING."""
     _looks: dict[str, int] = field(default_factory=dict)
     _plans: dict[str, Rollout] = field(default_factory=dict)
 
@@ -161,7 +169,10 @@ class FakePlatform:
 
     def locate(self) -> Environment:
         self._call("locate")
-        return replace(self.environment, running=dict(self.shows))
+        creating = self.creating_looks > 0
+        self.creating_looks -= creating
+        status = "CREATING" if creating else self.environment.status
+        return replace(self.environment, running=dict(self.shows), creating=creating, status=status)
 
     def history(self) -> Sequence[Release]:
         self._call("history")
@@ -254,6 +265,51 @@ class FakePlatform:
             yield
         finally:
             self.awake_calls.append(f"restore {enabled}")
+
+    # -- previews ------------------------------------------------------------------------------
+
+    def add_environment(self, id: str, name: str, description: str) -> FakePlatform:
+        """An environment near this one, as if made before (or by hand)."""
+        environment = replace(
+            self.environment,
+            id=id,
+            name=name,
+            description=description,
+            url=f"https://cloud.example/{id}",
+            summary=f"Deployment '{name}' ({id}).",
+        )
+        other = self.previews[id] = FakePlatform(environment=environment)
+        return other
+
+    def find_environments(self, marker: str) -> Sequence[Environment]:
+        self._call("find_environments", marker)
+        return [
+            p.environment for p in self.previews.values() if marker in p.environment.description
+        ]
+
+    def create_environment(
+        self,
+        template: Environment,
+        name: str,
+        description: str,
+        marker: str,
+        variables: Mapping[str, str],
+    ) -> Environment:
+        self._call("create_environment", template.id, name)
+        preview = self.add_environment(
+            f"preview-{len(self.previews) + 1}", name, f"{description} [{marker}]"
+        )
+        preview.creating_looks = self.creating_looks_of_new
+        self.created_variables[preview.environment.id] = dict(variables)
+        return replace(preview.environment, creating=True, status="CREATING")
+
+    def delete_environment(self, environment: Environment) -> bool:
+        self._call("delete_environment", environment.id)
+        return self.previews.pop(environment.id, None) is not None
+
+    def platform_for(self, environment: Environment) -> FakePlatform:
+        self._call("platform_for", environment.id)
+        return self.previews[environment.id]
 
     def _replace(self, release: Release) -> None:
         self.releases = [release if r.id == release.id else r for r in self.releases]

@@ -247,7 +247,7 @@ def test_unknown_deployment_or_organization_is_404(emu: Emulator, api: httpx.Cli
 def test_unknown_path_is_404_and_wrong_method_is_405(emu: Emulator, api: httpx.Client) -> None:
     assert_error(api.get(f"{DEMO_DEPLOYMENT_ID}/nothing-here"), 404)
     assert_error(httpx.get(f"http://127.0.0.1:{emu.port}/elsewhere"), 404)
-    assert_error(api.delete(DEMO_DEPLOYMENT_ID), 405)
+    assert_error(api.patch(DEMO_DEPLOYMENT_ID, json={}), 405)
     assert_error(api.put(deploys_path(), json={}), 405)
 
 
@@ -1540,3 +1540,118 @@ def test_serve_prints_how_to_connect_and_stops_on_sigterm() -> None:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+# --- CreateDeployment, DeleteDeployment ------------------------------------------------------
+
+NEW_DEPLOYMENT = {
+    "type": "STANDARD",
+    "name": "analytics PR #3 abc123",
+    "workspaceId": "emulator-workspace",
+    "description": "a preview [ci-deploy-preview:acme/airflow#3]",
+    "cloudProvider": "AWS",
+    "region": "us-east-1",
+    "executor": "ASTRO",
+    "astroRuntimeVersion": "3.0-2",
+    "isDevelopmentMode": True,
+    "isHighAvailability": False,
+    "workerQueues": [
+        {
+            "name": "default",
+            "isDefault": True,
+            "astroMachine": "A10",
+            "minWorkerCount": 0,
+            "maxWorkerCount": 4,
+            "workerConcurrency": 8,
+        }
+    ],
+    "environmentVariables": [
+        {"key": "PLAIN", "isSecret": False, "value": "1"},
+        {"key": "PASSWORD", "isSecret": True, "value": "s3cret"},
+    ],
+}
+
+
+def deployments_url(emu: Emulator) -> str:
+    return f"{emu.api_url}/organizations/{emu.organization_id}/deployments"
+
+
+def test_a_created_deployment_is_creating_then_healthy_and_takes_deploys_only_then(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    response = api.post(deployments_url(emu), json=NEW_DEPLOYMENT)
+    assert response.status_code == 200, response.text
+    made = response.json()
+    assert made["status"] == "CREATING"
+    assert (made["name"], made["description"]) == (
+        NEW_DEPLOYMENT["name"],
+        NEW_DEPLOYMENT["description"],
+    )
+    assert (made["runtimeVersion"], made["executor"], made["isDevelopmentMode"]) == (
+        "3.0-2",
+        "ASTRO",
+        True,
+    )
+    assert made["workerQueues"][0]["astroMachine"] == "A10"
+    assert made["dagTarballVersion"] == ""
+    assert emu.deploys(made["id"]) == []
+
+    refused = api.post(deploys_path(made["id"]), json={"type": "DAG_ONLY"})
+    assert refused.status_code == 400
+    assert "still being created" in refused.json()["message"]
+
+    ready = wait_for(emu, lambda: api.get(made["id"]).json(), lambda d: d["status"] != "CREATING")
+    assert ready["status"] == "HEALTHY"
+    assert create(api, made["id"])["status"] == "INITIALIZED"
+
+
+def test_a_secret_variables_value_is_never_returned(emu: Emulator, api: httpx.Client) -> None:
+    made = api.post(deployments_url(emu), json=NEW_DEPLOYMENT).json()
+    for view in (made, api.get(made["id"]).json()):
+        variables = {v["key"]: v for v in view["environmentVariables"]}
+        assert variables["PLAIN"]["value"] == "1"
+        assert variables["PASSWORD"]["isSecret"] is True
+        assert "value" not in variables["PASSWORD"]
+    assert "s3cret" not in json.dumps(api.get(made["id"]).json())
+
+
+def test_created_deployments_are_listed_by_workspace(emu: Emulator, api: httpx.Client) -> None:
+    other = {**NEW_DEPLOYMENT, "name": "elsewhere", "workspaceId": "other-workspace"}
+    made = api.post(deployments_url(emu), json=NEW_DEPLOYMENT).json()
+    api.post(deployments_url(emu), json=other)
+    listed = api.get(
+        deployments_url(emu), params={"workspaceIds": "emulator-workspace", "limit": 100}
+    ).json()
+    ids = [d["id"] for d in listed["deployments"]]
+    assert made["id"] in ids
+    assert all(d["workspaceId"] == "emulator-workspace" for d in listed["deployments"])
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"type": "HYBRID"}, "type"),
+        ({"region": None}, "body"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_a_bad_create_body_is_a_400_naming_the_field(
+    emu: Emulator, api: httpx.Client, change: dict[str, Any], field: str
+) -> None:
+    body = {k: v for k, v in {**NEW_DEPLOYMENT, **change}.items() if v is not None}
+    response = api.post(deployments_url(emu), json=body)
+    assert response.status_code == 400
+    if field != "body":
+        assert field in {e["field"] for e in response.json()["fieldErrors"]}
+    assert len(emu.deployments()) == 1
+
+
+def test_delete_removes_a_deployment_and_a_second_delete_is_a_404(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    made = api.post(deployments_url(emu), json=NEW_DEPLOYMENT).json()
+    assert api.delete(made["id"]).status_code == 204
+    assert api.get(made["id"]).status_code == 404
+    assert api.delete(made["id"]).status_code == 404
+    assert [d["id"] for d in emu.deployments()] == [DEMO_DEPLOYMENT_ID]

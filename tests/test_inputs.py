@@ -124,6 +124,8 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
         "github-token": "${{ github.token }}",
         "pr-comment": "true",
         "environment": "",
+        "preview-env": "",
+        "open-pull-requests": "",
     }
 
 
@@ -929,17 +931,10 @@ def test_workspace_id_is_not_refused_twice_when_the_name_is_bad(workspace: Path)
 @pytest.mark.parametrize(
     ("given", "action"),
     [("deploy", "deploy"), ("rollback", "rollback"), (" RollBack\n", "rollback"),
-     ("DEPLOY", "deploy")],
+     ("DEPLOY", "deploy"), ("Preview", "preview"), ("preview-delete", "preview-delete")],
 )  # fmt: skip
 def test_action(workspace: Path, given: str, action: str) -> None:
     assert load(workspace, action=given).action == action
-
-
-@pytest.mark.parametrize("given", ["roll-back", "undo", "deploy rollback"])
-def test_action_must_be_deploy_rollback_or_matrix(workspace: Path, given: str) -> None:
-    assert only_problem(workspace, "action", action=given) == (
-        f"must be one of deploy, rollback, matrix; got {given!r}"
-    )
 
 
 def test_matrix_takes_no_deployment_it_reads_them_from_the_config_file(workspace: Path) -> None:
@@ -960,6 +955,65 @@ def test_matrix_takes_no_deployment_it_reads_them_from_the_config_file(workspace
 def test_config_must_be_a_file_inside_the_workspace(workspace: Path, given: str) -> None:
     message = only_problem(workspace, "config", config=given)
     assert message.startswith("must be a file"), message
+
+
+@pytest.mark.parametrize("given", ["roll-back", "undo", "deploy rollback", "previews"])
+def test_action_must_be_one_of_the_actions(workspace: Path, given: str) -> None:
+    assert only_problem(workspace, "action", action=given) == (
+        "must be one of deploy, rollback, matrix, preview, preview-delete, preview-cleanup;"
+        f" got {given!r}"
+    )
+
+
+def test_preview_env_is_key_value_lines_kept_secret(workspace: Path) -> None:
+    text = "# the preview's secrets\nDB_PASSWORD = s3cret=x\n\nAPI_KEY=k3y\n"
+    inputs = load(workspace, action="preview", **{"preview-env": text})
+    assert [(k, v.get_secret_value()) for k, v in inputs.preview_env] == [
+        ("DB_PASSWORD", "s3cret=x"),
+        ("API_KEY", "k3y"),
+    ]
+    assert "s3cret" not in repr(inputs)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("DB_PASSWORD hunter2", "line 1 is not (its value is not shown)"),
+        ("1X=hunter2", "line 1 is not (its value is not shown)"),
+        ("A=1\nA=hunter2", "sets A twice (line 2); set each variable once"),
+    ],
+)
+def test_bad_preview_env_never_shows_a_value(workspace: Path, text: str, problem: str) -> None:
+    message = only_problem(workspace, "preview-env", action="preview", **{"preview-env": text})
+    assert message.endswith(problem)
+    assert "hunter2" not in message
+
+
+def test_preview_env_only_with_action_preview(workspace: Path) -> None:
+    assert only_problem(workspace, "preview-env", **{"preview-env": "A=1"}).startswith(
+        "is only used with action: preview"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "numbers"),
+    [("[12, 15]", (12, 15)), ("15 12,12", (12, 15)), ("[]", ()), ("[\n  3\n]", (3,))],
+)
+def test_open_pull_requests(workspace: Path, given: str, numbers: tuple[int, ...]) -> None:
+    inputs = load(workspace, action="preview-cleanup", **{"open-pull-requests": given})
+    assert inputs.open_pull_requests == numbers
+
+
+def test_open_pull_requests_is_required_for_a_cleanup_and_only_there(workspace: Path) -> None:
+    assert only_problem(workspace, "open-pull-requests", action="preview-cleanup").startswith(
+        "is required with action: preview-cleanup"
+    )
+    assert only_problem(workspace, "open-pull-requests", **{"open-pull-requests": "[1]"}) == (
+        "is only used with action: preview-cleanup; remove it or set action to preview-cleanup"
+    )
+    assert only_problem(
+        workspace, "open-pull-requests", action="preview-cleanup", **{"open-pull-requests": "#4"}
+    ).startswith("must list pull request numbers")
 
 
 def test_rollback_to_with_action_rollback(workspace: Path) -> None:

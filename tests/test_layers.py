@@ -20,6 +20,7 @@ PURE = (
     "ci_deploy.history",
     "ci_deploy.plan",
     "ci_deploy.platform",
+    "ci_deploy.preview",
     "ci_deploy.report",
     "ci_deploy.result",
     "ci_deploy.source",
@@ -27,6 +28,7 @@ PURE = (
     "ci_deploy.pr_comment",
     "ci_deploy.github_deployment",
     "ci_deploy.astro.logs",
+    "ci_deploy.astro.preview",
     "ci_deploy.astro.rules",
 )
 """Decisions and records over plain data: no git, no network, no engine, no runner."""

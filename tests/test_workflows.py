@@ -38,6 +38,8 @@ NOT_PASSED_THROUGH = {
     "jobs are not the reusable workflow's job",
     "github-token": GITHUB_SIDE,
     "environment": GITHUB_SIDE,
+    "preview-env": "previews have their own workflow, preview.yml",
+    "open-pull-requests": "previews have their own workflow, preview.yml",
 }
 """The action's inputs deploy.yml does not offer, and why (api-token comes from a secret)."""
 
@@ -47,12 +49,6 @@ FIXED = {"pr-comment": ("false", GITHUB_SIDE)}
 PATHS_IN_THE_PROJECT = {"root-folder", "config"}
 """Inputs that are paths in the caller's repository, which deploy.yml checks out in project/."""
 
-FROM_OTHER_BRANCHES = {
-    "inputs": {"preview-env", "github-token", "environment", "pr-comment"},
-    "outputs": {"preview-deployment-id", "preview-name"},
-}
-"""What preview.yml gives or reads that the previews and GitHub branches of issue 9 add to
-action.yml; once they are merged these are in action.yml too, and this set can go."""
 
 PROJECT = "project"
 """Where the reusable workflows check out the caller's repository, inside the workspace."""
@@ -178,8 +174,8 @@ def test_preview_deploys_on_open_and_push_and_deletes_on_close() -> None:
     assert "github.event.action == 'closed'" in jobs["delete"]["if"]
     assert workflow["permissions"] == {}
     declared = action()
-    known_inputs = set(declared["inputs"]) | FROM_OTHER_BRANCHES["inputs"]
-    known_outputs = set(declared["outputs"]) | FROM_OTHER_BRANCHES["outputs"]
+    known_inputs = set(declared["inputs"])
+    known_outputs = set(declared["outputs"])
     for name, verb in (("preview", "preview"), ("delete", "preview-delete")):
         job = jobs[name]
         given = action_step(job)["with"]

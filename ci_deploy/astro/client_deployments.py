@@ -1,4 +1,5 @@
-"""The Deployment operations of the Astro API client: read, list, hibernation override."""
+"""The Deployment operations of the Astro API client: read, list, create, delete, hibernation
+override."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ __all__ = ["DeploymentCalls"]
 
 
 class DeploymentCalls(Operations):
-    """Deployments: get, list, and set or delete the hibernation override."""
+    """Deployments: get, list, create, delete, and set or delete the hibernation override."""
 
     def get_deployment(self, deployment_id: str) -> models.Deployment:
         """Read a Deployment (GetDeployment)."""
@@ -67,6 +68,39 @@ class DeploymentCalls(Operations):
             if (not wanted or deployment.name in wanted)
             and (workspace is None or deployment.workspaceId == workspace)
         ]
+
+    def create_deployment(self, request: models.CreateDeploymentRequest) -> models.Deployment:
+        """Create a Deployment (CreateDeployment); it starts ``CREATING``.
+
+        Retried only when provably not processed; after an ambiguous failure this raises
+        :class:`~ci_deploy.errors.ApiAmbiguousError`, and the caller looks for it first.
+        """
+        org = self._session.organization_id
+        call = Call(
+            "CreateDeployment",
+            f"Create Deployment '{request.name}' in workspace '{request.workspaceId}'",
+            "workspace.deployments.create",
+            API_POST,
+            not_found=f"workspace '{request.workspaceId}' in organization '{org}'",
+            ids="organization and workspace ids",
+            tokens="a Workspace or Organization API token",
+            check="check the workspace's Deployments in the Astro UI before running the job again.",
+        )
+        return self._session.request(
+            call, "POST", self._deployments_path(), models.Deployment, body=request
+        )
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        """Delete a Deployment (DeleteDeployment); the API answers 204 No Content."""
+        call = self._call(
+            "DeleteDeployment",
+            f"Delete Deployment '{deployment_id}'",
+            "deployment.delete",
+            API_POST,
+            deployment_id,
+            check="check the workspace's Deployments in the Astro UI before running the job again.",
+        )
+        self._session.send(call, "DELETE", self._deployment_path(deployment_id))
 
     def set_hibernation_override(
         self, deployment_id: str, request: models.HibernationOverrideRequest

@@ -8,16 +8,17 @@ mean is :mod:`ci_deploy.astro.rules`; this module only sends and translates.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from ci_deploy.astro import hibernation
 from ci_deploy.astro.client import AstroClient
 from ci_deploy.astro.logs import LOG_SOURCES, import_problems
+from ci_deploy.astro.preview import create_request
 from ci_deploy.astro.rules import (
     RULES,
     AstroRules,
@@ -30,6 +31,7 @@ from ci_deploy.astro.rules import (
 )
 from ci_deploy.astro.upload import redact_url, upload_blob
 from ci_deploy.astro.wire import (
+    DEPLOYMENT_DESCRIPTION_MAX,
     DESCRIPTION_MAX,
     CreateDeployRequest,
     Deploy,
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
 WRITE_ATTEMPTS = 3
 """How often a create, finalize or rollback whose outcome is unknown is sent, the state read
 back in between."""
+
+_Made = TypeVar("_Made", Deploy, Deployment)
 
 LOOKS_AFTER_LOST_ANSWER = (0.0, 2.0, 5.0)
 """Seconds to wait before each look at the history for a create or rollback whose answer
@@ -157,8 +161,14 @@ class AstroPlatform:
         return release_of(deploy)
 
     def _exactly_once(
-        self, what: str, send: Callable[[], Deploy], made: Callable[[], Deploy | None]
-    ) -> Deploy:
+        self,
+        what: str,
+        send: Callable[[], _Made],
+        made: Callable[[], _Made | None],
+        *,
+        noun: str = "deploy",
+        where: str = "the Deployment's deploys",
+    ) -> _Made:
         """``send`` once, even when answers are lost: after a failure that leaves open whether
         the API processed it, ``made`` reads the state back (the deploy it made, or None),
         and only when it was not made is ``send`` tried again (at most
@@ -168,8 +178,8 @@ class AstroPlatform:
                 return send()
             except ApiAmbiguousError as exc:
                 self._runner.info(
-                    f"The answer to {what} was lost ({exc.message}); reading the Deployment's "
-                    "deploys to see whether it was done."
+                    f"The answer to {what} was lost ({exc.message}); reading {where} to see "
+                    "whether it was done."
                 )
                 try:
                     found = made()
@@ -179,12 +189,12 @@ class AstroPlatform:
                         operation=exc.operation,
                     ) from exc
                 if found is not None:
-                    self._runner.info(f"It was: deploy {found.id}. Continuing with it.")
+                    self._runner.info(f"It was: {noun} {found.id}. Continuing with it.")
                     return found
                 if attempt == WRITE_ATTEMPTS:
                     raise ApiError(
                         f"{exc.message} After {WRITE_ATTEMPTS} attempts, none of them shows in "
-                        "the Deployment's deploys: it was not done.",
+                        f"{where}: it was not done.",
                         status_code=exc.status_code,
                         request_id=exc.request_id,
                         operation=exc.operation,
@@ -306,6 +316,79 @@ class AstroPlatform:
     def awake(self, enabled: bool) -> AbstractContextManager[None]:
         return self._awake(enabled)
 
+    # -- previews ---------------------------------------------------------------------------
+
+    def find_environments(self, marker: str) -> list[Environment]:
+        template = self._located()
+        listed = self._client.list_deployments(workspace_id=template.workspaceId or None)
+        return [
+            environment_of(deployment)
+            for deployment in listed
+            if marker in (deployment.description or "") and deployment.id != template.id
+        ]
+
+    def create_environment(
+        self,
+        template: Environment,
+        name: str,
+        description: str,
+        marker: str,
+        variables: Mapping[str, str],
+    ) -> Environment:
+        source = self._located()
+        if source.id != template.id:
+            raise AssertionError("create_environment() copies the located template")
+        request = create_request(
+            source, name, marked(description, marker, DEPLOYMENT_DESCRIPTION_MAX), variables
+        )
+        created = self._exactly_once(
+            f"creating the preview Deployment '{name}'",
+            lambda: self._client.create_deployment(request),
+            lambda: self._find_deployment(marker),
+            noun="Deployment",
+            where="the workspace's Deployments",
+        )
+        return environment_of(created)
+
+    def _find_deployment(self, marker: str) -> Deployment | None:
+        for wait in LOOKS_AFTER_LOST_ANSWER:
+            if wait:
+                self._sleep(wait)
+            found = self.find_environments(f"[{marker}]")
+            if found:
+                return self._client.get_deployment(found[0].id)
+        return None
+
+    def delete_environment(self, environment: Environment) -> bool:
+        try:
+            self._client.delete_deployment(environment.id)
+        except NotFoundError:
+            return False
+        except ApiAmbiguousError:
+            try:  # gone now: the lost answer was a success
+                self._client.get_deployment(environment.id)
+            except NotFoundError:
+                return True
+            raise
+        return True
+
+    def platform_for(self, environment: Environment) -> AstroPlatform:
+        settings = replace(self._settings, deployment_id=environment.id, deployment_name="")
+        return AstroPlatform(
+            self._client,
+            replace(settings, workspace_id=""),
+            self._runner,
+            registry_password=self._registry_password,
+            images=self._images,
+            sleep=self._sleep,
+            request_timeout=self._request_timeout,
+        )
+
+    def _located(self) -> Deployment:
+        if self._deployment is None:
+            raise AssertionError("locate() the template Deployment first")
+        return self._deployment
+
     @contextmanager
     def _awake(self, enabled: bool) -> Iterator[None]:
         if self._deployment is None:
@@ -314,12 +397,12 @@ class AstroPlatform:
             yield
 
 
-def marked(description: str, marker: str) -> str:
-    """``description`` cut to the API's limit with room for `` [marker]``, which always ends it."""
+def marked(description: str, marker: str, limit: int = DESCRIPTION_MAX) -> str:
+    """``description`` cut to ``limit`` with room for `` [marker]``, which always ends it."""
     if not marker:
-        return cut_description(description)
+        return cut_description(description, limit)
     tail = f"[{marker}]"
-    return f"{cut_description(description, DESCRIPTION_MAX - len(tail) - 1)} {tail}".lstrip()
+    return f"{cut_description(description, limit - len(tail) - 1)} {tail}".lstrip()
 
 
 def git_info(source: Source) -> GitInfo | None:

@@ -185,6 +185,9 @@ def environment_of(deployment: Deployment) -> Environment:
         ),
         dag_deploys=deployment.isDagDeployEnabled,
         running=running_versions(deployment),
+        description=deployment.description or "",
+        secret_keys=tuple(v.key for v in deployment.environmentVariables or () if v.isSecret),
+        creating=deployment.status == "CREATING",
     )
 
 

@@ -19,6 +19,14 @@ DeployType = Literal["DAG_ONLY", "IMAGE_AND_DAG", "IMAGE_ONLY", "BUNDLE"]
 GitProvider = Literal["GITHUB", "GENERIC"]
 
 DESCRIPTION_MAX = 500
+DEPLOYMENT_DESCRIPTION_MAX = 1000
+"""The most characters CreateDeployment takes in a Deployment's ``description``."""
+DEPLOYMENT_NAME_MAX = 500
+"""The most characters CreateDeployment takes in a Deployment's ``name``."""
+CloudProvider = Literal["AWS", "AZURE", "GCP"]
+Executor = Literal["CELERY", "KUBERNETES", "ASTRO"]
+SchedulerSize = Literal["SMALL", "MEDIUM", "LARGE", "EXTRA_LARGE"]
+AstroMachine = Literal["A5", "A10", "A20", "A40", "A60", "A120", "A160"]
 LOG_SOURCES: frozenset[str] = frozenset(
     {"scheduler", "triggerer", "worker", "webserver", "dag-processor", "apiserver"}
 )
@@ -122,6 +130,67 @@ class HibernationOverrideRequest(_Request):
         return value
 
 
+class EnvironmentVariableRequest(_Request):
+    """One environment variable of CreateDeployment (DeploymentEnvironmentVariableRequest)."""
+
+    key: str = Field(min_length=1)
+    isSecret: bool
+    value: str | None = Field(default=None, repr=False)
+
+
+class WorkerQueueRequest(_Request):
+    """One worker queue of a hosted CreateDeployment (WorkerQueueRequest); no ``id``: new."""
+
+    name: str = Field(min_length=1, max_length=63)
+    isDefault: bool
+    astroMachine: AstroMachine
+    minWorkerCount: int = Field(ge=0)
+    maxWorkerCount: int = Field(ge=1)
+    workerConcurrency: int = Field(ge=1)
+    podEphemeralStorage: str | None = None
+
+
+class CreateDeploymentRequest(_Request):
+    """The body of CreateDeployment for a hosted Deployment (the spec's
+    CreateStandardDeploymentRequest and CreateDedicatedDeploymentRequest).
+
+    STANDARD needs ``cloudProvider`` and ``region`` together, or a ``clusterId``;
+    DEDICATED needs a ``clusterId``. Hybrid Deployments (node pools, scheduler AU) are not
+    made by ci-deploy.
+    """
+
+    type: Literal["STANDARD", "DEDICATED"]
+    name: str = Field(min_length=1, max_length=DEPLOYMENT_NAME_MAX)
+    workspaceId: str = Field(min_length=1)
+    description: str | None = Field(default=None, max_length=DEPLOYMENT_DESCRIPTION_MAX)
+    astroRuntimeVersion: str | None = None
+    clusterId: str | None = None
+    cloudProvider: CloudProvider | None = None
+    region: str | None = None
+    executor: Executor | None = None
+    schedulerSize: SchedulerSize | None = None
+    isDevelopmentMode: bool | None = None
+    isHighAvailability: bool | None = None
+    isDagDeployEnabled: bool | None = None
+    isCicdEnforced: bool | None = None
+    defaultTaskPodCpu: str | None = None
+    defaultTaskPodMemory: str | None = None
+    resourceQuotaCpu: str | None = None
+    resourceQuotaMemory: str | None = None
+    workerQueues: list[WorkerQueueRequest] | None = Field(default=None, min_length=1)
+    environmentVariables: list[EnvironmentVariableRequest] | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> CreateDeploymentRequest:
+        if (self.cloudProvider is None) != (self.region is None):
+            raise ValueError("cloudProvider and region go together")
+        if self.type == "DEDICATED" and not self.clusterId:
+            raise ValueError("type DEDICATED needs clusterId")
+        if self.type == "STANDARD" and not self.clusterId and self.cloudProvider is None:
+            raise ValueError("type STANDARD needs cloudProvider and region, or clusterId")
+        return self
+
+
 class HibernationOverride(_Response):
     """A Deployment's hibernation override (DeploymentHibernationOverride)."""
 
@@ -146,11 +215,32 @@ class ScalingStatus(_Response):
     hibernationStatus: HibernationStatus | None = None
 
 
+class EnvironmentVariable(_Response):
+    """A Deployment's environment variable; the API never returns a secret one's value."""
+
+    key: str
+    isSecret: bool = False
+    value: str | None = Field(default=None, repr=False)
+
+
+class WorkerQueue(_Response):
+    """A Deployment's worker queue, as read."""
+
+    name: str
+    isDefault: bool = False
+    astroMachine: str | None = None
+    minWorkerCount: int = 0
+    maxWorkerCount: int = 1
+    workerConcurrency: int = 1
+    podEphemeralStorage: str | None = None
+
+
 class Deployment(_Response):
     """What ci-deploy reads of a Deployment."""
 
     id: str
     name: str = ""
+    description: str | None = None
     organizationId: str = ""
     workspaceId: str = ""
     status: str = "UNKNOWN"
@@ -164,6 +254,20 @@ class Deployment(_Response):
     runtimeVersion: str = ""
     uiUrl: str = ""
     type: str | None = None
+    astroRuntimeVersion: str = ""
+    clusterId: str | None = None
+    cloudProvider: str | None = None
+    region: str | None = None
+    executor: str | None = None
+    schedulerSize: str | None = None
+    isHighAvailability: bool | None = None
+    isCicdEnforced: bool | None = None
+    defaultTaskPodCpu: str | None = None
+    defaultTaskPodMemory: str | None = None
+    resourceQuotaCpu: str | None = None
+    resourceQuotaMemory: str | None = None
+    workerQueues: list[WorkerQueue] | None = None
+    environmentVariables: list[EnvironmentVariable] | None = None
     scalingSpec: ScalingSpec | None = None
     scalingStatus: ScalingStatus | None = None
 

@@ -154,3 +154,31 @@ def push_event(
         "repository": {"full_name": repository, "name": name, "owner": {"login": owner}},
         "sender": {"login": "mona"},
     }
+
+
+def pull_request_event(
+    number: int,
+    head_sha: str,
+    base_sha: str,
+    *,
+    action: str = "opened",
+    branch: str = "feature",
+    repository: str = "example/astro-project",
+    head_repository: str | None = None,
+) -> dict[str, Any]:
+    """A pull_request event payload, shaped like GitHub's; ``head_repository`` names a fork."""
+    owner, name = repository.split("/", 1)
+    head_repo = head_repository or repository
+    return {
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "state": "closed" if action == "closed" else "open",
+            "user": {"login": "mona"},
+            "head": {"ref": branch, "sha": head_sha, "repo": {"full_name": head_repo}},
+            "base": {"ref": "main", "sha": base_sha, "repo": {"full_name": repository}},
+        },
+        "repository": {"full_name": repository, "name": name, "owner": {"login": owner}},
+        "sender": {"login": "mona"},
+    }

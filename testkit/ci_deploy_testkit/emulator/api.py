@@ -87,7 +87,9 @@ class AstroApi:
         self._accepts = accepts
         self._routes = [
             Route("GET", re.compile(_DEPLOYMENTS), self.list_deployments),
+            Route("POST", re.compile(_DEPLOYMENTS), self.create_deployment),
             Route("GET", re.compile(_DEPLOYMENT), self.get_deployment),
+            Route("DELETE", re.compile(_DEPLOYMENT), self.delete_deployment),
             Route("POST", re.compile(_HIBERNATION), self.set_hibernation),
             Route("DELETE", re.compile(_HIBERNATION), self.delete_hibernation),
             Route("GET", re.compile(_DEPLOYMENT + "/logs"), self.get_deployment_logs),
@@ -133,6 +135,14 @@ class AstroApi:
 
     def get_deployment(self, request: RecordedRequest, org: str, dep: str) -> Response:
         return json_response(200, self._state.deployment_json(org, dep))
+
+    def create_deployment(self, request: RecordedRequest, org: str) -> Response:
+        body = _body(request, models.CreateDeploymentRequest)
+        return json_response(200, self._state.create_deployment(org, body))
+
+    def delete_deployment(self, request: RecordedRequest, org: str, dep: str) -> Response:
+        self._state.delete_deployment(org, dep)
+        return Response(204)
 
     def set_hibernation(self, request: RecordedRequest, org: str, dep: str) -> Response:
         body = _body(request, HibernationOverrideBody)

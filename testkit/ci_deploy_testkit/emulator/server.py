@@ -331,6 +331,16 @@ class Emulator:
         with self._state.lock:
             return self._state.deployment_by_id(deployment_id)
 
+    def deployments(self) -> list[dict[str, Any]]:
+        """Copies of every Deployment's JSON, in creation order, as GET returns them now."""
+        with self._state.lock:
+            return self._state.deployments_json()
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        """Delete a Deployment by hand, as someone in the Astro UI would."""
+        with self._state.lock:
+            self._state.delete_deployment(self.organization_id, deployment_id)
+
     def deploys(self, deployment_id: str) -> list[dict[str, Any]]:
         """Copies of the Deployment's deploys, oldest first (the API lists them unsorted)."""
         with self._state.lock:

@@ -178,6 +178,7 @@ class DeploymentRecord:
     scheduled_hibernating: bool = False
     override: HibernationOverride | None = None
     waking_since: float | None = None  # the clock when a wake-up began, while it lasts
+    creating_since: float | None = None  # the clock when CreateDeployment made it, while CREATING
     logs: list[LogEntry] = field(default_factory=list)
     logs_available: bool | None = None  # None: as AstroState.logs_available says
 
@@ -277,6 +278,75 @@ class AstroState:
             "totalCount": len(views),
         }
 
+    def create_deployment(
+        self, organization_id: str, request: models.CreateDeploymentRequest
+    ) -> dict[str, Any]:
+        """A new Deployment built from a CreateDeployment body: ``CREATING`` until
+        :attr:`rollout_seconds` have passed on the clock, then ``HEALTHY``; no deploys, no
+        DAG tarball. Secret variables keep their value, which GET never shows."""
+        if organization_id != self.organization_id:
+            raise ApiProblem(403, f"the API token has no access to organization {organization_id}")
+        deployment_id = self._new_id()
+        data = self._deployment_defaults(deployment_id)
+        created = self._now()
+        data.update(
+            name=request.name,
+            description=request.description or "",
+            workspaceId=request.workspaceId,
+            type=request.type,
+            status="CREATING",
+            statusReason="Creating the Deployment",
+            dagTarballVersion="",
+            desiredDagTarballVersion="",
+            createdAt=created,
+            updatedAt=created,
+            isDevelopmentMode=bool(request.isDevelopmentMode),
+            isHighAvailability=bool(request.isHighAvailability),
+            isDagDeployEnabled=(
+                True if request.isDagDeployEnabled is None else request.isDagDeployEnabled
+            ),
+            isCicdEnforced=bool(request.isCicdEnforced),
+        )
+        if request.clusterId:
+            data.update(clusterId=request.clusterId, cloudProvider=None, region=None)
+        else:
+            data.update(cloudProvider=request.cloudProvider, region=request.region)
+        if request.astroRuntimeVersion:
+            data.update(
+                runtimeVersion=request.astroRuntimeVersion,
+                astroRuntimeVersion=request.astroRuntimeVersion,
+            )
+        for name in (
+            "executor",
+            "schedulerSize",
+            "defaultTaskPodCpu",
+            "defaultTaskPodMemory",
+            "resourceQuotaCpu",
+            "resourceQuotaMemory",
+        ):
+            value = getattr(request, name)
+            if value is not None:
+                data[name] = value
+        if request.workerQueues is not None:
+            data["workerQueues"] = [
+                {"id": self._new_id(), "podCpu": "1", "podMemory": "2Gi"}
+                | queue.model_dump(exclude_none=True)
+                for queue in request.workerQueues
+            ]
+        data["environmentVariables"] = [
+            {**variable.model_dump(exclude_none=True), "updatedAt": created}
+            for variable in request.environmentVariables or ()
+        ]
+        data = {key: value for key, value in data.items() if value is not None}
+        record = DeploymentRecord(data, creating_since=self._clock())
+        self._deployments[deployment_id] = record
+        return self._view(record)
+
+    def delete_deployment(self, organization_id: str, deployment_id: str) -> None:
+        """Remove the Deployment and its deploys; 404 when it is not there."""
+        self._deployment(organization_id, deployment_id)
+        del self._deployments[deployment_id]
+
     def seed_history(self, deployment_id: str) -> None:
         """Give a Deployment one earlier DAG-only deploy, the one it runs now."""
         record = self._record(deployment_id)
@@ -305,6 +375,10 @@ class AstroState:
     def deployment_by_id(self, deployment_id: str) -> dict[str, Any]:
         """The Deployment as GET returns it; KeyError when unknown."""
         return self._view(self._record(deployment_id))
+
+    def deployments_json(self) -> list[dict[str, Any]]:
+        """Every Deployment as GET returns it, in creation order."""
+        return [self.deployment_by_id(deployment_id) for deployment_id in list(self._deployments)]
 
     def has_deployment(self, deployment_id: str) -> bool:
         return deployment_id in self._deployments
@@ -420,6 +494,12 @@ class AstroState:
     ) -> dict[str, Any]:
         """A new INITIALIZED deploy, with an upload URL when it carries DAGs or a bundle."""
         deployment = self._deployment(organization_id, deployment_id)
+        if deployment.creating_since is not None:
+            raise ApiProblem(
+                400,
+                f"Deployment {deployment_id} is still being created (status CREATING): "
+                "deploy once it is HEALTHY",
+            )
         dags_enabled = bool(deployment.data.get("isDagDeployEnabled"))
         if not dags_enabled and request.type in ("DAG_ONLY", "BUNDLE"):
             raise ApiProblem(
@@ -664,6 +744,10 @@ class AstroState:
             override.lapsed = True
             self._apply_hibernation(deployment)
         now = self._clock()
+        creating = deployment.creating_since
+        if creating is not None and now - creating >= self.rollout_seconds:
+            deployment.creating_since = None
+            deployment.data.update(status="HEALTHY", statusReason="Created", updatedAt=self._now())
         rollout = deployment.rollout
         if rollout is not None and now - rollout.started >= self.rollout_seconds:
             deployment.rollout = None
@@ -759,6 +843,9 @@ class AstroState:
     def _view(self, deployment: DeploymentRecord) -> dict[str, Any]:
         """The Deployment's JSON: its fields, plus the hibernation state of a development one."""
         data = copy.deepcopy(deployment.data)
+        for variable in data.get("environmentVariables") or ():
+            if variable.get("isSecret"):
+                variable.pop("value", None)  # the API never returns a secret's value
         if not data.get("isDevelopmentMode"):
             return data
         now = self._wall_clock()
