@@ -40,6 +40,7 @@ __all__ = [
     "GitHubError",
     "NewDeployment",
     "NewStatus",
+    "PullRequest",
 ]
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -85,6 +86,10 @@ class Comment(_Answer):
     id: int
     body: str | None = None
     html_url: str = ""
+
+
+class PullRequest(_Answer):
+    number: int
 
 
 class Deployment(_Answer):
@@ -193,6 +198,14 @@ class GitHubClient:
     def update_comment(self, comment_id: int, body: str) -> Comment:
         path = f"{self._repo}/issues/comments/{comment_id}"
         return self._call("PATCH", path, Comment, "update a comment", json={"body": body})
+
+    # --- pull requests ---
+
+    def list_open_pull_numbers(self) -> list[int]:
+        """The numbers of the repository's open pull requests."""
+        path = f"{self._repo}/pulls"
+        pulls = self._pages(path, PullRequest, "list open pull requests", (("state", "open"),))
+        return sorted(pull.number for pull in pulls)
 
     # --- Deployments ---
 

@@ -40,6 +40,7 @@ __all__ = [
     "connect",
     "deactivate_environment",
     "keep_comment",
+    "open_pull_requests",
 ]
 
 
@@ -212,6 +213,35 @@ class GitHubReporter:
             )
 
 
+def open_pull_requests(
+    inputs: Inputs, context: GitHubContext, runner: Runner, timing: Timing
+) -> tuple[int, ...]:
+    """The repository's open pull requests, asked of GitHub with ``github-token``; GitHubError
+    (a CiDeployError: the caller cannot go on without them) when GitHub cannot say."""
+    client = _client(inputs.github_token.get_secret_value(), context, runner, timing)
+    try:
+        return tuple(client.list_open_pull_numbers())
+    finally:
+        client.close()
+
+
+def _client(token: str, context: GitHubContext, runner: Runner, timing: Timing) -> GitHubClient:
+    """The GitHub client for ``token``; GitHubError without one."""
+    if not token:
+        raise GitHubError(
+            "No GitHub token: set the github-token input (the workflow's token is its "
+            "default) or the GITHUB_TOKEN environment variable."
+        )
+    return GitHubClient(
+        context.api_url,
+        token,
+        context.repository,
+        timeout=timing.request_timeout,
+        sleep=timing.sleep,
+        on_retry=runner.info,
+    )
+
+
 def connect(inputs: Inputs, context: GitHubContext, runner: Runner, timing: Timing) -> GitHubSide:
     """The GitHub side of a run: the PR comment on pull request events (unless
     ``pr-comment: false``), and a GitHub Deployment when ``environment`` is set.
@@ -235,19 +265,7 @@ def connect(inputs: Inputs, context: GitHubContext, runner: Runner, timing: Timi
         return NoGitHub()
 
     def make_client() -> GitHubClient:
-        if not token:
-            raise GitHubError(
-                "No GitHub token: set the github-token input (the workflow's token is its "
-                "default) or the GITHUB_TOKEN environment variable."
-            )
-        return GitHubClient(
-            context.api_url,
-            token,
-            context.repository,
-            timeout=timing.request_timeout,
-            sleep=timing.sleep,
-            on_retry=runner.info,
-        )
+        return _client(token, context, runner, timing)
 
     return GitHubReporter(
         make_client,

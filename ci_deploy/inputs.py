@@ -288,14 +288,7 @@ class Inputs(BaseModel):
             )
         if valid("open-pull-requests", "action"):
             cleanup = values["action"] == "preview-cleanup"
-            if cleanup and values["open-pull-requests"] is None:
-                problems["open-pull-requests"] = (
-                    "is required with action: preview-cleanup, which deletes the previews of"
-                    " pull requests not listed; set it to the open pull requests' numbers, e.g."
-                    " from gh pr list --state open --json number --jq '[.[].number]', or []"
-                    " for none"
-                )
-            elif not cleanup and values["open-pull-requests"] is not None:
+            if not cleanup and values["open-pull-requests"] is not None:
                 problems["open-pull-requests"] = (
                     "is only used with action: preview-cleanup; remove it or set action to"
                     " preview-cleanup"

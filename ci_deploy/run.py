@@ -82,6 +82,19 @@ def _github(inputs: Inputs, context: GitHubContext, runner: Runner, timing: Timi
     return connect(inputs, context, runner, timing)
 
 
+#: The repository's open pull requests, asked of GitHub (``preview-cleanup`` without
+#: ``open-pull-requests``): (inputs, context, runner, the run's timing).
+OpenPullsFactory = Callable[[Inputs, GitHubContext, Runner, Timing], tuple[int, ...]]
+
+
+def _open_pulls(
+    inputs: Inputs, context: GitHubContext, runner: Runner, timing: Timing
+) -> tuple[int, ...]:
+    from ci_deploy.github_side import open_pull_requests
+
+    return open_pull_requests(inputs, context, runner, timing)
+
+
 def _engine(runner: Runner) -> ImageBuilder:
     from ci_deploy.image import ImageBuilder
 
@@ -103,6 +116,7 @@ class Dependencies:
     timing: Timing = field(default_factory=Timing)
     marker: Callable[[], str] = new_marker
     github: GitHubFactory = _github
+    open_pulls: OpenPullsFactory = _open_pulls
 
 
 def run(
@@ -125,7 +139,13 @@ def run(
         with cancellable():
             if inputs.action in TIDY_ACTIONS:  # previews deleted: no checkout needed
                 with dependencies.platform(inputs, runner, images.get, timing) as platform:
-                    Previews(inputs, context, scope_of(platform)).tidy()
+                    open_pulls = dependencies.open_pulls
+                    Previews(
+                        inputs,
+                        context,
+                        scope_of(platform),
+                        open_pulls=lambda: open_pulls(inputs, context, runner, timing),
+                    ).tidy()
             else:
                 if inputs.action == "preview":
                     inputs = preview_deploy_inputs(inputs)

@@ -1004,10 +1004,9 @@ def test_open_pull_requests(workspace: Path, given: str, numbers: tuple[int, ...
     assert inputs.open_pull_requests == numbers
 
 
-def test_open_pull_requests_is_required_for_a_cleanup_and_only_there(workspace: Path) -> None:
-    assert only_problem(workspace, "open-pull-requests", action="preview-cleanup").startswith(
-        "is required with action: preview-cleanup"
-    )
+def test_open_pull_requests_is_only_for_a_cleanup_which_may_ask_github(workspace: Path) -> None:
+    inputs = load(workspace, action="preview-cleanup")
+    assert inputs.open_pull_requests is None, "not given: the cleanup asks GitHub"
     assert only_problem(workspace, "open-pull-requests", **{"open-pull-requests": "[1]"}) == (
         "is only used with action: preview-cleanup; remove it or set action to preview-cleanup"
     )

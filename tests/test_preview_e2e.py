@@ -287,3 +287,58 @@ def opened_sha(step: Step) -> str:
     """The commit a run deployed, from its summary's commit row."""
     [line] = [row for row in step.result.summary.splitlines() if row.startswith("| Commit |")]
     return line.split("/commit/")[1].split(")")[0]
+
+
+def test_a_scheduled_cleanup_asks_github_which_pull_requests_are_open(
+    tmp_path: Path,
+    emulator: Emulator,
+    docker: FakeDockerEngine,
+    template: dict[str, Any],
+    github: FakeGitHub,
+) -> None:
+    repo = pr_repo(tmp_path / "workspace")
+    for number in (5, 6):
+        made = pr_run(repo, emulator, docker, "opened", number=number)
+        assert made.result.returncode == 0, made.log
+    github.pulls[(REPO, 5)] = "closed"
+    github.pulls[(REPO, 6)] = "open"
+
+    step = run_action(
+        repo,
+        emulator,
+        {"action": "preview-cleanup", "github-token": github.token},
+        event_name="schedule",
+        env={"GITHUB_API_URL": github.api_url, "GITHUB_REPOSITORY": REPO},
+    )
+
+    assert step.result.returncode == 0, step.log
+    assert "Asking GitHub for the repository's open pull requests." in step.log
+    [left] = previews(emulator)
+    assert left["description"].endswith(PullRequest(REPO, 6).tag)
+    assert step.outputs["status"] == "deleted"
+    assert [r.path for r in github.requests] == [f"/repos/{REPO}/pulls"]
+
+
+def test_a_cleanup_github_cannot_answer_deletes_nothing(
+    tmp_path: Path,
+    emulator: Emulator,
+    docker: FakeDockerEngine,
+    template: dict[str, Any],
+    github: FakeGitHub,
+) -> None:
+    repo = pr_repo(tmp_path / "workspace")
+    made = pr_run(repo, emulator, docker, "opened")
+    assert made.result.returncode == 0, made.log
+
+    step = run_action(
+        repo,
+        emulator,
+        {"action": "preview-cleanup", "github-token": "ghs_unknown"},
+        event_name="schedule",
+        env={"GITHUB_API_URL": github.api_url, "GITHUB_REPOSITORY": REPO},
+    )
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["GitHub API error"]
+    assert "ghs_unknown" not in step.log.replace("::add-mask ::ghs_unknown", "")
+    assert len(previews(emulator)) == 1, "without the open pull requests nothing is deleted"

@@ -8,6 +8,7 @@ the deploy to it is an ordinary run through :meth:`PreviewPlatform.platform_for`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from ci_deploy.errors import DeployRejectedError
@@ -50,8 +51,18 @@ def preview_deploy_inputs(inputs: Inputs) -> Inputs:
 class Previews:
     """The preview actions of one run."""
 
-    def __init__(self, inputs: Inputs, context: GitHubContext, scope: Scope) -> None:
+    def __init__(
+        self,
+        inputs: Inputs,
+        context: GitHubContext,
+        scope: Scope,
+        *,
+        open_pulls: Callable[[], tuple[int, ...]] = tuple,
+    ) -> None:
+        """``open_pulls`` asks GitHub for the open pull requests (``preview-cleanup`` without
+        ``open-pull-requests``)."""
         self.inputs, self.context, self.scope = inputs, context, scope
+        self._open_pulls = open_pulls
         self.platform = preview_platform(scope.platform)
         self.runner, self.journal = scope.runner, scope.journal
 
@@ -191,7 +202,10 @@ class Previews:
             )
         self._template()
         previews = self.platform.find_environments(repository_tag(repository))
-        open_numbers = self.inputs.open_pull_requests or ()
+        open_numbers = self.inputs.open_pull_requests
+        if open_numbers is None:
+            self.runner.info("Asking GitHub for the repository's open pull requests.")
+            open_numbers = self._open_pulls()
         stale = stale_previews(previews, repository, open_numbers)
         self.runner.info(
             f"{len(previews)} preview(s) of {repository}; {len(stale)} of them for a pull "

@@ -45,6 +45,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(_REPO + r"/deployments"), "create_deployment"),
     ("GET", re.compile(_REPO + r"/deployments/(?P<id>[0-9]+)/statuses"), "list_statuses"),
     ("POST", re.compile(_REPO + r"/deployments/(?P<id>[0-9]+)/statuses"), "create_status"),
+    ("GET", re.compile(_REPO + r"/pulls"), "list_pulls"),
 )
 
 
@@ -77,6 +78,8 @@ class FakeGitHub:
         self.comments: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self.deployments: list[dict[str, Any]] = []
         self.statuses: dict[int, list[dict[str, Any]]] = {}
+        self.pulls: dict[tuple[str, int], str] = {}
+        """The pull requests: (repository, number) -> state ("open" or "closed")."""
         self.rate_limited = 0
         """How many of the next requests answer a secondary rate limit (403, Retry-After: 0)."""
         self._ids = 1000
@@ -232,6 +235,17 @@ class FakeGitHub:
             if deployment["id"] == int(at["id"]) and deployment["repository"] == _repository(at):
                 return deployment
         raise _Problem(404, "Not Found")
+
+    def _list_pulls(
+        self, request: GitHubRequest, at: dict[str, str], _perms: frozenset[str]
+    ) -> _Answer:
+        state = dict(parse_qsl(request.query)).get("state", "open")
+        items = [
+            {"number": number, "state": pr_state}
+            for (repository, number), pr_state in sorted(self.pulls.items())
+            if repository == _repository(at) and state in ("all", pr_state)
+        ]
+        return _page(request, items)
 
     def _list_statuses(
         self, request: GitHubRequest, at: dict[str, str], _perms: frozenset[str]
