@@ -44,7 +44,7 @@ from ci_deploy.run import Dependencies, run
 from ci_deploy.runner import Runner
 
 COMMANDS = ("deploy", "plan", "emulator")
-SECRET = ("api-token", "github-token")
+SECRET = ("api-token", "github-token", "preview-env")
 """Inputs that are never flags: command lines are visible to other processes."""
 
 
@@ -100,7 +100,6 @@ def _deploy(
         inputs = load_inputs(raw, environ)
         for warning in inputs.warnings:
             runner.warning(warning, title="Input adjusted")
-        context = load_context(environ)
         if inputs.action == "matrix":
             result = run_matrix(
                 inputs, raw, environ, context, runner, dependencies or Dependencies()
@@ -140,12 +139,12 @@ def _configured(
     )
     if config is None or entry is None:
         return inputs
-    taken = sorted(from_entry(raw, entry))
+    taken = sorted(from_entry(raw, entry, config.base))
     runner.info(
         f"Options from {config.path} {entry.where}: {', '.join(taken) if taken else 'none'}"
         " (the step's own inputs, when not at their default, win)."
     )
-    return entry_inputs(raw, entry, environ, config.path)
+    return entry_inputs(raw, entry, environ, config.path, base=config.base)
 
 
 def _failed(error: CiDeployError, raw: Mapping[str, str]) -> RunResult:

@@ -20,6 +20,7 @@ options fill the step's inputs are pure functions here; :func:`read_config` is t
 from __future__ import annotations
 
 import fnmatch
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +98,8 @@ class Entry:
     branches: tuple[str, ...] = ()
     """Branch names (``*`` and ``?`` as in shell patterns); empty: every branch."""
     options: Mapping[str, str] = field(default_factory=dict)
-    """Input texts by input name, root-folder included when set."""
+    """Input texts by input name, root-folder included when set (relative to the repository
+    holding the file, as written)."""
 
     @property
     def where(self) -> str:
@@ -123,6 +125,10 @@ class Config:
 
     path: str
     entries: tuple[Entry, ...]
+    base: str = "."
+    """The repository holding the file, relative to the workspace ("." when it is the
+    workspace): the entries' ``root-folder`` are relative to it (the reusable workflows check
+    the caller's repository out in ``project/``)."""
 
     def entry_for(self, deployment_id: str, deployment_name: str) -> Entry | None:
         """The entry of the Deployment with this id or name, or None."""
@@ -147,9 +153,10 @@ def option_text(value: object) -> str:
     return str(value)
 
 
-def parse_config(text: str, path: str, workspace: Path) -> Config:
+def parse_config(text: str, path: str, workspace: Path, base: str = ".") -> Config:
     """Validate the config file's ``text`` (``path`` names it in problems); pure but for the
-    folder checks of ``root-folder`` inside ``workspace``. Raises ConfigError."""
+    folder checks of ``root-folder`` inside ``workspace`` / ``base`` (the repository holding
+    the file). Raises ConfigError."""
     import yaml  # on first use: a run without a config file never loads it
 
     try:
@@ -172,7 +179,7 @@ def parse_config(text: str, path: str, workspace: Path) -> Config:
         raise ConfigError(path, _problems(exc, "")) from None
     problems: list[ConfigProblem] = []
     entries: list[Entry] = []
-    run = Run(workspace=workspace, token_from_env=False)
+    run = Run(workspace=workspace / base, token_from_env=False)
     for index, raw in enumerate(model.deployments):
         where = f"deployments[{index}]"
         try:
@@ -194,7 +201,7 @@ def parse_config(text: str, path: str, workspace: Path) -> Config:
             entries.append(entry)
     if problems:
         raise ConfigError(path, problems)
-    return Config(path, tuple(entries))
+    return Config(path, tuple(entries), base)
 
 
 def _entry(
@@ -349,25 +356,45 @@ def read_config(
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(config, [ConfigProblem("", "the file is not UTF-8 text")]) from None
-    return parse_config(text, config, workspace)
+    return parse_config(text, config, workspace, repository_base(workspace, config))
 
 
-def _unset(raw: Mapping[str, str], name: str) -> bool:
+def repository_base(workspace: Path, config: str) -> str:
+    """The repository holding the config file, relative to ``workspace``: the nearest folder
+    above the file with a ``.git`` in it, up to the workspace ("." when none below it)."""
+    folder = (workspace / config).parent
+    while folder != workspace and workspace in folder.parents:
+        if (folder / ".git").exists():
+            return folder.relative_to(workspace).as_posix()
+        folder = folder.parent
+    return "."
+
+
+def _unset(raw: Mapping[str, str], name: str, base: str = ".") -> bool:
     """Whether the step left input ``name`` at its default: empty, or the default's text (the
-    runner passes every input's default from action.yml, so the two cannot be told apart)."""
+    runner passes every input's default from action.yml, so the two cannot be told apart); a
+    ``root-folder`` at the config file's repository (``base``) counts as its default too."""
     text = raw.get(name, "").strip()
+    if name == "root-folder" and text and posixpath.normpath(text) == posixpath.normpath(base):
+        return True
     return not text or text == INPUTS.get(name)
 
 
-def filled(raw: Mapping[str, str], entry: Entry) -> dict[str, str]:
+def filled(raw: Mapping[str, str], entry: Entry, base: str = ".") -> dict[str, str]:
     """The step's raw inputs with the entry's options in those the step left at their default."""
-    taken = from_entry(raw, entry)
-    return {name: entry.options[name] if name in taken else text for name, text in raw.items()}
+    taken = from_entry(raw, entry, base)
+    options = dict(entry.options)
+    if "root-folder" in options:  # relative to the repository; the input, to the workspace
+        options["root-folder"] = posixpath.normpath(posixpath.join(base, options["root-folder"]))
+    return {
+        name: options[name] if name in taken else text
+        for name, text in {**dict.fromkeys(taken, ""), **raw}.items()
+    }
 
 
-def from_entry(raw: Mapping[str, str], entry: Entry) -> frozenset[str]:
+def from_entry(raw: Mapping[str, str], entry: Entry, base: str = ".") -> frozenset[str]:
     """The inputs whose value :func:`filled` takes from ``entry``."""
-    return frozenset(name for name in entry.options if _unset(raw, name))
+    return frozenset(name for name in entry.options if _unset(raw, name, base))
 
 
 def entry_inputs(
@@ -376,13 +403,14 @@ def entry_inputs(
     environ: Mapping[str, str],
     config: str,
     fixed: Mapping[str, str] | None = None,
+    base: str = ".",
 ) -> Inputs:
     """The inputs of a run for ``entry``: the step's ``raw`` inputs, the entry's options in
     those the step left at their default, then ``fixed``. A problem with an input the entry set is a
     ConfigError naming the entry's field; one with the step's own an InputError."""
-    taken = from_entry(raw, entry)
+    taken = from_entry(raw, entry, base)
     try:
-        return load_inputs({**filled(raw, entry), **(fixed or {})}, environ)
+        return load_inputs({**filled(raw, entry, base), **(fixed or {})}, environ)
     except InputError as exc:
         if not any(p.name in taken for p in exc.problems):
             raise

@@ -149,19 +149,20 @@ class GitHubReporter:
             self._deactivate(dry_run=deleted.dry_run)
         deployment_id = self._deployment_id
         if deployment_id is not None:
-            state, description = final_state(result)
 
             def finish(client: GitHubClient) -> None:
+                state, description = final_state(result)
                 client.create_status(deployment_id, self._status(state, description))
                 self._runner.info(f"GitHub Deployment {deployment_id}: {state}")
 
             self._guarded("GitHub Deployment not updated", finish)
         number = self._context.pull_number
         if self._target and number is not None:
-            text = pr_comment.body(result, self._context, self._target, self._notes(result))
 
             def comment(client: GitHubClient) -> None:
-                written = keep_comment(client, number, self._target, text)
+                text = pr_comment.body(result, self._context, self._target, self._notes(result))
+                # the runner masks its log, not a comment: the masked values go here too
+                written = keep_comment(client, number, self._target, self._runner.redact(text))
                 self._runner.info(f"PR comment: {written.html_url or written.id}")
 
             self._guarded("PR comment not written", comment)
@@ -257,9 +258,9 @@ def connect(inputs: Inputs, context: GitHubContext, runner: Runner, timing: Timi
     environment, transient = inputs.environment, False
     if inputs.action in ("preview", "preview-delete"):
         target = f"preview of {target}"
-        transient = True
         if not environment and token and number is not None:
-            environment = f"preview/pr-{number}"
+            # the PR's own environment: transient, marked inactive when the preview goes
+            environment, transient = f"preview/pr-{number}", True
     wants_comment = inputs.pr_comment and number is not None and inputs.action != "matrix"
     if not wants_comment and not environment:
         return NoGitHub()

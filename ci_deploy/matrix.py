@@ -115,11 +115,15 @@ def _entries_inputs(
         fixed = {
             "action": "deploy",
             "dry-run": "true",
+            "pr-comment": "false",  # an entry's plan is no Deployment's comment
+            "environment": "",
             "deployment-id": entry.deployment_id,
             "deployment-name": entry.deployment_name,
         }
         try:
-            planned[entry.index] = entry_inputs(raw, entry, environ, config.path, fixed)
+            planned[entry.index] = entry_inputs(
+                raw, entry, environ, config.path, fixed, base=config.base
+            )
         except ConfigError as exc:
             problems += exc.problems
     if problems:

@@ -25,7 +25,9 @@ PULL_REQUEST_ACTIONS: tuple[str, ...] = ("preview", "preview-delete")
 
 _MARKER = "ci-deploy-preview"
 _HASH_LENGTH = 6
-_MARKED = re.compile(r"\[ci-deploy-preview:(?P<repository>[^\]#\s]+)#(?P<number>[0-9]+)\]")
+_MARKED = re.compile(
+    r"\[ci-deploy-preview:(?P<repository>[^\]#\s]+)#(?P<number>[0-9]+)(?:@(?P<template>[^\]\s]+))?\]"
+)
 
 
 class PreviewError(CiDeployError):
@@ -42,16 +44,20 @@ class PullRequest:
     """``owner/repo`` of the base repository."""
     number: int
     head_sha: str = ""
+    template: str = ""
+    """The id of the template Deployment the preview copies: each template of a pull request
+    has its own preview (a monorepo's projects)."""
 
     @property
     def marker(self) -> str:
         """What the preview's description carries, without brackets."""
-        return f"{_MARKER}:{self.repository}#{self.number}"
+        of = f"@{self.template}" if self.template else ""
+        return f"{_MARKER}:{self.repository}#{self.number}{of}"
 
     @property
     def tag(self) -> str:
-        """The marker as the description shows it, ``[ci-deploy-preview:owner/repo#12]``:
-        whole, so #1 never matches #12."""
+        """The marker as the description shows it,
+        ``[ci-deploy-preview:owner/repo#12@<template id>]``: whole, so #1 never matches #12."""
         return f"[{self.marker}]"
 
     @property
@@ -108,8 +114,10 @@ def pull_request_of(context: GitHubContext) -> PullRequest:
 
 
 def short_hash(pull_request: PullRequest) -> str:
-    """Six hex digits of the SHA-256 of ``owner/repo#12``: stable, and unlike for others."""
-    digest = hashlib.sha256(pull_request.label.encode("utf-8")).hexdigest()
+    """Six hex digits of the SHA-256 of ``owner/repo#12@<template id>``: stable, and unlike
+    for other repositories, pull requests and templates."""
+    of = f"@{pull_request.template}" if pull_request.template else ""
+    digest = hashlib.sha256(f"{pull_request.label}{of}".encode()).hexdigest()
     return digest[:_HASH_LENGTH]
 
 
@@ -137,10 +145,13 @@ def repository_tag(repository: str) -> str:
     return f"[{_MARKER}:{repository}#"
 
 
-def pull_request_marked(description: str, repository: str) -> int | None:
-    """The number of the ``repository`` pull request whose marker ``description`` carries."""
+def pull_request_marked(description: str, repository: str, template: str = "") -> int | None:
+    """The number of the ``repository`` pull request whose marker ``description`` carries
+    (for the ``template`` Deployment's previews only, when given)."""
     for match in _MARKED.finditer(description):
-        if match.group("repository") == repository:
+        if match.group("repository") == repository and (
+            not template or match.group("template") == template
+        ):
             return int(match.group("number"))
     return None
 
@@ -154,15 +165,19 @@ class Stale:
 
 
 def stale_previews(
-    previews: Sequence[Environment], repository: str, open_numbers: Collection[int]
+    previews: Sequence[Environment],
+    repository: str,
+    open_numbers: Collection[int],
+    template: str = "",
 ) -> list[Stale]:
-    """The previews of ``repository`` whose pull request is not among ``open_numbers``.
+    """The previews of ``repository`` (of the ``template`` Deployment, when given) whose pull
+    request is not among ``open_numbers``.
 
     Only environments carrying a preview marker of ``repository`` count, whatever their name.
     """
     stale = []
     for environment in previews:
-        number = pull_request_marked(environment.description, repository)
+        number = pull_request_marked(environment.description, repository, template)
         if number is not None and number not in open_numbers:
             stale.append(Stale(environment, number))
     return stale

@@ -44,6 +44,7 @@ class Runner:
         self.show_debug: bool = self.environ.get("RUNNER_DEBUG") == "1"
         """Outside GitHub, whether :meth:`debug` prints (the runner decides inside it)."""
         self._summary_cut = False
+        self._secrets: list[str] = []
 
     # --- log lines ------------------------------------------------------------------------
 
@@ -62,12 +63,22 @@ class Runner:
 
         Outside GitHub nothing is printed: printing the command would show the secret.
         """
-        if not self.in_github or not secret.strip():
+        if not secret.strip():
             return
         values = [secret, *(line for line in secret.splitlines() if line.strip())]
+        self._secrets.extend(value for value in values if value not in self._secrets)
+        if not self.in_github:
+            return
         with self._commands():
             for value in dict.fromkeys(values):
                 gha.add_mask(value)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret masked so far replaced by ``***``, as the runner masks
+        the log: for text that leaves the log (a PR comment), which no runner masks."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
 
     def info(self, message: str) -> None:
         """Print a plain log line. Inside GitHub, text that looks like a command stays text."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ci_deploy.cli import main
 from ci_deploy_testkit.emulator import Emulator
 from tests.gitrepo import GitRepo
 
@@ -152,3 +153,9 @@ def test_emulator_command_without_the_test_kit_says_how_to_get_it() -> None:
     assert "ci-deploy-testkit package, which is not installed" in done.stderr
     assert "pip install ./testkit" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_secrets_are_never_flags(tmp_path: Path) -> None:
+    for name in ("api-token", "github-token", "preview-env"):
+        with pytest.raises(SystemExit):
+            main(["deploy", f"--{name}", "x"], {})

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ci_deploy_testkit.emulator import Emulator
+from ci_deploy_testkit.github import FakeGitHub
 from ci_deploy_testkit.localrun import push_event
 from tests.actionrun import Step, api_posts
 from tests.gitrepo import GitRepo
@@ -224,3 +225,34 @@ def test_a_config_file_named_by_the_step_must_exist(tmp_path: Path, emulator: Em
     (error,) = step.commands("error")
     assert error.message.startswith("the file does not exist, and the config input names it")
     assert emulator.requests == []
+
+
+def test_a_matrix_on_a_pull_request_writes_no_comment_for_its_entries(
+    tmp_path: Path, astro: Emulator, github: FakeGitHub
+) -> None:
+    add_deployments(astro)
+    repo = monorepo(tmp_path / "workspace")
+    before = edit(repo, "sales")
+    edit(repo, "marketing")
+    event = {
+        "number": 7,
+        "pull_request": {
+            "number": 7,
+            "base": {"sha": before, "ref": "main"},
+            "head": {"sha": repo.head(), "ref": "feature/x"},
+        },
+    }
+
+    step = run_action(
+        repo,
+        astro,
+        {"action": "matrix", "deployment-id": "", "github-token": github.token},
+        event_name="pull_request",
+        event=event,
+        ref="refs/pull/7/merge",
+        env={"GITHUB_API_URL": github.api_url},
+    )
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["matrix-count"] == "2"
+    assert github.requests == [], "an entry's plan is no Deployment's PR comment"

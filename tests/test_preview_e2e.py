@@ -115,7 +115,7 @@ def test_a_previews_whole_life_open_push_push_close(
 
     assert opened.result.returncode == 0, opened.log
     [preview] = previews(emulator)
-    pr = PullRequest(REPO, 5)
+    pr = PullRequest(REPO, 5, template=template["id"])
     assert preview["description"].endswith(pr.tag)
     assert preview["name"].startswith("analytics PR #5 ")
     assert preview["isDevelopmentMode"] is True
@@ -314,7 +314,7 @@ def test_a_scheduled_cleanup_asks_github_which_pull_requests_are_open(
     assert step.result.returncode == 0, step.log
     assert "Asking GitHub for the repository's open pull requests." in step.log
     [left] = previews(emulator)
-    assert left["description"].endswith(PullRequest(REPO, 6).tag)
+    assert left["description"].endswith(PullRequest(REPO, 6, template=template["id"]).tag)
     assert step.outputs["status"] == "deleted"
     assert [r.path for r in github.requests] == [f"/repos/{REPO}/pulls"]
 
@@ -342,3 +342,50 @@ def test_a_cleanup_github_cannot_answer_deletes_nothing(
     assert step.titles("error") == ["GitHub API error"]
     assert "ghs_unknown" not in step.log.replace("::add-mask ::ghs_unknown", "")
     assert len(previews(emulator)) == 1, "without the open pull requests nothing is deleted"
+
+
+def test_closing_one_pull_request_leaves_a_shared_environment_of_others_active(
+    tmp_path: Path,
+    emulator: Emulator,
+    docker: FakeDockerEngine,
+    template: dict[str, Any],
+    github: FakeGitHub,
+) -> None:
+    # environment named by the workflow, shared by every PR: not this preview's to retire
+    repo = pr_repo(tmp_path / "workspace")
+    on_github = {"github-token": github.token, "environment": "preview"}
+    env = {"GITHUB_API_URL": github.api_url}
+    for number in (5, 6):
+        made = pr_run(repo, emulator, docker, "opened", number=number, inputs=on_github, env=env)
+        assert made.result.returncode == 0, made.log
+
+    closed = pr_run(repo, emulator, docker, "closed", number=5, inputs=on_github, env=env)
+
+    assert closed.result.returncode == 0, closed.log
+    assert [d["transient_environment"] for d in github.deployments] == [False, False]
+    for deployment in github.deployments:
+        states = [s["state"] for s in github.statuses_of(deployment["id"])]
+        assert states == ["in_progress", "success"], "no PR's deployment was marked inactive"
+
+
+def test_each_template_of_one_pull_request_has_its_own_preview(
+    tmp_path: Path, emulator: Emulator, docker: FakeDockerEngine, template: dict[str, Any]
+) -> None:
+    # a monorepo's two projects, each with its template Deployment, previewed from one PR
+    emulator.add_deployment("tmpl-b", name="marketing")
+    repo = pr_repo(tmp_path / "workspace")
+    other = {"deployment-id": "tmpl-b"}
+
+    sales = pr_run(repo, emulator, docker, "opened")
+    marketing = pr_run(repo, emulator, docker, "opened", inputs=other)
+
+    assert sales.result.returncode == 0, sales.log
+    assert marketing.result.returncode == 0, marketing.log
+    assert sales.outputs["preview-deployment-id"] != marketing.outputs["preview-deployment-id"]
+    assert marketing.outputs["preview-name"].startswith("marketing PR #5 ")
+
+    closed = pr_run(repo, emulator, docker, "closed", inputs=other)
+
+    assert closed.result.returncode == 0, closed.log
+    left = [p["id"] for p in previews(emulator) if p["id"] != "tmpl-b"]
+    assert left == [sales.outputs["preview-deployment-id"]]

@@ -21,6 +21,8 @@ from tests.fakes import FakeClock, FakePlatform
 from tests.gitrepo import GitRepo
 from tests.inprocess import run_in_process
 
+TEMPLATE = "dep-1"
+"""The id of the in-memory platform's Deployment, the previews' template."""
 REPO = "example/astro-project"
 SECRET = "hunter2-preview-secret"
 
@@ -75,6 +77,15 @@ def test_markers_are_whole_so_pull_request_1_never_matches_12() -> None:
     assert PullRequest(REPO, 1).tag not in f"x {PullRequest(REPO, 12).tag}"
     assert pull_request_marked(f"text {PullRequest(REPO, 12).tag}", REPO) == 12
     assert pull_request_marked(f"text {PullRequest('other/repo', 12).tag}", REPO) is None
+    # each template of a pull request has its own preview: its own marker and name
+    sales, marketing = (
+        PullRequest(REPO, 12, template="dep-a"),
+        PullRequest(REPO, 12, template="dep-b"),
+    )
+    assert sales.tag != marketing.tag and sales.tag not in marketing.tag
+    assert pull_request_marked(f"x {sales.tag}", REPO, "dep-a") == 12
+    assert pull_request_marked(f"x {sales.tag}", REPO, "dep-b") is None
+    assert preview_name("analytics", sales, 256) != preview_name("analytics", marketing, 256)
 
 
 def test_a_cleanup_deletes_only_marked_previews_of_closed_pull_requests() -> None:
@@ -110,7 +121,7 @@ def test_a_new_preview_is_created_waited_for_and_given_a_full_deploy(repo: GitRe
     assert step.result.returncode == 0, step.log
     [made] = platform.previews.values()
     env = made.environment
-    pr = PullRequest(REPO, 12)
+    pr = PullRequest(REPO, 12, template=TEMPLATE)
     assert env.name == f"analytics PR #12 {short_hash(pr)}"
     assert env.description.endswith(pr.tag)
     assert "Preview of pull request #12 of example/astro-project" in env.description
@@ -200,7 +211,7 @@ def test_a_dry_run_without_a_preview_creates_nothing(repo: GitRepo) -> None:
 
 def test_two_previews_with_one_marker_is_an_error_naming_them(repo: GitRepo) -> None:
     platform = FakePlatform()
-    tag = PullRequest(REPO, 12).tag
+    tag = PullRequest(REPO, 12, template=TEMPLATE).tag
     platform.add_environment("a", "one", f"x {tag}")
     platform.add_environment("b", "two", f"y {tag}")
 
@@ -214,7 +225,7 @@ def test_two_previews_with_one_marker_is_an_error_naming_them(repo: GitRepo) -> 
 
 def test_a_look_alike_name_is_not_a_preview(repo: GitRepo) -> None:
     platform = FakePlatform()
-    name = preview_name("analytics", PullRequest(REPO, 12), 256)
+    name = preview_name("analytics", PullRequest(REPO, 12, template=TEMPLATE), 256)
     look_alike = platform.add_environment("by-hand", name, "made by hand")
 
     step = preview(repo, platform)
@@ -276,10 +287,10 @@ def test_closing_deletes_the_preview_and_a_missing_one_is_a_notice(repo: GitRepo
 
 def test_delete_touches_only_the_marked_preview_of_this_pull_request(repo: GitRepo) -> None:
     platform = FakePlatform()
-    name = preview_name("analytics", PullRequest(REPO, 12), 256)
+    name = preview_name("analytics", PullRequest(REPO, 12, template=TEMPLATE), 256)
     platform.add_environment("look-alike", name, "made by hand")
-    platform.add_environment("pr-1", "p1", PullRequest(REPO, 1).tag)
-    platform.add_environment("pr-12", "p12", PullRequest(REPO, 12).tag)
+    platform.add_environment("pr-1", "p1", PullRequest(REPO, 1, template=TEMPLATE).tag)
+    platform.add_environment("pr-12", "p12", PullRequest(REPO, 12, template=TEMPLATE).tag)
 
     step = preview(repo, platform, action="closed")
 
@@ -299,8 +310,10 @@ def cleanup(repo: GitRepo, platform: FakePlatform, **inputs: str) -> Step:
 def test_cleanup_deletes_previews_of_pull_requests_not_open(repo: GitRepo) -> None:
     platform = FakePlatform()
     for number in (1, 2, 3):
-        platform.add_environment(f"pr-{number}", f"p{number}", PullRequest(REPO, number).tag)
-    platform.add_environment("other", "o", PullRequest("other/repo", 1).tag)
+        platform.add_environment(
+            f"pr-{number}", f"p{number}", PullRequest(REPO, number, template=TEMPLATE).tag
+        )
+    platform.add_environment("other", "o", PullRequest("other/repo", 1, template=TEMPLATE).tag)
 
     dry = cleanup(repo, platform, open_pull_requests="[2]", dry_run="true")
     assert dry.result.returncode == 0, dry.log

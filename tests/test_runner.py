@@ -495,3 +495,11 @@ def test_commands_keep_their_order_on_a_byte_stream(
         "inside",
         "::endgroup::",
     ]
+
+
+def test_text_leaving_the_log_is_redacted_as_the_runner_masks_the_log() -> None:
+    runner = Runner({}, io.StringIO())  # outside GitHub too: the values are still known
+    runner.mask("s3cr3t-value")
+    runner.mask("line-one\nline-two")
+    assert runner.redact("a s3cr3t-value and line-two here") == "a *** and *** here"
+    assert runner.redact("nothing secret") == "nothing secret"

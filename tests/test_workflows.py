@@ -10,6 +10,7 @@ step run by bash, the README's examples, and one deploy made the way deploy.yml 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -24,6 +25,7 @@ from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.localrun import push_event
 from tests.actionrun import DAG, change, example_repo
 from tests.inprocess import run_in_process
+from tests.monorepo import add_deployments, edit, monorepo
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -314,6 +316,59 @@ def render(value: object, inputs: dict[str, Any], secrets: dict[str, str]) -> st
     return rendered
 
 
+def rendered_deploy_inputs(caller: dict[str, str], token: str) -> dict[str, str]:
+    """The action's inputs as deploy.yml's ``with:`` gives them for the caller's values."""
+    workflow = load(WORKFLOWS / "deploy.yml")
+    call = workflow_call(workflow)
+    inputs = {
+        name: caller.get(name, spec.get("default", "")) for name, spec in call["inputs"].items()
+    }
+    given = action_step(workflow["jobs"]["deploy"])["with"]
+    return {
+        name: render(value, inputs, {"ASTRO_API_TOKEN": token}) for name, value in given.items()
+    }
+
+
+def test_a_monorepo_matrix_then_its_deploy_run_through_deploy_yml(
+    tmp_path: Path, astro: Emulator
+) -> None:
+    """The config file's root-folders are the caller's repository's, which deploy.yml checks
+    out in project/: the matrix lists the changed project, the deploy job deploys it."""
+    add_deployments(astro)
+    workspace = tmp_path / "workspace"
+    repo = monorepo(workspace / PROJECT)
+    before = edit(repo, "sales")
+    event = push_event(before, repo.head())
+
+    matrix = run_in_process(
+        workspace,
+        rendered_deploy_inputs({"action": "matrix", "api-url": astro.api_url}, astro.token),
+        emulator=astro,
+        event=event,
+        token="",
+    )
+
+    assert matrix.result.returncode == 0, matrix.log
+    [entry] = json.loads(matrix.outputs["matrix"])["include"]
+    assert (entry["deployment-id"], entry["root-folder"]) == ("dep-sales", "projects/sales")
+
+    caller = {"deployment-id": entry["deployment-id"], "api-url": astro.api_url}
+    deployed = run_in_process(
+        workspace,
+        rendered_deploy_inputs(caller, astro.token),
+        emulator=astro,
+        event=event,
+        token="",
+    )
+
+    assert deployed.result.returncode == 0, deployed.log
+    assert deployed.outputs["status"] == "deployed"
+    assert "Options from project/.astro/ci-deploy.yaml" in deployed.log
+    assert deployed.outputs["changed-files"] == '["projects/sales/dags/sales_dag.py"]'
+    [made] = [d for d in astro.deploys("dep-sales") if d["status"] == "DEPLOYED"]
+    assert made["description"].startswith("Sales DAGs")
+
+
 def test_a_push_deploys_through_deploy_yml_as_its_job_lays_the_workspace_out(
     tmp_path: Path, astro: Emulator
 ) -> None:
@@ -324,17 +379,8 @@ def test_a_push_deploys_through_deploy_yml_as_its_job_lays_the_workspace_out(
     repo = example_repo(workspace / PROJECT)
     (workspace / "ci-deploy").mkdir()
     before = change(repo)
-    workflow = load(WORKFLOWS / "deploy.yml")
-    call = workflow_call(workflow)
     caller = {"deployment-id": astro.deployment_id, "api-url": astro.api_url}
-    inputs = {
-        name: caller.get(name, spec.get("default", "")) for name, spec in call["inputs"].items()
-    }
-    given = action_step(workflow["jobs"]["deploy"])["with"]
-    rendered = {
-        name: render(value, inputs, {"ASTRO_API_TOKEN": astro.token})
-        for name, value in given.items()
-    }
+    rendered = rendered_deploy_inputs(caller, astro.token)
 
     step = run_in_process(
         workspace, rendered, emulator=astro, event=push_event(before, repo.head()), token=""

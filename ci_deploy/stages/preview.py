@@ -22,6 +22,7 @@ from ci_deploy.preview import (
     missing_secrets,
     preview_description,
     preview_name,
+    pull_request_marked,
     pull_request_of,
     repository_tag,
     stale_previews,
@@ -71,8 +72,8 @@ class Previews:
     def prepare(self) -> tuple[Inputs, Scope] | None:
         """Find or make the pull request's preview and wait until it is ready; the inputs and
         scope of the deploy to it (None in a dry run that found none: nothing to plan)."""
-        pull_request = pull_request_of(self.context)
         template = self._template()
+        pull_request = replace(pull_request_of(self.context), template=template.id)
         found = self.platform.find_environments(pull_request.tag)
         if len(found) > 1:
             names = "; ".join(f"'{e.name}' ({e.id})" for e in found)
@@ -180,8 +181,8 @@ class Previews:
 
     def delete(self) -> None:
         """Delete the pull request's preview; a missing one is a notice."""
-        pull_request = pull_request_of(self.context)
-        self._template()
+        template = self._template()
+        pull_request = replace(pull_request_of(self.context), template=template.id)
         found = self.platform.find_environments(pull_request.tag)
         if not found:
             self.runner.notice(
@@ -200,15 +201,19 @@ class Previews:
                 "told apart. Run the action from a GitHub workflow.",
                 title="No repository",
             )
-        self._template()
+        template = self._template()
         previews = self.platform.find_environments(repository_tag(repository))
         open_numbers = self.inputs.open_pull_requests
         if open_numbers is None:
             self.runner.info("Asking GitHub for the repository's open pull requests.")
             open_numbers = self._open_pulls()
-        stale = stale_previews(previews, repository, open_numbers)
+        previews = [
+            p for p in previews if pull_request_marked(p.description, repository, template.id)
+        ]
+        stale = stale_previews(previews, repository, open_numbers, template.id)
         self.runner.info(
-            f"{len(previews)} preview(s) of {repository}; {len(stale)} of them for a pull "
+            f"{len(previews)} preview(s) of {repository} from '{template.name}'; {len(stale)} of"
+            " them for a pull "
             f"request that is not open (open: {', '.join(map(str, open_numbers)) or 'none'})."
         )
         self._delete([s.environment for s in stale])
