@@ -20,7 +20,7 @@ import os
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ci_deploy import __version__, report
 from ci_deploy.cancel import guarded, until_exit
@@ -42,6 +42,9 @@ from ci_deploy.preview import PULL_REQUEST_ACTIONS, fork_error, fork_of
 from ci_deploy.result import Journal, RunResult, Subject, assemble
 from ci_deploy.run import Dependencies, run
 from ci_deploy.runner import Runner
+
+if TYPE_CHECKING:
+    from ci_deploy.github_side import GitHubSide
 
 COMMANDS = ("deploy", "plan", "emulator")
 SECRET = ("api-token", "github-token", "preview-env")
@@ -85,6 +88,7 @@ def _deploy(
     dependencies: Dependencies | None,
     runner: Runner,
 ) -> int:
+    github: GitHubSide | None = None
     raw = raw_inputs(environ, flags)
     runner.mask(resolve_token(raw, environ))  # before anything else is printed
     runner.mask(resolve_github_token(raw, environ))
@@ -106,7 +110,9 @@ def _deploy(
             )
         else:
             inputs = _configured(inputs, raw, environ, runner)
-            result = run(inputs, context, runner, dependencies or Dependencies())
+            dependencies = dependencies or Dependencies()
+            github = dependencies.github(inputs, context, runner, dependencies.timing)
+            result = run(inputs, context, runner, dependencies, github=github)
     except InputError as exc:
         for problem in exc.problems:
             runner.error(problem.message, title=f"Invalid input '{problem.name}'")
@@ -121,7 +127,10 @@ def _deploy(
     except Exception as exc:  # a bug: say so plainly, keep the traceback for debug logs
         runner.debug(traceback.format_exc())
         result = _failed(unexpected_error(exc), raw)
-    return _finish(runner, result, context)
+    code = _finish(runner, result, context)
+    if github is not None:  # after the report: a slow GitHub must not delay or cut it off
+        github.finished(result)
+    return code
 
 
 def _configured(

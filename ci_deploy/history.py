@@ -86,23 +86,46 @@ def in_flight(
 
 
 def superseding(
-    ours: Release, history: Sequence[Release], contains: Contains, *, marker: str
+    ours: Release,
+    history: Sequence[Release],
+    contains: Contains,
+    *,
+    marker: str,
+    shows: Mapping[Artifact, str] | None = None,
 ) -> Release | None:
-    """A release created after ``ours`` that makes finalizing ours wrong; None when none does.
+    """A release that makes finalizing ``ours`` wrong, because it ships newer code; None when
+    none does. ``shows``: the versions the environment runs now.
 
-    A later release (pending or live) of a commit that contains ours (the same commit
-    included) ships newer code: finalizing ours afterwards would put older code back. So
-    does a later rollback (someone chose what to run) and, when it cannot be told whether
-    its commit contains ours, any later release: ours is then not the last one. A later
-    release of a commit that ours contains (an older one) does not. Releases carrying this
-    run's ``marker`` are this run's own.
+    - A release created after ours (pending or live, a rollback judged by the commit it
+      restored) whose commit contains ours (the same commit included), or whose ancestry
+      cannot be told: ours is then not the last one.
+    - Whenever it was created, the release the environment runs now, or one still pending
+      (another run shipping), whose commit strictly contains ours: a run that started later
+      may have created its release first.
+
+    A release of a commit that ours contains (an older one) does not supersede it. Releases
+    carrying this run's ``marker`` are this run's own.
     """
-    for release in reversed(created_after(ours, history)):
-        if release.state is ReleaseState.FAILED or (marker and marker in release.description):
+    theirs = [
+        release
+        for release in history
+        if release.id != ours.id
+        and release.state is not ReleaseState.FAILED
+        and not (marker and marker in release.description)
+    ]
+    later = {release.id for release in created_after(ours, history)}
+    for release in reversed(theirs):
+        if release.id not in later:
             continue
-        if release.is_rollback or not (release.commit and ours.commit):
+        if not (release.commit and ours.commit):
             return release
         if contains(release.commit, ours.commit) is not False:
+            return release
+    now = running(history, shows)
+    current = [r for r in theirs if r.state is ReleaseState.PENDING or r == now]
+    for release in reversed(current):
+        newer = release.commit and ours.commit and release.commit != ours.commit
+        if newer and contains(release.commit, ours.commit) is True:
             return release
     return None
 

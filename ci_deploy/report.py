@@ -148,6 +148,14 @@ def deployment_left(result: RunResult) -> str:
         )
     else:
         said = "Nothing was changed on the Deployment."
+    if result.interrupted:  # a write cut off by the cancel: say so instead of guessing
+        unknown = (
+            f"The run was cancelled while {result.interrupted}: whether that was done is "
+            "unknown; check the Deployment's deploy history."
+        )
+        said = (
+            unknown if "finaliz" in result.interrupted or release is None else (f"{said} {unknown}")
+        )
     others = [r.id for r in result.left_pending if release is None or r.id != release.id]
     if others:
         said += f" This run also left deploy {', '.join(others)} created and not finalized."

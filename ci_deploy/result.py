@@ -99,6 +99,14 @@ class LeftPending:
 
 
 @dataclass(frozen=True)
+class Interrupted:
+    """The run was cancelled while it was ``what`` ("finalizing deploy X"): a write whose
+    outcome is unknown."""
+
+    what: str
+
+
+@dataclass(frozen=True)
 class Seen:
     """The last thing seen of the environment's rollout."""
 
@@ -173,6 +181,7 @@ Record = (
     | Finalized
     | Superseded
     | LeftPending
+    | Interrupted
     | Seen
     | RolledBack
     | Selected
@@ -190,6 +199,7 @@ _R = TypeVar(
     Finalized,
     Superseded,
     LeftPending,
+    Interrupted,
     Seen,
     RolledBack,
     Selected,
@@ -240,6 +250,9 @@ class RunResult:
     left_pending: tuple[Release, ...] = ()
     """Releases this run created and left unfinalized (its own included when it was not
     finalized): named in the log and the summary."""
+    interrupted: str = ""
+    """What the run was cancelled in the middle of writing ("" when nothing): unknown whether
+    it was done."""
     deployment_state: str = ""
     duration_seconds: float = 0.0
     matrix: Selected | None = None
@@ -283,7 +296,9 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
     superseded = journal.last(Superseded)
     left = journal.last(LeftPending)
     pending = list(left.releases) if left is not None else []
-    if made is not None and finalized is None:
+    cut = journal.last(Interrupted)
+    unknown = cut is not None and cut.what.startswith("finalizing")
+    if made is not None and finalized is None and not unknown:
         pending.insert(0, made.release)
     preview, deleted = journal.last(PreviewReady), journal.last(PreviewsDeleted)
     return RunResult(
@@ -299,6 +314,7 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
         rollback=rollback,
         superseded_by=superseded.by if superseded is not None else None,
         left_pending=tuple(pending),
+        interrupted=cut.what if cut is not None else "",
         deployment_state=seen.state if seen else "",
         duration_seconds=duration_seconds,
         matrix=journal.last(Selected),

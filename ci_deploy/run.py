@@ -120,15 +120,25 @@ class Dependencies:
 
 
 def run(
-    inputs: Inputs, context: GitHubContext, runner: Runner, dependencies: Dependencies
+    inputs: Inputs,
+    context: GitHubContext,
+    runner: Runner,
+    dependencies: Dependencies,
+    *,
+    github: GitHubSide | None = None,
 ) -> RunResult:
-    """Run the action for ``inputs``; the result says what happened, errors included."""
+    """Run the action for ``inputs``; the result says what happened, errors included.
+
+    ``github`` is the run's GitHub side when the caller tells GitHub the end itself (after
+    writing the outputs, so a slow GitHub never delays the report); otherwise it is made
+    from ``dependencies`` and told here."""
     journal = Journal()
     journal.add(Subject(inputs.deployment_id))
     timing = dependencies.timing
     started = timing.clock()
     images = _OneBuilder(lambda: dependencies.images(runner))
-    github = dependencies.github(inputs, context, runner, timing)
+    told_here = github is None
+    github = github or dependencies.github(inputs, context, runner, timing)
     error: CiDeployError | None = None
     marker = dependencies.marker()
 
@@ -166,7 +176,8 @@ def run(
     finally:
         images.close()
     result = assemble(journal, error, timing.clock() - started)
-    github.finished(result)  # never raises: GitHub's errors are warnings
+    if told_here:
+        github.finished(result)  # never raises: GitHub's errors are warnings
     return result
 
 

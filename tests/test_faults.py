@@ -265,3 +265,17 @@ def test_rollback_polls_failing_every_time_leave_the_rollback_health_unknown(
     assert "the rollback is healthy" not in said
     assert "failed too" not in said
     assert hits(scene) >= 1
+
+
+def test_a_finalize_processed_only_after_the_run_looked_is_not_misread(scene: Scene) -> None:
+    # The answer is lost and the API finishes the finalize only as the retry arrives: the
+    # retry is refused (the deploy is DEPLOYED by then), and the state read back says so.
+    scene.emulator.faults.add_late(*FINALIZE, until=FINALIZE)
+
+    run = scene.run()
+
+    assert run.result.returncode == 0, gist(run)
+    assert run.outputs["status"] == "deployed"
+    assert scene.initialized() == []
+    assert scene.dag_version() == run.outputs["dag-tarball-version"]
+    assert "an earlier attempt went through late" in run.log

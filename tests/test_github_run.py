@@ -183,6 +183,8 @@ def test_a_failed_run_says_so_in_the_comment(
     (comment,) = github.comments_of(REPO, 7)
     assert comment["body"].startswith(marker("no-such-deployment"))
     assert "Deploy failed" in comment["body"]
+    # the step's own report first: a slow GitHub never delays it, nor a cancel cuts it off
+    assert step.log.index("::error title=Not found on Astro") < step.log.index("PR comment:")
 
 
 # --- GitHub Deployments -------------------------------------------------------------------------

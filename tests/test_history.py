@@ -73,8 +73,28 @@ def test_a_later_release_of_a_commit_containing_ours_supersedes_it() -> None:
     failed = release("e", 5, commit="c3", state=ReleaseState.FAILED)
     own = release("f", 6, commit="c3", state=ReleaseState.PENDING, description=f"[{MARK}]")
     assert history.superseding(ours, [ours, failed, own], ask, marker=MARK) is None
+    # a rollback counts by the commit it restored: back to an older one, ours still goes out
     rollback = release("g", 7, commit="c1", rollback_of="c")
-    assert history.superseding(ours, [ours, rollback], ask, marker=MARK) == rollback
+    assert history.superseding(ours, [ours, rollback], ask, marker=MARK) is None
+
+
+def test_a_newer_commits_release_made_before_ours_supersedes_it_while_current() -> None:
+    # a run that started later created (and maybe finalized) its release before ours
+    ours = release("ours", 5, commit="c2", state=ReleaseState.PENDING, description=f"[{MARK}]")
+    contains = {("c3", "c2"): True, ("c2", "c3"): False, ("c1", "c2"): False}
+
+    def ask(descendant: str, ancestor: str) -> bool | None:
+        return contains.get((descendant, ancestor))
+
+    pending = release("b", 3, commit="c3", state=ReleaseState.PENDING)
+    assert history.superseding(ours, [pending, ours], ask, marker=MARK) == pending
+    live = release("b", 3, commit="c3", dags="v3")
+    shows = {Artifact.DAGS: "v3"}
+    assert history.superseding(ours, [live, ours], ask, marker=MARK, shows=shows) == live
+    # no longer running (replaced since): an old release of a newer commit is history
+    older = release("a", 1, commit="c1", dags="v1")
+    after = {Artifact.DAGS: "v1"}
+    assert history.superseding(ours, [live, older, ours], ask, marker=MARK, shows=after) is None
 
 
 def test_a_release_finalized_after_ours_took_over() -> None:

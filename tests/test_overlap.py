@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_deploy.errors import ApiUnavailableError
+from ci_deploy.errors import ApiUnavailableError, CancelledError
 from ci_deploy.platform import Artifact
 from ci_deploy_testkit.localrun import push_event
 from tests.actionrun import change
@@ -91,6 +91,36 @@ def test_a_deploy_of_a_commit_containing_ours_made_meanwhile_supersedes_it(
     assert (
         f"Created and not finalized (INITIALIZED, they change nothing): deploy {ours.id}" in summary
     )
+
+
+@pytest.mark.parametrize("finalized", [True, False], ids=["finalized", "in-flight"])
+def test_a_newer_commits_deploy_made_just_before_ours_supersedes_it(
+    repo: GitRepo, commits: dict[str, str], finalized: bool
+) -> None:
+    # the run of the later push got going first: its deploy was created before this run's
+    platform = FakePlatform()
+    platform.seed(commits["C1"], dags="v1")
+    at(platform, "create", lambda: platform.other_run(commits["C3"], finalized=finalized))
+
+    step = deploy(repo, platform, before=commits["C1"])
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["status"] == "superseded"
+    assert "finalize" not in platform.names(), "C2 never replaces C3"
+
+
+def test_another_runs_rollback_to_an_older_commit_does_not_stop_a_newer_one(
+    repo: GitRepo, commits: dict[str, str]
+) -> None:
+    platform = FakePlatform()
+    seeded = platform.seed(commits["C1"], dags="v1")
+    at(platform, "upload", lambda: platform.roll_back(seeded, "another run's rollback", "theirs"))
+
+    step = deploy(repo, platform, before=commits["C1"])
+
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["status"] == "deployed"
+    assert platform.shows[Artifact.DAGS] == step.outputs["dag-tarball-version"]
 
 
 def test_a_deploy_of_an_older_commit_made_meanwhile_does_not_stop_ours(
@@ -338,3 +368,28 @@ def test_a_newer_commit_missing_from_a_shallow_checkout_is_fetched_to_compare(
     assert step.result.returncode == 0, step.log
     assert step.outputs["status"] == "superseded"
     assert workspace.has_commit(c3), "fetched to tell that it contains this run's commit"
+
+
+@pytest.mark.parametrize(
+    ("method", "what"),
+    [("finalize", "finalizing deploy new-1"), ("roll_back", "rolling back to deploy r1")],
+)
+def test_a_cancel_in_the_middle_of_a_write_says_its_outcome_is_unknown(
+    repo: GitRepo, commits: dict[str, str], method: str, what: str
+) -> None:
+    outcome = "unhealthy" if method == "roll_back" else "healthy"
+    platform = FakePlatform(rollout=Rollout(outcome=outcome))
+    platform.seed(commits["C1"], dags="v1")
+    platform.on_call[method] = _cancel
+
+    step = deploy(repo, platform, before=commits["C1"])
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["Deploy cancelled"]
+    message = error(step)
+    assert f"cancelled while {what}: whether that was done is unknown" in message
+    assert "stays INITIALIZED" not in message and "Left INITIALIZED" not in step.result.summary
+
+
+def _cancel() -> None:
+    raise CancelledError("The run was cancelled (SIGTERM) and stopped where it was.")

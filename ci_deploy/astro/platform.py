@@ -172,7 +172,8 @@ class AstroPlatform:
         """``send`` once, even when answers are lost: after a failure that leaves open whether
         the API processed it, ``made`` reads the state back (the deploy it made, or None),
         and only when it was not made is ``send`` tried again (at most
-        :data:`WRITE_ATTEMPTS` times in all)."""
+        :data:`WRITE_ATTEMPTS` times in all). A retry the API refuses is read back too: the
+        earlier attempt may have been processed late."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 return send()
@@ -181,13 +182,7 @@ class AstroPlatform:
                     f"The answer to {what} was lost ({exc.message}); reading {where} to see "
                     "whether it was done."
                 )
-                try:
-                    found = made()
-                except ApiError as reread:
-                    raise ApiAmbiguousError(
-                        f"{exc.message} Reading it back failed too: {reread.message}",
-                        operation=exc.operation,
-                    ) from exc
+                found = _read_back(made, exc)
                 if found is not None:
                     self._runner.info(f"It was: {noun} {found.id}. Continuing with it.")
                     return found
@@ -200,6 +195,17 @@ class AstroPlatform:
                         operation=exc.operation,
                     ) from exc
                 self._runner.info(f"It was not; {what} again (attempt {attempt + 1}).")
+            except ApiError as exc:
+                if attempt == 1:
+                    raise
+                found = _read_back(made, exc)
+                if found is None:
+                    raise
+                self._runner.info(
+                    f"The retry was refused ({exc.message}), but an earlier attempt went "
+                    f"through late: {noun} {found.id}. Continuing with it."
+                )
+                return found
         raise AssertionError("unreachable")
 
     def _find_marked(self, marker: str, known: set[str], *, rollback: bool) -> Deploy | None:
@@ -270,9 +276,15 @@ class AstroPlatform:
         return release_of(finalized)
 
     def _if_finalized(self, deploy_id: str) -> Deploy | None:
-        """The deploy when it is finalized, None when it is still waiting for finalize."""
-        deploy = self._client.get_deploy(self._deployment_id, deploy_id)
-        if deploy.status == "INITIALIZED":
+        """The deploy when it is finalized, None when it is still waiting for finalize after
+        a few looks (the API may still be working on the finalize whose answer was lost)."""
+        for wait in LOOKS_AFTER_LOST_ANSWER:
+            if wait:
+                self._sleep(wait)
+            deploy = self._client.get_deploy(self._deployment_id, deploy_id)
+            if deploy.status != "INITIALIZED":
+                break
+        else:
             return None
         if deploy.status != "DEPLOYED":
             raise DeployRejectedError(
@@ -395,6 +407,18 @@ class AstroPlatform:
             raise AssertionError("locate() the Deployment first")
         with hibernation.awake(self._client, self._deployment, self._runner, enabled=enabled):
             yield
+
+
+def _read_back(made: Callable[[], _Made | None], failure: ApiError) -> _Made | None:
+    """``made()``: what a write whose outcome is unknown left; when reading it fails too, an
+    ApiAmbiguousError saying both."""
+    try:
+        return made()
+    except ApiError as reread:
+        raise ApiAmbiguousError(
+            f"{failure.message} Reading it back failed too: {reread.message}",
+            operation=failure.operation,
+        ) from failure
 
 
 def marked(description: str, marker: str, limit: int = DESCRIPTION_MAX) -> str:

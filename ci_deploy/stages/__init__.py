@@ -8,10 +8,13 @@ itself is :func:`ci_deploy.run.run`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ci_deploy.errors import CancelledError
 from ci_deploy.platform import Platform
-from ci_deploy.result import Journal
+from ci_deploy.result import Interrupted, Journal
 from ci_deploy.runner import Runner
 from ci_deploy.timing import Timing
 
@@ -28,6 +31,16 @@ class Scope:
     timing: Timing
     marker: str = ""
     run_url: str = ""
+
+    @contextmanager
+    def writing(self, what: str) -> Iterator[None]:
+        """Around a write to the environment: a cancellation inside it is recorded, since
+        whether the write was done is then unknown ("finalizing deploy X")."""
+        try:
+            yield
+        except CancelledError:
+            self.journal.add(Interrupted(what))
+            raise
 
     def described(self, description: str) -> str:
         """A release's description, with the run's page when there is one."""

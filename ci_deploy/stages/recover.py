@@ -40,9 +40,16 @@ class Recovery:
                 f"{failure.message} rollback-on-failure is false, so deploy {release.id} was "
                 "left in place: check the Deployment in the Astro UI."
             ) from failure
-        newer = releases.taken_over(
-            scope.platform.history(), finalized.live_before, marker=scope.marker
-        )
+        try:
+            history = scope.platform.history()
+        except ApiError as exc:
+            raise RolloutError(
+                f"{failure.message} Whether a newer deploy replaced deploy {release.id} could "
+                f"not be read ({exc.message}), so it was not rolled back: check the Deployment "
+                "in the Astro UI.",
+                title="Rollout failed; not rolled back",
+            ) from exc
+        newer = releases.taken_over(history, finalized.live_before, marker=scope.marker)
         if newer is not None:
             raise RolloutError(
                 f"{failure.message} Deploy {newer.id} ({newer.commit_label()}) was finalized "
@@ -105,9 +112,12 @@ class Recovery:
         """
         scope = self._scope
         self._runner.info(f"Rolling back to deploy {to.id} ({to.commit_label()}).")
-        rollback = scope.platform.roll_back(to, scope.described(description), scope.marker)
+        with scope.writing(f"rolling back to deploy {to.id}"):
+            rollback = scope.platform.roll_back(to, scope.described(description), scope.marker)
+            scope.journal.add(
+                RolledBack(rollback, to, None, "its health is unknown (not yet seen)")
+            )
         self._runner.info(f"Rollback deploy {rollback.id} created.")
-        scope.journal.add(RolledBack(rollback, to, None, "its health is unknown (not yet seen)"))
         try:
             wait_for(scope, rollback, f"the rollback to deploy {to.id}", self._timeout)
         except RolloutError as exc:

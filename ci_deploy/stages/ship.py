@@ -29,10 +29,11 @@ def ship(
     """Create, ship and finalize; the record of the finalized release, or of the newer
     release that superseded it. ``contains`` tells whether one commit contains another."""
     platform, runner, journal = scope.platform, scope.runner, scope.journal
-    created = platform.create(
-        release.kind, scope.described(release.description), source, scope.marker
-    )
-    journal.add(Created(created))
+    with scope.writing("creating the deploy"):
+        created = platform.create(
+            release.kind, scope.described(release.description), source, scope.marker
+        )
+        journal.add(Created(created))
     runner.info(
         f"Created deploy {created.id} ({created.kind}) for commit {source.commit.sha[:12]}."
     )
@@ -58,7 +59,9 @@ def ship(
             "answer was lost was processed late). They change nothing the Deployment runs.",
             title="Unfinalized deploy left",
         )
-    newer = releases.superseding(created, history, contains, marker=scope.marker)
+    newer = releases.superseding(
+        created, history, contains, marker=scope.marker, shows=environment.running
+    )
     if newer is not None:
         superseded = Superseded(newer)
         journal.add(superseded)
@@ -67,9 +70,10 @@ def ship(
     finalized_at = scope.timing.now()
     previous = releases.running(history, environment.running)
     live = frozenset(r.id for r in history if r.state is ReleaseState.LIVE)
-    finalized = Finalized(
-        platform.finalize(created, Shipment(versions)), finalized_at, previous, live
-    )
-    journal.add(finalized)
+    with scope.writing(f"finalizing deploy {created.id}"):
+        finalized = Finalized(
+            platform.finalize(created, Shipment(versions)), finalized_at, previous, live
+        )
+        journal.add(finalized)
     runner.info(f"Finalized deploy {created.id}.")
     return finalized
