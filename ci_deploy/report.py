@@ -191,8 +191,9 @@ def summary(result: RunResult, context: GitHubContext) -> str:
         newer = result.superseded_by
         lines += [
             _text(
-                f"Deploy {newer.id} ({newer.commit_label()}) was created after this run's and "
-                f"ships newer code, so this run did not finalize its own. {left_pending(result)}"
+                f"Deploy {newer.id} ({newer.commit_label()}) is another run's deploy of newer "
+                "code (or of code whose history could not be told apart), so this run did not "
+                f"finalize its own. {left_pending(result)}"
             ),
             "",
         ]

@@ -281,9 +281,9 @@ class _Stages:
         run = releases.run_url_of(newer)
         self.runner.notice(
             f"Deploy {newer.id} ({newer.commit_label()}"
-            f"{f', by {run}' if run else ''}) was created after this run's deploy {ours} and "
-            f"ships newer code, so deploy {ours} was not finalized: the Deployment keeps "
-            "the newer deploy. Nothing else to do.",
+            f"{f', by {run}' if run else ''}) is another run's deploy of newer code than this "
+            f"run's deploy {ours} (or of code whose history could not be told apart), so deploy "
+            f"{ours} was not finalized: putting it in place would go back. Nothing else to do.",
             title="Superseded by a newer deploy",
         )
 
