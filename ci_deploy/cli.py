@@ -34,6 +34,7 @@ from ci_deploy.inputs import (
     is_default_config,
     load_inputs,
     raw_inputs,
+    resolve_digitalocean_token,
     resolve_github_token,
     resolve_token,
 )
@@ -44,7 +45,7 @@ from ci_deploy.run import Dependencies, run
 from ci_deploy.runner import Runner
 
 COMMANDS = ("deploy", "plan", "emulator")
-SECRET = ("api-token", "github-token", "preview-env")
+SECRET = ("api-token", "github-token", "preview-env", "digitalocean-token")
 """Inputs that are never flags: command lines are visible to other processes."""
 
 
@@ -88,6 +89,7 @@ def _deploy(
     raw = raw_inputs(environ, flags)
     runner.mask(resolve_token(raw, environ))  # before anything else is printed
     runner.mask(resolve_github_token(raw, environ))
+    runner.mask(resolve_digitalocean_token(raw, environ))
     for value in preview_env_values(raw.get("preview-env", "")):
         runner.mask(value)
     runner.info(f"ci-deploy {__version__}")

@@ -33,9 +33,10 @@ def ship(
         release.kind, scope.described(release.description), source, scope.marker
     )
     journal.add(Created(created))
-    runner.info(
-        f"Created deploy {created.id} ({created.kind}) for commit {source.commit.sha[:12]}."
-    )
+    if created.id:  # else the platform makes it at finalize
+        runner.info(
+            f"Created deploy {created.id} ({created.kind}) for commit {source.commit.sha[:12]}."
+        )
 
     versions: dict[Artifact, str] = {}
     for artifact, tarball in ((Artifact.DAGS, built.dags), (Artifact.BUNDLE, built.bundle)):
@@ -71,5 +72,5 @@ def ship(
         platform.finalize(created, Shipment(versions)), finalized_at, previous, live
     )
     journal.add(finalized)
-    runner.info(f"Finalized deploy {created.id}.")
+    runner.info(f"Finalized deploy {finalized.release.id}.")
     return finalized
