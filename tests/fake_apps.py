@@ -48,6 +48,8 @@ class FakeApps:
         self.lost: set[str] = set()
         """Calls whose answer is lost once, after they were done."""
         self.calls: list[str] = []
+        self.on_read: Callable[[Json], None] | None = None
+        """Called with each deployment read, after it moved (another run, say)."""
         self._made = 0
 
     # -- set-up -----------------------------------------------------------------------------
@@ -146,12 +148,18 @@ class FakeApps:
                         "reason": {"code": "BuildJobFailed", "message": "npm ERR! missing script"},
                     }
                 ]
+        if self.on_read is not None:
+            self.on_read(deployment)
         return self._public(deployment)
 
     def create_deployment(self, app_id: str, *, force_build: bool) -> Json:
         self.calls.append(f"create_deployment(force_build={force_build})")
+        return self.other_run(self.commit, cause="manual")
+
+    def other_run(self, commit: str, *, cause: str = "commit pushed") -> Json:
+        """A deployment of ``commit`` started (by this run, or another one)."""
         self._refuse_when_pinned()
-        made = self._new("manual", self.commit)
+        made = self._new(cause, commit)
         self._lose("create_deployment")
         return self._public(made)
 

@@ -231,6 +231,23 @@ def test_a_failed_rollback_is_reverted_and_both_failures_reported(
     assert "deployment dep-2" in summary and "failed too" in summary and "reverted" in summary
 
 
+def test_no_rollback_over_a_deployment_started_after_ours(repo: GitRepo, apps: FakeApps) -> None:
+    apps.outcomes = ["ERROR"]
+    change(repo)
+    newer = repo.head()
+
+    def another_run(deployment: dict[str, object]) -> None:
+        if deployment["id"] == "dep-2" and deployment["phase"] == "DEPLOYING":
+            apps.other_run(newer)
+
+    apps.on_read = another_run
+    step = run(repo, apps)
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["Rollout failed; a newer deployment took over"]
+    assert not [c for c in apps.calls if "rollback" in c]
+    assert step.outputs["rolled-back"] == "false"
+
+
 def test_lost_answers_are_read_back_not_repeated(repo: GitRepo, apps: FakeApps) -> None:
     apps.outcomes = ["ERROR"]
     apps.lost = {"create_deployment", "rollback", "commit_rollback"}

@@ -229,9 +229,7 @@ class AppsClient:
         *,
         params: Sequence[tuple[str, str]] = (),
     ) -> httpx.Response:
-        retryable: Retryable = API_GET if method == "GET" else API_POST
-        if method == "PUT":  # an update with the same spec is idempotent
-            retryable = API_GET
+        retryable: Retryable = API_GET if method == "GET" else API_POST  # a PUT deploys
 
         def build() -> httpx.Request:
             return self._http.build_request(method, path, params=tuple(params) or None, json=body)

@@ -157,21 +157,15 @@ class AppsPlatform:
             if release.kind == rules.IMAGE:
                 tag, digest = self._pushed.get(release.id, ("", ""))
                 spec = rules.with_image(spec, tag, digest)
-            self._update(spec)
-            found = self._new_deployment(known)
-            if found is None:
-                raise DeployRejectedError(
-                    "The app was updated with the spec, but no deployment followed: the spec "
-                    "may equal the app's. Check the app's deployments in the control panel.",
-                    title="No deployment after the update",
-                )
-            deployment = found
+            deployment = self._update(spec, known)
         made = rules.release_of(deployment, release.kind)
         self._known.add(made.id)
         self._runner.info(f"Deployment {made.id} started ({release.kind}).")
         return replace(made, commit=made.commit or release.commit)
 
-    def _update(self, spec: Json) -> None:
+    def _update(self, spec: Json, known: set[str]) -> Json:
+        """Validate ``spec``, show its diff, update the app with it (exactly once); the
+        deployment that follows."""
         current = (self._app or {}).get("spec") or {}
         with self._runner.group("The app spec's change"):
             for line in rules.spec_diff(current, spec) or ["(no change)"]:
@@ -183,7 +177,21 @@ class AppsPlatform:
                 f"App Platform rejects the app spec: {problem}. Fix {self._settings.spec_path}.",
                 title="Invalid app spec",
             )
-        self._app = self._client.update_app(self._app_id, spec)  # a PUT: safe to repeat
+
+        def update() -> Json:
+            self._app = self._client.update_app(self._app_id, spec)
+            found = self._new_deployment(known)
+            if found is None:
+                raise DeployRejectedError(
+                    "The app was updated with the spec, but no deployment followed. Check the "
+                    "app's deployments in the control panel.",
+                    title="No deployment after the update",
+                )
+            return found
+
+        return self._exactly_once(
+            "updating the app's spec", update, lambda: self._new_deployment(known)
+        )
 
     def _target_spec(self) -> Json:
         """The spec to deploy: the repository's when it has one, else the app's."""

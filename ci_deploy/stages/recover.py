@@ -58,6 +58,7 @@ class Recovery:
             raise RolloutError(f"{failure.message} A rollback was impossible: {why}.") from failure
         if isinstance(scope.platform, PinningPlatform):
             self._pinned_after_failure(scope.platform, failure, release, target)
+
         try:
             outcome = self.roll_back(
                 target, f"ci-deploy: automatic rollback after deploy {release.id} failed"
@@ -140,7 +141,18 @@ class Recovery:
     def _pinned_after_failure(
         self, platform: PinningPlatform, failure: RolloutError, release: Release, target: Release
     ) -> NoReturn:
-        """The automatic rollback on a platform whose rollback pins; raise what happened."""
+        """The automatic rollback on a platform whose rollback pins; raise what happened.
+
+        Its releases start the moment they are made: one made after ours and not failed
+        (still building, say) replaced ours, and a rollback would undo it."""
+        newer = releases.started_after(release, platform.history())
+        if newer is not None:
+            raise RolloutError(
+                f"{failure.message} Deployment {newer.id} ({newer.commit_label()}) started "
+                f"after deployment {release.id}, so nothing was rolled back (that would undo "
+                f"deployment {newer.id}).",
+                title="Rollout failed; a newer deployment took over",
+            ) from failure
         try:
             ended = self.pinned(platform, target, f"deployment {release.id} failed")
         except RolloutError as exc:
