@@ -401,7 +401,6 @@ def test_an_image_component_records_no_commit(emu: AppPlatformEmulator, api: htt
         "name": "web",
         "image": {
             "registry_type": "DOCR",
-            "registry": "acme",
             "repository": "airflow",
             "digest": "sha256:" + "a" * 64,
         },
@@ -409,6 +408,34 @@ def test_an_image_component_records_no_commit(emu: AppPlatformEmulator, api: htt
     app = ok(api.put(APP, json={"spec": spec}))["app"]
     assert app["active_deployment"]["services"] == [{"name": "web"}]
     assert app["active_deployment"]["spec"]["services"][0]["image"]["digest"].endswith("a" * 64)
+
+
+def image_spec(**image: str) -> dict[str, Any]:
+    spec = demo_spec()
+    spec["services"][0] = {
+        "name": "web",
+        "image": {"registry_type": "DOCR", "repository": "airflow", **image},
+    }
+    return spec
+
+
+def test_with_the_registry_checked_an_image_never_pushed_fails_to_pull(
+    emu: AppPlatformEmulator, api: httpx.Client, clock: FakeClock
+) -> None:
+    emu.require_pushed_images = True
+    digest = "sha256:" + "b" * 64
+    emu.record_push("airflow", "v1", digest)
+    missing = ok(api.put(APP, json={"spec": image_spec(tag="v2")}))["app"]
+    clock.sleep(4 * PHASE)
+    failed = get(api, missing["in_progress_deployment"]["id"])
+    assert failed["phase"] == "ERROR"
+    assert statuses(failed) == [("build", "SUCCESS"), ("deploy", "ERROR")]
+    log = emu.log_text(DEMO_APP_ID, failed["id"], "DEPLOY")
+    assert log.splitlines()[-1] == "web [deploy] failed to pull image airflow:v2: manifest unknown"
+    for image in ({"tag": "v1"}, {"digest": digest}):
+        pushed = ok(api.put(APP, json={"spec": image_spec(**image)}))["app"]
+        clock.sleep(4 * PHASE)
+        assert get(api, pushed["in_progress_deployment"]["id"])["phase"] == "ACTIVE"
 
 
 @pytest.mark.parametrize(
@@ -419,6 +446,22 @@ def test_an_image_component_records_no_commit(emu: AppPlatformEmulator, api: htt
         (lambda s: s["services"].append(copy.deepcopy(s["services"][0])), "used twice"),
         (lambda s: s.update(services=[]), "no component"),
         (lambda s: s["services"][0]["github"].pop("repo"), "needs repo"),
+        (
+            lambda s: s["services"].__setitem__(
+                0,
+                {
+                    "name": "web",
+                    "image": {"registry_type": "DOCR", "repository": "a", "registry": "x"},
+                },
+            ),
+            "registry must be left empty for DOCR",
+        ),
+        (
+            lambda s: s["services"][0].update(
+                image={"registry_type": "DOCR", "repository": "a", "tag": "1", "digest": "d"}
+            ),
+            "not both",
+        ),
     ],
 )
 def test_a_spec_that_breaks_a_rule_is_refused_with_the_rule(

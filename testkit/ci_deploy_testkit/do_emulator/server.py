@@ -73,7 +73,8 @@ class AppPlatformEmulator(ServedApi):
 
     What tests read and steer: :attr:`requests`, :attr:`faults` (the Astro emulator's
     :class:`~ci_deploy_testkit.emulator.faults.Faults`), :attr:`tokens`,
-    :meth:`add_app`, :meth:`set_branch_head` (the commit a build of a repository's branch
+    :meth:`add_app`, :meth:`record_push` and :attr:`require_pushed_images` (the
+    container registry), :meth:`set_branch_head` (the commit a build of a repository's branch
     records), :meth:`fail_next_deployment`, :meth:`fail_next_rollback`,
     :attr:`rollback_validation` (the answer of every rollback validation), :attr:`revision_limit`,
     :meth:`deploy_on_push` (someone else's deployment), and :meth:`app`, :meth:`apps`,
@@ -142,6 +143,27 @@ class AppPlatformEmulator(ServedApi):
     def rollback_validation(self, value: RollbackValidation | None) -> None:
         with self.lock:
             self._state.rollback_validation = value
+
+    @property
+    def require_pushed_images(self) -> bool:
+        """When set, a deployment whose ``DOCR`` image component names a tag or digest that
+        :meth:`record_push` never recorded ends ``ERROR`` at its deploy step, with a
+        ``failed to pull image`` log line (as App Platform does). Off by default."""
+        return self._state.require_pushed_images
+
+    @require_pushed_images.setter
+    def require_pushed_images(self, value: bool) -> None:
+        with self.lock:
+            self._state.require_pushed_images = value
+
+    def record_push(self, repository: str, tag: str, digest: str | None = None) -> None:
+        """Record that the container registry holds ``repository`` (the image spec's
+        ``repository``, without ``registry.digitalocean.com/<registry>/``) at ``tag`` and,
+        when given, ``digest`` (a fake Docker engine calls this)."""
+        with self.lock:
+            self._state.pushed_images.add((repository, tag))
+            if digest is not None:
+                self._state.pushed_images.add((repository, digest))
 
     def add_app(
         self, spec: dict[str, Any], *, app_id: str | None = None, deployed: bool = True

@@ -148,6 +148,8 @@ class AppsState:
         self.rollback_failures: list[Failure] = []
         self.rollback_validation: RollbackValidation | None = None
         self.revision_limit = REVISION_LIMIT
+        self.require_pushed_images = False
+        self.pushed_images: set[tuple[str, str]] = set()  # (repository, tag or digest)
 
     # -- apps ------------------------------------------------------------------------
 
@@ -436,7 +438,7 @@ class AppsState:
         else:
             commits = {c["name"]: self._head(c) for c in components(app.spec) if "image" not in c}
         queue = self.failures if builds else self.rollback_failures
-        failure = queue.pop(0) if queue and not settled else None
+        failure = None if settled else queue.pop(0) if queue else self._missing_image(app.spec)
         deployment = Deployment(
             id=deployment_id,
             app_id=app.id,
@@ -453,6 +455,24 @@ class AppsState:
         self.deployments[deployment.id] = deployment
         app.deployments.append(deployment.id)
         return deployment
+
+    def _missing_image(self, spec: dict[str, Any]) -> Failure | None:
+        """The failure of a deployment whose DOCR image was never pushed, when checked."""
+        if not self.require_pushed_images:
+            return None
+        for component in components(spec):
+            image = component.get("image")
+            if image is None or image.get("registry_type") != "DOCR":
+                continue
+            reference = image.get("digest") or image.get("tag") or "latest"
+            if (image.get("repository", ""), reference) not in self.pushed_images:
+                separator = "@" if image.get("digest") else ":"
+                line = (
+                    f"failed to pull image {image.get('repository')}{separator}{reference}: "
+                    "manifest unknown"
+                )
+                return Failure("deploy", component["name"], (line,))
+        return None
 
     def _head(self, component: dict[str, Any]) -> str:
         """The commit a build of the component's source records."""
@@ -628,10 +648,8 @@ def check_spec(spec: dict[str, Any]) -> None:
                 f"has {len(sources)}"
             )
         image = component.get("image")
-        if image is not None and not (image.get("registry_type") and image.get("repository")):
-            problems.append(
-                f"component {name!r}: an image source needs registry_type and repository"
-            )
+        if image is not None:
+            problems += _image_problems(name, image)
         for source in ("github", "gitlab", "bitbucket"):
             if source in component and not component[source].get("repo"):
                 problems.append(f"component {name!r}: a {source} source needs repo")
@@ -639,6 +657,17 @@ def check_spec(spec: dict[str, Any]) -> None:
             problems.append(f"component {name!r}: a git source needs repo_clone_url")
     if problems:
         raise DoProblem(400, "bad_request", "invalid app spec: " + "; ".join(problems))
+
+
+def _image_problems(name: str, image: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    if not (image.get("registry_type") and image.get("repository")):
+        problems.append(f"component {name!r}: an image source needs registry_type and repository")
+    if image.get("registry_type") == "DOCR" and image.get("registry"):
+        problems.append(f"component {name!r}: registry must be left empty for DOCR")
+    if image.get("tag") and image.get("digest"):
+        problems.append(f"component {name!r}: an image has a tag or a digest, not both")
+    return problems
 
 
 def _condition(code: str, message: str, names: Sequence[str] = ()) -> dict[str, Any]:
