@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from ci_deploy_testkit.do_emulator.state import AppsState, Deployment
 from ci_deploy_testkit.do_emulator.wire import DoProblem
+from ci_deploy_testkit.emulator.routing import NoRoute, Route, find_route
 from ci_deploy_testkit.emulator.wire import (
     RecordedRequest,
     Response,
@@ -41,13 +40,6 @@ DEPLOYMENT_TYPES = (
 )
 LOG_TYPES = ("UNSPECIFIED", "BUILD", "DEPLOY", "RUN", "RUN_RESTARTED", "AUTOSCALE_EVENT")
 RATE_LIMIT = 5000
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Callable[..., Response]
 
 
 class AppsApi:
@@ -201,21 +193,19 @@ class AppsApi:
             raise DoProblem(401, "unauthorized", "Unable to authenticate you.")
 
     def _route(self, request: RecordedRequest) -> tuple[Callable[..., Response], dict[str, str]]:
-        allowed: list[str] = []
-        for route in self._routes:
-            match = route.pattern.fullmatch(request.path)
-            if match is None:
-                continue
-            if route.method == request.method:
-                return route.handler, {k: unquote(v) for k, v in match.groupdict().items()}
-            allowed.append(route.method)
-        if allowed:
+        try:
+            return find_route(self._routes, request)
+        except NoRoute as no_route:
+            if no_route.allowed:
+                allowed = ", ".join(no_route.allowed)
+                raise DoProblem(
+                    405,
+                    "method_not_allowed",
+                    f"{request.method} is not allowed on this path (allowed: {allowed})",
+                ) from None
             raise DoProblem(
-                405,
-                "method_not_allowed",
-                f"{request.method} is not allowed on this path (allowed: {', '.join(allowed)})",
-            )
-        raise DoProblem(404, "not_found", f"no API route for {request.method} {request.path}")
+                404, "not_found", f"no API route for {request.method} {request.path}"
+            ) from None
 
 
 def _body(request: RecordedRequest) -> dict[str, Any]:
