@@ -250,11 +250,13 @@ class AppsClient:
                 raise ApiAmbiguousError(
                     f"No answer to {what} ({kind}): the App Platform API may have done it.",
                     operation=what,
+                    title="App Platform API error",
                 ) from None
             raise ApiUnavailableError(
                 f"The App Platform API at {self.api_url} could not be reached for {what} "
                 f"({kind}, {failure.attempts} attempt(s)). Check api-url and try again.",
                 operation=what,
+                title="App Platform API unavailable",
             ) from None
         if response.is_success:
             return response
@@ -294,6 +296,7 @@ class AppsClient:
         if retryable.ambiguous_status(status):
             return ApiAmbiguousError(
                 f"HTTP {status} when {what}{said}: the App Platform API may have done it.",
+                title="App Platform API error",
                 **common,
             )
         return ApiError(

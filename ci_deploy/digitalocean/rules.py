@@ -198,7 +198,12 @@ def commit_of(deployment: Mapping[str, Any]) -> str:
 
 
 def is_rollback(deployment: Mapping[str, Any]) -> bool:
-    return "rollback" in str(deployment.get("cause", "")).lower()
+    """Whether the deployment restored an earlier one (a rollback, or its revert): it was
+    cloned from it, or its cause says so."""
+    return (
+        bool(deployment.get("cloned_from"))
+        or "rollback" in str(deployment.get("cause", "")).lower()
+    )
 
 
 def state_of(phase: str) -> ReleaseState:
@@ -219,12 +224,14 @@ def release_of(deployment: Mapping[str, Any], kind: str = "") -> Release:
         commit=commit_of(deployment),
         description=str(deployment.get("cause", "")),
         is_rollback=is_rollback(deployment),
+        restores=str(deployment.get("cloned_from") or ""),
     )
 
 
 def history_of(deployments: Sequence[Mapping[str, Any]]) -> list[Release]:
-    """The deployments as releases, oldest first."""
-    releases = [release_of(d) for d in deployments]
+    """The deployments (as the API lists them: newest first) as releases, oldest first;
+    those created in the same second keep the API's order."""
+    releases = [release_of(d) for d in reversed(deployments)]
     return sorted(releases, key=lambda r: r.created_at)
 
 
