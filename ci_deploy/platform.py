@@ -136,6 +136,8 @@ class Environment:
     """The names of its secret variables, whose values cannot be read back."""
     creating: bool = False
     """Whether it is still being made, and cannot take a release yet."""
+    platform: str = ""
+    """The platform's name for messages ("App Platform"); "" for Astro, the first one."""
     pinned: str = ""
     """The release it is pinned to by a rollback that was neither committed nor reverted
     (App Platform); "" when it is not pinned. A pinned environment takes no new release."""

@@ -58,6 +58,7 @@ def test_a_source_change_starts_a_new_deployment_that_becomes_active(
     assert apps.active() == apps.by_id("dep-2")
     assert step.outputs["deploy-id"] == "dep-2"
     assert step.outputs["deploy-type"] == "deployment"
+    assert "## ✅ Deployed to App Platform" in step.result.summary
     assert "2/3 steps done" in step.log  # progress in the log
     shown = [line for line in step.log.splitlines() if not line.startswith("::add-mask ::")]
     assert "::add-mask ::" + DO_TOKEN in step.log  # masked before anything else
@@ -169,6 +170,7 @@ def test_held_pin_is_left_for_a_person_then_committed(repo: GitRepo, apps: FakeA
     assert committed.result.returncode == 0, committed.log
     assert apps.pinned == ""
     assert "Rollback committed" in committed.titles("notice")
+    assert committed.outputs["status"] == "committed"
 
 
 def test_held_pin_reverted_deploys_the_spec_from_before_the_rollback(
@@ -182,6 +184,7 @@ def test_held_pin_reverted_deploys_the_spec_from_before_the_rollback(
     assert apps.pinned == ""
     assert apps.active() == apps.by_id("dep-4")
     assert "Rollback reverted" in reverted.titles("notice")
+    assert (reverted.outputs["status"], reverted.outputs["deploy-id"]) == ("reverted", "dep-4")
 
 
 def test_a_pinned_app_refuses_a_deploy_naming_the_pin_and_the_ways_out(
@@ -275,6 +278,7 @@ def test_a_pin_action_on_an_app_not_pinned_changes_nothing(repo: GitRepo, apps: 
     assert step.result.returncode == 0, step.log
     assert "revert_rollback" not in apps.calls
     assert "Nothing to decide" in step.titles("notice")
+    assert (step.outputs["status"], step.outputs["skipped"]) == ("skipped", "true")
 
 
 @pytest.mark.parametrize(

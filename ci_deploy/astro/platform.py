@@ -40,6 +40,7 @@ from ci_deploy.astro.wire import (
     RollbackRequest,
 )
 from ci_deploy.errors import ApiAmbiguousError, ApiError, DeployRejectedError, NotFoundError
+from ci_deploy.exactly_once import exactly_once
 from ci_deploy.platform import (
     Artifact,
     Environment,
@@ -55,10 +56,6 @@ from ci_deploy.timing import Timing
 if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage, ImageBuilder
     from ci_deploy.inputs import Inputs
-
-WRITE_ATTEMPTS = 3
-"""How often a create, finalize or rollback whose outcome is unknown is sent, the state read
-back in between."""
 
 _Made = TypeVar("_Made", Deploy, Deployment)
 
@@ -169,38 +166,15 @@ class AstroPlatform:
         noun: str = "deploy",
         where: str = "the Deployment's deploys",
     ) -> _Made:
-        """``send`` once, even when answers are lost: after a failure that leaves open whether
-        the API processed it, ``made`` reads the state back (the deploy it made, or None),
-        and only when it was not made is ``send`` tried again (at most
-        :data:`WRITE_ATTEMPTS` times in all)."""
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                return send()
-            except ApiAmbiguousError as exc:
-                self._runner.info(
-                    f"The answer to {what} was lost ({exc.message}); reading {where} to see "
-                    "whether it was done."
-                )
-                try:
-                    found = made()
-                except ApiError as reread:
-                    raise ApiAmbiguousError(
-                        f"{exc.message} Reading it back failed too: {reread.message}",
-                        operation=exc.operation,
-                    ) from exc
-                if found is not None:
-                    self._runner.info(f"It was: {noun} {found.id}. Continuing with it.")
-                    return found
-                if attempt == WRITE_ATTEMPTS:
-                    raise ApiError(
-                        f"{exc.message} After {WRITE_ATTEMPTS} attempts, none of them shows in "
-                        f"{where}: it was not done.",
-                        status_code=exc.status_code,
-                        request_id=exc.request_id,
-                        operation=exc.operation,
-                    ) from exc
-                self._runner.info(f"It was not; {what} again (attempt {attempt + 1}).")
-        raise AssertionError("unreachable")
+        """``send`` once, even when answers are lost (see :func:`exactly_once`)."""
+        return exactly_once(
+            what,
+            send,
+            made,
+            log=self._runner.info,
+            name=lambda found: f"{noun} {found.id}",
+            where=where,
+        )
 
     def _find_marked(self, marker: str, known: set[str], *, rollback: bool) -> Deploy | None:
         """A deploy (or a rollback) made since ``known`` whose description carries

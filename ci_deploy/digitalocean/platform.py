@@ -25,12 +25,8 @@ import yaml
 from ci_deploy.digitalocean import rules
 from ci_deploy.digitalocean.client import AppsApi, AppsClient
 from ci_deploy.digitalocean.rules import AppsRules, Json
-from ci_deploy.errors import (
-    ApiAmbiguousError,
-    ApiError,
-    DeployRejectedError,
-    NotFoundError,
-)
+from ci_deploy.errors import ApiAmbiguousError, ApiError, DeployRejectedError, NotFoundError
+from ci_deploy.exactly_once import exactly_once
 from ci_deploy.platform import (
     Artifact,
     Environment,
@@ -241,25 +237,15 @@ class AppsPlatform:
     def _exactly_once(
         self, what: str, send: Callable[[], Json], made: Callable[[], Json | None]
     ) -> Json:
-        try:
-            return send()
-        except ApiAmbiguousError as exc:
-            self._runner.info(
-                f"The answer to {what} was lost ({exc.message}); reading the app to see "
-                "whether it was done."
-            )
-            try:
-                found = made()
-            except ApiError as reread:
-                raise ApiAmbiguousError(
-                    f"{exc.message} Reading it back failed too: {reread.message}",
-                    operation=exc.operation,
-                ) from exc
-            if found is not None:
-                self._runner.info(f"It was: deployment {found.get('id')}. Continuing with it.")
-                return found
-            self._runner.info(f"It was not; {what} again.")
-            return send()
+        return exactly_once(
+            what,
+            send,
+            made,
+            log=self._runner.info,
+            name=lambda found: f"deployment {found.get('id')}",
+            where="the app",
+            title="App Platform API error",
+        )
 
     # -- after the deployment started -------------------------------------------------------
 

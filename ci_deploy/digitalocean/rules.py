@@ -184,6 +184,7 @@ def environment_of(app: Mapping[str, Any]) -> Environment:
         status=str(status),
         summary=summary,
         dag_deploys=False,
+        platform="App Platform",
         pinned=str(pinned),
     )
 

@@ -16,9 +16,9 @@ from typing import NoReturn
 
 from ci_deploy import history as releases
 from ci_deploy.errors import ApiAmbiguousError, ApiError, RolloutError
-from ci_deploy.plan import Plan
+from ci_deploy.plan import Operation, Plan
 from ci_deploy.platform import PinningPlatform, Release
-from ci_deploy.result import Finalized, RolledBack
+from ci_deploy.result import Finalized, PinDecided, RolledBack
 from ci_deploy.stages import Scope
 from ci_deploy.stages.verify import wait_for
 
@@ -229,19 +229,20 @@ class Recovery:
         ("" when it is not pinned: nothing to do)."""
         runner = self._runner
         if not pinned:
-            runner.notice(
-                f"The app is not pinned, so there is no rollback to {action.split('-')[1]}.",
-                title="Nothing to decide",
-            )
+            reason = f"The app is not pinned, so there is no rollback to {action.split('-')[1]}."
+            self._scope.journal.add(Plan(Operation.SKIP, reason))
+            runner.notice(reason, title="Nothing to decide")
             return
         if action == "rollback-commit":
             platform.commit_rollback()
+            self._scope.journal.add(PinDecided(action, pinned))
             runner.notice(
                 f"Committed rollback deployment {pinned}: the app keeps it and is unpinned.",
                 title="Rollback committed",
             )
             return
         reverted = platform.revert_rollback()
+        self._scope.journal.add(PinDecided(action, pinned, reverted))
         runner.info(f"Reverted rollback deployment {pinned}: deployment {reverted.id} started.")
         wait_for(self._scope, reverted, f"the revert of rollback {pinned}", self._timeout)
         runner.notice(
