@@ -116,7 +116,9 @@ class FakeApps:
 
     def propose(self, spec: Json, app_id: str) -> Json:
         self.calls.append("propose")
-        return {} if spec.get("name") else {"error": "spec.name is required"}
+        if not spec.get("name"):
+            raise ApiError("invalid app spec: name is required (HTTP 400).", status_code=400)
+        return {"spec": spec, "app_name_available": True}
 
     def update_app(self, app_id: str, spec: Json) -> Json:
         self.calls.append("update_app")

@@ -91,6 +91,20 @@ def test_lost_rollback_and_commit_answers_leave_one_committed_rollback(
     assert len(do_api.deployments()) == 3
 
 
+def test_an_app_spec_the_api_rejects_changes_nothing(
+    repo: GitRepo, do_api: AppPlatformEmulator, clock: FakeClock
+) -> None:
+    repo.write(".do/app.yaml", yaml.safe_dump({"name": "web-app", "services": []}))
+    before = repo.head()
+    repo.commit("bad spec")
+    step = run(repo, do_api, clock, before)
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["Invalid app spec"]
+    assert "invalid app spec" in step.log
+    assert made(do_api, do_api.app_id) == 0
+    assert len(do_api.deployments()) == 1
+
+
 def test_rate_limits_are_waited_out(
     repo: GitRepo, do_api: AppPlatformEmulator, clock: FakeClock
 ) -> None:

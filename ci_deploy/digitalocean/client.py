@@ -25,7 +25,14 @@ from ci_deploy.errors import (
     AuthError,
     NotFoundError,
 )
-from ci_deploy.http import API_GET, API_POST, Retryable, TransportFailure, send_with_retries
+from ci_deploy.http import (
+    API_GET,
+    API_POST,
+    Retryable,
+    TransportFailure,
+    bearer_client,
+    send_with_retries,
+)
 from ci_deploy.input_rules import DIGITALOCEAN_API_URL
 
 __all__ = ["DEFAULT_API_URL", "PAGE_SIZE", "AppsApi", "AppsClient"]
@@ -76,16 +83,12 @@ class AppsClient:
             raise AuthError("The DigitalOcean token is empty: set digitalocean-token.")
         self.api_url = api_url.rstrip("/")
         self._max_attempts, self._sleep, self._on_retry = max_attempts, sleep, on_retry
-        self._http = httpx.Client(
-            base_url=self.api_url,
-            timeout=httpx.Timeout(timeout, connect=10),
-            follow_redirects=False,
+        self._http = bearer_client(
+            self.api_url,
+            self._token,
+            timeout=timeout,
             transport=transport,
-            headers={
-                "Authorization": f"Bearer {self._token}",
-                "Accept": "application/json",
-                "User-Agent": f"ci-deploy/{__version__}",
-            },
+            headers={"Accept": "application/json", "User-Agent": f"ci-deploy/{__version__}"},
         )
 
     def __repr__(self) -> str:

@@ -166,13 +166,16 @@ class AppsPlatform:
         with self._runner.group("The app spec's change"):
             for line in rules.spec_diff(current, spec) or ["(no change)"]:
                 self._runner.info(line)
-        answer = self._client.propose(spec, self._app_id)
-        problem = answer.get("error") if isinstance(answer.get("error"), str) else ""
-        if problem:
+        try:
+            self._client.propose(spec, self._app_id)
+        except ApiError as exc:
+            if not 400 <= exc.status_code < 500 or exc.status_code in (401, 403, 404, 429):
+                raise
             raise DeployRejectedError(
-                f"App Platform rejects the app spec: {problem}. Fix {self._settings.spec_path}.",
+                f"App Platform rejects the app spec: {exc.message} Fix "
+                f"{self._settings.spec_path}; the app was not changed.",
                 title="Invalid app spec",
-            )
+            ) from None
 
         def update() -> Json:
             self._app = self._client.update_app(self._app_id, spec)
