@@ -247,6 +247,17 @@ def _name(what: str, limit: int) -> Rule:
 
 deployment_name = _name("a Deployment's name", DEPLOYMENT_NAME_MAX)
 app_name = _name("an app's name", 32)
+_REGISTRY_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def docr_registry(text: str, _run: Run) -> str:
+    """A DigitalOcean Container Registry's name (lower-case letters, digits, dashes)."""
+    if text and not _REGISTRY_NAME.fullmatch(text):
+        raise InvalidInput(
+            "must be a container registry's name: lower-case letters, digits and dashes, at"
+            f" most 63; got {shown(text)}"
+        )
+    return text
 
 
 def digitalocean_token(text: str, run: Run) -> SecretStr:

@@ -132,6 +132,7 @@ DIGITALOCEAN_ONLY: tuple[str, ...] = (
     "app-name",
     "app-spec",
     "rollback-pin",
+    "docr-registry",
 )
 """Inputs that mean something only with platform: digitalocean."""
 DIGITALOCEAN_ACTIONS: tuple[str, ...] = ("deploy", "rollback", *PIN_ACTIONS)
@@ -239,6 +240,8 @@ class Inputs(BaseModel):
     rollback_pin: Annotated[
         RollbackPin, ActionInput("rollback-pin", "commit", rules.one_of(ROLLBACK_PINS))
     ]
+    docr_registry: Annotated[str, ActionInput("docr-registry", "", rules.docr_registry)]
+    """The account's container registry, where an image component's image is pushed."""
 
     # Not inputs: computed by _validate.
     workspace: Path

@@ -34,13 +34,16 @@ def test_a_changed_spec_updates_the_app_and_other_changes_start_a_deployment() -
 
 
 def test_an_image_app_builds_and_pushes_for_source_changes() -> None:
-    rule = AppsRules(image=True)
+    rule = AppsRules(image=True, registry="acme")
     assert decide(rule, changes("app.py")) == rules.IMAGE
     assert decide(rule, changes(".do/app.yaml", "app.py")) == rules.IMAGE
     assert decide(rule, changes(".do/app.yaml")) == rules.SPEC
     environment = rules.environment_of(APP)
     assert rule.artifacts(rules.IMAGE, environment) == {Artifact.IMAGE}
     assert rule.artifacts(rules.DEPLOYMENT, environment) == frozenset()
+    assert rule.refusal(rules.IMAGE, environment) is None
+    refusal = AppsRules(image=True).refusal(rules.IMAGE, environment)
+    assert refusal is not None and "docr-registry" in refusal.message
 
 
 def test_a_pinned_app_is_refused_with_both_ways_out() -> None:
@@ -61,7 +64,7 @@ def test_the_image_is_set_by_digest_else_by_tag() -> None:
         ],
         "services": [{"name": "s", "github": {"repo": "o/r"}}],
     }
-    assert rules.image_repository(spec) == "registry.digitalocean.com/r"
+    assert rules.image_repository(spec, "acme") == "registry.digitalocean.com/acme/r"
     by_digest = rules.with_image(spec, "abc", "sha256:9")
     assert by_digest["workers"][0]["image"] == {
         "registry_type": "DOCR",

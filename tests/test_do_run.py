@@ -117,7 +117,6 @@ def test_an_image_component_is_built_pushed_to_docr_and_set_by_digest(
                 "name": "web",
                 "image": {
                     "registry_type": "DOCR",
-                    "registry": "acme",
                     "repository": "web",
                     "tag": "old",
                 },
@@ -130,7 +129,11 @@ def test_an_image_component_is_built_pushed_to_docr_and_set_by_digest(
     change(repo, "requirements.txt", "\nrequests\n")
     images = PushingImages()
     images.pushed = []
-    step = run(repo, apps, images=images)
+    refused = run(repo, apps, images=images)
+    assert refused.result.returncode == 1
+    assert refused.titles("error") == ["Invalid input 'docr-registry'"]
+    assert images.pushed == [] and images.built == [] and "update_app" not in apps.calls
+    step = run(repo, apps, {"docr-registry": "acme"}, images=images)
     assert step.result.returncode == 0, step.log
     assert images.pushed == [("registry.digitalocean.com/acme/web", repo.head()[:12], DO_TOKEN)]
     image = apps.spec["services"][0]["image"]

@@ -132,6 +132,7 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
         "app-name": "",
         "app-spec": ".do/app.yaml",
         "rollback-pin": "commit",
+        "docr-registry": "",
     }
 
 

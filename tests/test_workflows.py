@@ -51,6 +51,7 @@ NOT_PASSED_THROUGH = {
             "app-name",
             "app-spec",
             "rollback-pin",
+            "docr-registry",
         )
     },
 }

@@ -62,6 +62,8 @@ class AppsSettings:
     """The app spec in the checkout (``app-spec`` under root-folder); None when absent."""
     spec_path: str = ".do/app.yaml"
     """``app-spec`` as given, relative to root-folder (the change it is found as)."""
+    registry: str = ""
+    """``docr-registry``: the account's container registry, where images are pushed."""
 
 
 class AppsPlatform:
@@ -89,7 +91,9 @@ class AppsPlatform:
         spec = self._app.get("spec", {}) if self._app else {}
         file_spec = self._file_spec()
         image = bool(rules.docr_images(file_spec if file_spec is not None else spec))
-        return AppsRules(spec_path=self._settings.spec_path, image=image)
+        return AppsRules(
+            spec_path=self._settings.spec_path, image=image, registry=self._settings.registry
+        )
 
     def locate(self) -> Environment:
         if not self._app_id:
@@ -129,7 +133,7 @@ class AppsPlatform:
 
     def push(self, release: Release, image: BuiltImage) -> str:
         spec = self._target_spec()
-        repository = rules.image_repository(spec)
+        repository = rules.image_repository(spec, self._settings.registry)
         if not repository:
             raise DeployRejectedError(
                 "The app spec has no component with an image from DigitalOcean Container "
@@ -351,6 +355,7 @@ def settings_of(inputs: Inputs) -> AppsSettings:
         app_name=inputs.app_name,
         spec_file=inputs.root_path / inputs.app_spec,
         spec_path=inputs.app_spec,
+        registry=inputs.docr_registry,
     )
 
 

@@ -52,10 +52,12 @@ ENDED_BADLY = frozenset({"ERROR", "CANCELED", "SUPERSEDED"})
 class AppsRules:
     """The :class:`~ci_deploy.platform.ReleaseRules` of one app: ``spec_path`` is the app
     spec's path relative to root-folder; ``image`` whether a component runs an image from
-    DOCR (so a change is built and pushed)."""
+    DOCR (so a change is built and pushed to ``registry``)."""
 
     spec_path: str = ".do/app.yaml"
     image: bool = False
+    registry: str = ""
+    """``docr-registry``: where an image is pushed ("" when not set)."""
 
     def decide(
         self,
@@ -98,6 +100,13 @@ class AppsRules:
         return Decision(source_kind, f"{len(relevant)} file(s) changed: {source_what}.")
 
     def refusal(self, kind: str, environment: Environment) -> Refusal | None:
+        if kind == IMAGE and not self.registry:
+            return Refusal(
+                "Invalid input 'docr-registry'",
+                f"App '{environment.name}' runs an image from DigitalOcean Container Registry, "
+                "so the image is built and pushed there: set docr-registry to the registry's "
+                "name.",
+            )
         if not environment.pinned:
             return None
         return Refusal(
@@ -132,15 +141,14 @@ def docr_images(spec: Mapping[str, Any]) -> list[Json]:
     ]
 
 
-def image_repository(spec: Mapping[str, Any]) -> str:
-    """Where the image is pushed: ``registry.digitalocean.com/<registry>/<repository>``."""
+def image_repository(spec: Mapping[str, Any], registry: str) -> str:
+    """Where the image is pushed: ``registry.digitalocean.com/<registry>/<repository>`` of
+    the first DOCR image component (the spec leaves a DOCR component's ``registry`` empty:
+    it is the account's); "" without one."""
     images = docr_images(spec)
     if not images:
         return ""
-    image = images[0]["image"]
-    registry = image.get("registry") or ""
-    path = f"{registry}/{image.get('repository', '')}" if registry else image.get("repository", "")
-    return f"{DOCR_HOST}/{path}"
+    return f"{DOCR_HOST}/{registry}/{images[0]['image'].get('repository', '')}"
 
 
 def with_image(spec: Mapping[str, Any], tag: str, digest: str) -> Json:
