@@ -200,8 +200,21 @@ def test_an_app_is_created_with_a_first_deployment_and_deleted(
     assert [a["id"] for a in emu.apps()] == [DEMO_APP_ID]
 
 
-def test_an_app_name_is_unique(api: httpx.Client) -> None:
+def test_an_app_name_and_its_domains_are_unique(
+    emu: AppPlatformEmulator, api: httpx.Client
+) -> None:
     assert error(api.post("/v2/apps", json={"spec": demo_spec()}), 409)["id"] == "conflict"
+    spec = demo_spec()
+    spec["domains"] = [{"domain": "airflow.example.com", "type": "PRIMARY"}]
+    ok(api.put(APP, json={"spec": spec}))
+    ok(api.put(APP, json={"spec": spec}))  # its own domain is no conflict
+    copied = {**spec, "name": "preview-pr-1"}
+    response = api.post("/v2/apps", json={"spec": copied})
+    assert "'airflow.example.com' is already in use" in error(response, 409)["message"]
+    other = emu.add_app(demo_spec("other"))
+    assert error(api.put(f"/v2/apps/{other}", json={"spec": copied}), 409)["id"] == "conflict"
+    copied.pop("domains")
+    assert ok(api.post("/v2/apps", json={"spec": copied}))["app"]["spec"] == copied
 
 
 # -- deployments ---------------------------------------------------------------------

@@ -158,8 +158,7 @@ class AppsState:
     ) -> App:
         """A new app and its first deployment (already ``ACTIVE`` when ``settled``)."""
         check_spec(spec)
-        if any(app.spec["name"] == spec["name"] for app in self.apps.values()):
-            raise DoProblem(409, "conflict", f"an app named {spec['name']!r} already exists")
+        self._check_unique(spec, None)
         app = App(app_id or str(uuid.uuid4()), copy.deepcopy(spec), self.wall_clock())
         if app.id in self.apps:
             raise ValueError(f"an app with id {app.id} exists")
@@ -182,15 +181,28 @@ class AppsState:
     def update_app(self, app_id: str, spec: dict[str, Any], all_sources: bool) -> App:
         app = self.app(app_id)
         check_spec(spec)
-        if spec["name"] != app.spec["name"] and any(
-            other.spec["name"] == spec["name"] for other in self.apps.values()
-        ):
-            raise DoProblem(409, "conflict", f"an app named {spec['name']!r} already exists")
+        self._check_unique(spec, app.id)
         if spec != app.spec or all_sources:
             self._refuse_if_pinned(app)
             app.spec = copy.deepcopy(spec)
             self._deploy(app, "app spec updated", "MANUAL", builds=True)
         return app
+
+    def _check_unique(self, spec: dict[str, Any], app_id: str | None) -> None:
+        """409 when another app has the spec's name or one of its domains."""
+        domains = {d.get("domain") for d in spec.get("domains", []) or []}
+        for other in self.apps.values():
+            if other.id == app_id:
+                continue
+            if other.spec["name"] == spec["name"]:
+                raise DoProblem(409, "conflict", f"an app named {spec['name']!r} already exists")
+            taken = domains & {d.get("domain") for d in other.spec.get("domains", []) or []}
+            if taken:
+                raise DoProblem(
+                    409,
+                    "conflict",
+                    f"domain {sorted(map(str, taken))[0]!r} is already in use by another app",
+                )
 
     def propose(self, spec: dict[str, Any], app_id: str | None) -> dict[str, Any]:
         check_spec(spec)
