@@ -195,7 +195,8 @@ def _parser() -> argparse.ArgumentParser:
         "deploy",
         help="deploy (the default command)",
         description="Deploy. Each flag overrides the INPUT_* variable of the same input; "
-        "the token comes from INPUT_API-TOKEN or ASTRO_API_TOKEN, never from a flag.",
+        "the token comes from INPUT_API-TOKEN or ASTRO_API_TOKEN (platform digitalocean: "
+        "INPUT_DIGITALOCEAN-TOKEN or DIGITALOCEAN_TOKEN), never from a flag.",
     )
     plan_cmd = commands.add_parser(
         "plan",
