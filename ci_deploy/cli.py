@@ -34,6 +34,7 @@ from ci_deploy.inputs import (
     is_default_config,
     load_inputs,
     raw_inputs,
+    resolve_digitalocean_token,
     resolve_github_token,
     resolve_token,
 )
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from ci_deploy.github_side import GitHubSide
 
 COMMANDS = ("deploy", "plan", "emulator")
-SECRET = ("api-token", "github-token", "preview-env")
+SECRET = ("api-token", "github-token", "preview-env", "digitalocean-token")
 """Inputs that are never flags: command lines are visible to other processes."""
 
 
@@ -92,6 +93,7 @@ def _deploy(
     raw = raw_inputs(environ, flags)
     runner.mask(resolve_token(raw, environ))  # before anything else is printed
     runner.mask(resolve_github_token(raw, environ))
+    runner.mask(resolve_digitalocean_token(raw, environ))
     for value in preview_env_values(raw.get("preview-env", "")):
         runner.mask(value)
     runner.info(f"ci-deploy {__version__}")
@@ -202,7 +204,8 @@ def _parser() -> argparse.ArgumentParser:
         "deploy",
         help="deploy (the default command)",
         description="Deploy. Each flag overrides the INPUT_* variable of the same input; "
-        "the token comes from INPUT_API-TOKEN or ASTRO_API_TOKEN, never from a flag.",
+        "the token comes from INPUT_API-TOKEN or ASTRO_API_TOKEN (platform digitalocean: "
+        "INPUT_DIGITALOCEAN-TOKEN or DIGITALOCEAN_TOKEN), never from a flag.",
     )
     plan_cmd = commands.add_parser(
         "plan",

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from ci_deploy import __version__
 from ci_deploy.errors import CiDeployError
 from ci_deploy.github_deployment import DESCRIPTION_MAX, DeploymentState
-from ci_deploy.http import API_GET, Retryable, TransportFailure, send_with_retries
+from ci_deploy.http import API_GET, Retryable, TransportFailure, bearer_client, send_with_retries
 from ci_deploy.input_rules import InvalidInput, Run, url
 from ci_deploy.text import shorten
 
@@ -166,13 +166,12 @@ class GitHubClient:
         if not self._token:
             raise GitHubError("no GitHub token: set the github-token input or GITHUB_TOKEN")
         self._max_attempts, self._sleep, self._on_retry = max_attempts, sleep, on_retry
-        self._http = httpx.Client(
-            base_url=self.api_url,
-            timeout=httpx.Timeout(timeout, connect=10),
-            follow_redirects=False,
+        self._http = bearer_client(
+            self.api_url,
+            self._token,
+            timeout=timeout,
             transport=transport,
             headers={
-                "Authorization": f"Bearer {self._token}",
                 "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": "2022-11-28",
                 "User-Agent": f"ci-deploy/{__version__}",

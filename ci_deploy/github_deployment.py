@@ -23,20 +23,23 @@ DESCRIPTION_MAX = 140
 def final_state(result: RunResult) -> tuple[DeploymentState, str]:
     """The last status of the run's GitHub Deployment, and its description."""
     release = f"deploy {result.release.id}" if result.release is not None else "the deploy"
+    platform = result.platform
     if result.status is Status.DEPLOYED:
         state: DeploymentState = "success"
         kind = f" ({result.deploy_type})" if result.deploy_type else ""
-        said = f"Astro {release}{kind} is running"
+        said = f"{platform} {release}{kind} is running"
+    elif result.status in (Status.COMMITTED, Status.REVERTED):
+        state, said = "success", f"{platform}: rollback {result.status.value}"
     elif result.status is Status.SUPERSEDED:
-        state, said = "inactive", f"Astro {release} was superseded by a newer deploy"
+        state, said = "inactive", f"{platform} {release} was superseded by a newer deploy"
     elif result.rollback is not None:
         state = "failure"
-        said = f"Astro {release} failed; rolled back to deploy {result.rollback.to.id}"
+        said = f"{platform} {release} failed; rolled back to deploy {result.rollback.to.id}"
     elif isinstance(result.error, CancelledError):
-        state, said = "error", f"Astro {release} was cancelled"
+        state, said = "error", f"{platform} {release} was cancelled"
     else:
         title = result.error.title if result.error is not None else "failed"
-        state, said = "failure", f"Astro {release}: {title}"
+        state, said = "failure", f"{platform} {release}: {title}"
     return state, shorten_description(said)
 
 

@@ -146,6 +146,14 @@ def taken_over(
     return None
 
 
+def started_after(ours: Release, history: Sequence[Release]) -> Release | None:
+    """The newest release created after ``ours`` that did not fail: on a platform whose
+    releases start the moment they are made (App Platform), one that replaces ours, built
+    or not yet. None when there is none."""
+    newer = [r for r in created_after(ours, history) if r.state is not ReleaseState.FAILED]
+    return newer[-1] if newer else None
+
+
 def left_pending(history: Sequence[Release], marker: str, *, keep: str = "") -> list[Release]:
     """This run's releases (carrying ``marker``) that were created and never finalized,
     except ``keep`` (the one the run goes on with)."""

@@ -24,6 +24,9 @@ from ci_deploy.astro.wire import DESCRIPTION_MAX
 from ci_deploy.changeset import glob_problem
 
 TOKEN_ENV = "ASTRO_API_TOKEN"  # noqa: S105 - a variable name, not a secret
+DIGITALOCEAN_TOKEN_ENV = "DIGITALOCEAN_TOKEN"  # noqa: S105 - a variable name, not a secret
+DIGITALOCEAN_API_URL = "https://api.digitalocean.com"
+"""api-url's default with platform: digitalocean."""
 
 COMPARE_MODES: tuple[str, ...] = ("auto", "deployed", "event")
 
@@ -225,6 +228,7 @@ def _optional_id(kind: str) -> Rule:
 
 astro_id = _optional_id("an Astro ID")
 deploy_id = _optional_id("a deploy ID")
+app_id = _optional_id("an App Platform app ID")
 
 
 def _name(what: str, limit: int) -> Rule:
@@ -242,6 +246,40 @@ def _name(what: str, limit: int) -> Rule:
 
 
 deployment_name = _name("a Deployment's name", DEPLOYMENT_NAME_MAX)
+app_name = _name("an app's name", 32)
+_REGISTRY_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def docr_registry(text: str, _run: Run) -> str:
+    """A DigitalOcean Container Registry's name (lower-case letters, digits, dashes)."""
+    if text and not _REGISTRY_NAME.fullmatch(text):
+        raise InvalidInput(
+            "must be a container registry's name: lower-case letters, digits and dashes, at"
+            f" most 63; got {shown(text)}"
+        )
+    return text
+
+
+def digitalocean_token(text: str, run: Run) -> SecretStr:
+    """Optional here (only platform: digitalocean needs it, a rule between inputs)."""
+    if text and not _TOKEN_CHARS.fullmatch(text):
+        raise InvalidInput(
+            "must be one line of printable ASCII without spaces; the value is not shown"
+        )
+    return SecretStr(text)
+
+
+def app_spec(text: str, _run: Run) -> str:
+    """The app spec's path, relative to root-folder and inside it (POSIX)."""
+    path = posixpath.normpath(text.replace("\\", "/"))
+    if path.startswith("/") or path == ".." or path.startswith("../") or path == ".":
+        raise InvalidInput(
+            f"must be a file inside root-folder, relative to it, such as .do/app.yaml; got"
+            f" {shown(text)}"
+        )
+    return path
+
+
 github_environment = _name(
     "a GitHub environment's name (such as production)", GITHUB_ENVIRONMENT_MAX
 )

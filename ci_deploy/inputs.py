@@ -34,6 +34,8 @@ from ci_deploy.changeset import literal_glob
 from ci_deploy.errors import InputError, InputProblem
 from ci_deploy.input_rules import (
     DEPLOYMENT_NAME_MAX,
+    DIGITALOCEAN_API_URL,
+    DIGITALOCEAN_TOKEN_ENV,
     GITHUB_TOKEN_DEFAULT,
     MAX_WAIT_TIMEOUT,
     TOKEN_ENV,
@@ -65,6 +67,7 @@ __all__ = [
     "organization_from_token",
     "parse_duration",
     "raw_inputs",
+    "resolve_digitalocean_token",
     "resolve_github_token",
     "resolve_token",
 ]
@@ -89,8 +92,50 @@ DEPLOY_TYPES: tuple[str, ...] = get_args(DeployType)
 IMAGE_DEPLOY_TYPES: tuple[str, ...] = ("infer", "image-and-dags", "image-only")
 """The deploy types that may deploy an image, and so may take ``image-name``."""
 
-Action = Literal["deploy", "rollback", "matrix", "preview", "preview-delete", "preview-cleanup"]
+Action = Literal[
+    "deploy",
+    "rollback",
+    "matrix",
+    "preview",
+    "preview-delete",
+    "preview-cleanup",
+    "rollback-commit",
+    "rollback-revert",
+]
 ACTIONS: tuple[str, ...] = get_args(Action)
+PIN_ACTIONS: tuple[str, ...] = ("rollback-commit", "rollback-revert")
+"""The actions that decide on an App Platform rollback that pinned the app."""
+
+PlatformName = Literal["astro", "digitalocean"]
+PLATFORMS: tuple[str, ...] = get_args(PlatformName)
+RollbackPin = Literal["commit", "hold", "skip"]
+ROLLBACK_PINS: tuple[str, ...] = get_args(RollbackPin)
+
+ASTRO_ONLY: tuple[str, ...] = (
+    "api-token",
+    "organization-id",
+    "deployment-id",
+    "deployment-name",
+    "workspace-id",
+    "image-name",
+    "bundle-type",
+    "bundle-mount-path",
+    "deploy-type",
+    "wake-on-deploy",
+    "preview-env",
+    "open-pull-requests",
+)
+"""Inputs that mean something only with platform: astro (rejected when given otherwise)."""
+DIGITALOCEAN_ONLY: tuple[str, ...] = (
+    "digitalocean-token",
+    "app-id",
+    "app-name",
+    "app-spec",
+    "rollback-pin",
+    "docr-registry",
+)
+"""Inputs that mean something only with platform: digitalocean."""
+DIGITALOCEAN_ACTIONS: tuple[str, ...] = ("deploy", "rollback", *PIN_ACTIONS)
 
 
 class ActionInput(NamedTuple):
@@ -183,6 +228,20 @@ class Inputs(BaseModel):
         ActionInput("open-pull-requests", "", rules.pull_request_numbers),
     ]
     """The repository's open pull requests (``action: preview-cleanup``); None when not set."""
+    platform: Annotated[PlatformName, ActionInput("platform", "astro", rules.one_of(PLATFORMS))]
+    digitalocean_token: Annotated[
+        SecretStr, ActionInput("digitalocean-token", "", rules.digitalocean_token)
+    ]
+    """The digitalocean-token input, else ``DIGITALOCEAN_TOKEN`` (platform: digitalocean)."""
+    app_id: Annotated[str, ActionInput("app-id", "", rules.app_id)]
+    app_name: Annotated[str, ActionInput("app-name", "", rules.app_name)]
+    app_spec: Annotated[str, ActionInput("app-spec", ".do/app.yaml", rules.app_spec)]
+    """The app spec, relative to root-folder; it may be absent (the app's own spec is kept)."""
+    rollback_pin: Annotated[
+        RollbackPin, ActionInput("rollback-pin", "commit", rules.one_of(ROLLBACK_PINS))
+    ]
+    docr_registry: Annotated[str, ActionInput("docr-registry", "", rules.docr_registry)]
+    """The account's container registry, where an image component's image is pushed."""
 
     # Not inputs: computed by _validate.
     workspace: Path
@@ -215,6 +274,11 @@ class Inputs(BaseModel):
         texts = {name: data.get(name, "").strip() or default for name, default in INPUTS.items()}
         texts["api-token"] = api_token
         texts["github-token"] = resolve_github_token(data, environ)
+        digitalocean = texts["platform"].strip().lower() == "digitalocean"
+        do_token = resolve_digitalocean_token(data, environ) if digitalocean else ""
+        texts["digitalocean-token"] = do_token
+        if digitalocean and not _given(data, "api-url"):
+            texts["api-url"] = DIGITALOCEAN_API_URL
         values: dict[str, object] = {}  # by input name: every input that passed its own rule
         problems: dict[str, str] = {}  # by input name
         for spec in _INPUT_FIELDS.values():
@@ -227,14 +291,23 @@ class Inputs(BaseModel):
         def valid(*names: str) -> bool:
             return all(name in values for name in names)
 
-        if valid("deployment-id", "deployment-name", "action") and values["action"] == "matrix":
+        if digitalocean:
+            problems.update(_digitalocean_problems(data, values, problems, do_token))
+        else:
+            problems.update(_astro_only_problems(data, values))
+        astro = not digitalocean
+        if (
+            astro
+            and valid("deployment-id", "deployment-name", "action")
+            and (values["action"] == "matrix")
+        ):
             for name in ("deployment-id", "deployment-name"):
                 if values[name]:
                     problems[name] = (
                         "is not used with action: matrix, which reads the Deployments from the"
                         " config file: remove it"
                     )
-        elif valid("deployment-id", "deployment-name"):
+        elif astro and valid("deployment-id", "deployment-name"):
             if values["deployment-id"] and values["deployment-name"]:
                 problems["deployment-name"] = (
                     "must not be set together with deployment-id: set only one of them"
@@ -245,8 +318,10 @@ class Inputs(BaseModel):
                     "is required: set deployment-id or deployment-name to choose the Astro"
                     " Deployment to deploy to"
                 )
-        if valid("workspace-id", "deployment-name") and (
-            values["workspace-id"] and not values["deployment-name"]
+        if (
+            astro
+            and valid("workspace-id", "deployment-name")
+            and (values["workspace-id"] and not values["deployment-name"])
         ):
             problems["workspace-id"] = (
                 "is only used with deployment-name, to narrow the search for the Deployment by"
@@ -300,7 +375,7 @@ class Inputs(BaseModel):
                     f"must stay inside root-folder; {shown(texts['dags-folder'])} is a symlink"
                     " that leads out of it"
                 )
-        if valid("organization-id", "api-token") and not values["organization-id"]:
+        if astro and valid("organization-id", "api-token") and not values["organization-id"]:
             organization = organization_from_token(api_token)
             if organization is None:
                 problems["organization-id"] = (
@@ -311,7 +386,7 @@ class Inputs(BaseModel):
                 values["organization-id"] = organization
 
         if problems:
-            raise _input_error(problems, api_token) from None
+            raise _input_error(problems, api_token, do_token) from None
         root_path = run.workspace / str(values["root-folder"])
         warnings = []
         if len(texts["description"]) > DESCRIPTION_MAX:
@@ -380,6 +455,73 @@ def resolve_token(raw: Mapping[str, str], environ: Mapping[str, str]) -> str:
     return raw.get("api-token", "").strip() or environ.get(TOKEN_ENV, "").strip()
 
 
+def resolve_digitalocean_token(raw: Mapping[str, str], environ: Mapping[str, str]) -> str:
+    """The DigitalOcean token: ``digitalocean-token``, else ``DIGITALOCEAN_TOKEN``; "" if none."""
+    return (
+        raw.get("digitalocean-token", "").strip() or environ.get(DIGITALOCEAN_TOKEN_ENV, "").strip()
+    )
+
+
+def _given(raw: Mapping[str, str], name: str) -> bool:
+    """Whether input ``name`` was set to something other than its default (the runner
+    passes every input, its default included)."""
+    return raw.get(name, "").strip() not in ("", INPUTS[name])
+
+
+def _astro_only_problems(raw: Mapping[str, str], values: Mapping[str, object]) -> dict[str, str]:
+    """With platform: astro, the App Platform inputs and actions that were given."""
+    problems = {
+        name: "is only used with platform: digitalocean; remove it or set platform to digitalocean"
+        for name in DIGITALOCEAN_ONLY
+        if _given(raw, name)
+    }
+    if values.get("action") in PIN_ACTIONS:
+        problems["action"] = (
+            f"{values['action']} is only used with platform: digitalocean (an App Platform"
+            " rollback pins the app); on Astro use action: rollback"
+        )
+    return problems
+
+
+def _digitalocean_problems(
+    raw: Mapping[str, str],
+    values: dict[str, object],
+    problems: dict[str, str],
+    token: str,
+) -> dict[str, str]:
+    """With platform: digitalocean: the Astro inputs given, the app and the token; the
+    Astro token's own problems dropped (App Platform does not use it)."""
+    for name in ("api-token", "organization-id"):
+        problems.pop(name, None)
+    found = {
+        name: "is only used with platform: astro; remove it (App Platform uses app-id or"
+        " app-name and digitalocean-token)"
+        for name in ASTRO_ONLY
+        if _given(raw, name)
+    }
+    if values.get("action") not in (None, *DIGITALOCEAN_ACTIONS):
+        found["action"] = (
+            f"{values['action']} is not available with platform: digitalocean; use one of"
+            f" {', '.join(DIGITALOCEAN_ACTIONS)}"
+        )
+    if not token:
+        found["digitalocean-token"] = (
+            f"is required with platform: digitalocean: set the digitalocean-token input or the"
+            f" {DIGITALOCEAN_TOKEN_ENV} environment variable"
+        )
+    if "app-id" in values and "app-name" in values:
+        if values["app-id"] and values["app-name"]:
+            found["app-name"] = "must not be set together with app-id: set only one of them"
+        elif not values["app-id"] and not values["app-name"]:
+            found["app-id"] = (
+                "is required with platform: digitalocean: set app-id or app-name to choose the"
+                " app to deploy to"
+            )
+    values.setdefault("api-token", SecretStr(""))
+    values.setdefault("organization-id", "")
+    return found
+
+
 def resolve_github_token(raw: Mapping[str, str], environ: Mapping[str, str]) -> str:
     """The GitHub token: the ``github-token`` input, else ``GITHUB_TOKEN``; "" when none.
 
@@ -400,9 +542,10 @@ def _stays_inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def _input_error(problems: Mapping[str, str], api_token: str) -> InputError:
+def _input_error(problems: Mapping[str, str], *tokens: str) -> InputError:
     """One InputError with ``problems`` (by input name) in action.yml's order."""
     ordered = [InputProblem(name, problems[name]) for name in INPUTS if name in problems]
-    if len(api_token) >= 8:  # defence in depth: no message may show the token
-        ordered = [InputProblem(p.name, p.message.replace(api_token, "***")) for p in ordered]
+    for token in tokens:
+        if len(token) >= 8:  # defence in depth: no message may show a token
+            ordered = [InputProblem(p.name, p.message.replace(token, "***")) for p in ordered]
     return InputError(ordered)

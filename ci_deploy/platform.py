@@ -33,12 +33,14 @@ __all__ = [
     "Environment",
     "ImportErrors",
     "Observation",
+    "PinningPlatform",
     "Platform",
     "PreviewPlatform",
     "Refusal",
     "Release",
     "ReleaseRules",
     "ReleaseState",
+    "RollbackCheck",
     "Shipment",
 ]
 
@@ -134,6 +136,11 @@ class Environment:
     """The names of its secret variables, whose values cannot be read back."""
     creating: bool = False
     """Whether it is still being made, and cannot take a release yet."""
+    platform: str = ""
+    """The platform's name for messages ("App Platform"); "" for Astro, the first one."""
+    pinned: str = ""
+    """The release it is pinned to by a rollback that was neither committed nor reverted
+    (App Platform); "" when it is not pinned. A pinned environment takes no new release."""
 
 
 @dataclass(frozen=True)
@@ -238,7 +245,9 @@ class Platform(Protocol):
         """Create a release of ``kind``, exactly once even when an answer is lost.
 
         ``marker`` is unique to the run: the release's description carries it, so a create
-        whose answer was lost is found in the history instead of being made twice.
+        whose answer was lost is found in the history instead of being made twice. A platform
+        whose releases start the moment they are made (App Platform) returns a release with
+        an empty ``id`` and makes it in :meth:`finalize`, after the artifacts were shipped.
         """
         ...
 
@@ -311,4 +320,40 @@ class PreviewPlatform(Platform, Protocol):
 
     def platform_for(self, environment: Environment) -> Platform:
         """The platform over ``environment`` (a preview), for its releases."""
+        ...
+
+
+@dataclass(frozen=True)
+class RollbackCheck:
+    """The platform's verdict on a rollback before it is made: ``valid``, else the ``code``
+    and ``reason`` why not; ``warnings`` of a valid one (each ``code: message``)."""
+
+    valid: bool
+    code: str = ""
+    reason: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class PinningPlatform(Platform, Protocol):
+    """A platform whose rollback is validated first and pins the environment until it is
+    committed (kept) or reverted (undone): App Platform's ``validate -> rollback -> commit /
+    revert``. ``pin`` False rolls back without pinning (committed at once)."""
+
+    def validate_rollback(self, to: Release, *, pin: bool) -> RollbackCheck:
+        """Whether the environment can be rolled back to ``to``; changes nothing."""
+        ...
+
+    def roll_back_pinned(self, to: Release, *, pin: bool) -> Release:
+        """Roll back to ``to`` (exactly once); the rollback release, which pins the
+        environment when ``pin``."""
+        ...
+
+    def commit_rollback(self) -> None:
+        """Keep the rollback the environment is pinned to, and unpin it (exactly once)."""
+        ...
+
+    def revert_rollback(self) -> Release:
+        """Undo the rollback the environment is pinned to: a new release of the spec from
+        before it, and unpin; that release."""
         ...

@@ -44,13 +44,15 @@ CHANGED_FILES_MAX_BYTES = 512 * 1024
 of one output, so the other outputs (50 MB a run) keep room."""
 
 _HEADINGS = {
-    Status.DEPLOYED: "✅ Deployed to Astro",
+    Status.DEPLOYED: "✅ Deployed to {platform}",
     Status.SKIPPED: "⏭️ Deploy skipped",
     Status.PLANNED: "📝 Deploy plan (dry run)",
     Status.FAILED: "❌ Deploy failed",
     Status.ROLLED_BACK: "↩️ Deploy failed and was rolled back",
     Status.SUPERSEDED: "⏩ Superseded by a newer deploy",
     Status.DELETED: "🗑️ Preview deleted",
+    Status.COMMITTED: "📌 Rollback committed",
+    Status.REVERTED: "↩️ Rollback reverted",
 }
 
 
@@ -180,7 +182,7 @@ def summary(result: RunResult, context: GitHubContext) -> str:
     """The job summary in Markdown."""
     if result.matrix is not None:
         return _matrix_summary(result, result.matrix)
-    heading = _HEADINGS[result.status]
+    heading = _HEADINGS[result.status].format(platform=result.platform)
     if result.status is Status.ROLLED_BACK and result.error is None:
         heading = "↩️ Rolled back"
     lines = [f"## {heading}", ""]

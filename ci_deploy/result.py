@@ -36,6 +36,10 @@ class Status(StrEnum):
     """A newer deploy was made while this run shipped, so this run did not finalize its own."""
     DELETED = "deleted"
     """Previews were deleted (``preview-delete``, ``preview-cleanup``)."""
+    COMMITTED = "committed"
+    """A rollback that pinned the environment was kept (``action: rollback-commit``)."""
+    REVERTED = "reverted"
+    """A rollback that pinned the environment was undone (``action: rollback-revert``)."""
 
 
 # --- the records -------------------------------------------------------------------------------
@@ -171,6 +175,16 @@ class PreviewsDeleted:
     dry_run: bool = False
 
 
+@dataclass(frozen=True)
+class PinDecided:
+    """``action: rollback-commit`` or ``rollback-revert`` done on the rollback ``pinned``;
+    ``release`` the revert's release."""
+
+    action: str
+    pinned: str
+    release: Release | None = None
+
+
 Record = (
     Subject
     | Detection
@@ -187,6 +201,7 @@ Record = (
     | Selected
     | PreviewReady
     | PreviewsDeleted
+    | PinDecided
 )
 _R = TypeVar(
     "_R",
@@ -205,6 +220,7 @@ _R = TypeVar(
     Selected,
     PreviewReady,
     PreviewsDeleted,
+    PinDecided,
 )
 
 
@@ -261,6 +277,12 @@ class RunResult:
     previews_deleted: PreviewsDeleted | None = None
 
     @property
+    def platform(self) -> str:
+        """The platform's name for messages: "Astro" unless the environment says."""
+        environment = self.subject.environment
+        return (environment.platform if environment is not None else "") or "Astro"
+
+    @property
     def skipped(self) -> bool:
         return self.plan is not None and self.plan.operation is Operation.SKIP
 
@@ -300,15 +322,18 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
     unknown = cut is not None and cut.what.startswith("finalizing")
     if made is not None and finalized is None and not unknown:
         pending.insert(0, made.release)
+    pin = journal.last(PinDecided)
     preview, deleted = journal.last(PreviewReady), journal.last(PreviewsDeleted)
     return RunResult(
-        status=_status(plan, rollback, superseded, error, journal.last(Selected), preview, deleted),
+        status=_status(
+            plan, rollback, superseded, error, journal.last(Selected), preview, deleted, pin
+        ),
         subject=subject,
         error=error,
         detection=journal.last(Detection),
         plan=plan,
         built=journal.last(Built),
-        release=made.release if made is not None else None,
+        release=made.release if made is not None else pin.release if pin is not None else None,
         shipment=shipped.shipment if shipped else None,
         finalized=finalized is not None,
         rollback=rollback,
@@ -331,9 +356,12 @@ def _status(
     selected: Selected | None,
     preview: PreviewReady | None = None,
     deleted: PreviewsDeleted | None = None,
+    pin: PinDecided | None = None,
 ) -> Status:
     if rollback is not None:
         return Status.ROLLED_BACK
+    if error is None and pin is not None:
+        return Status.COMMITTED if pin.action == "rollback-commit" else Status.REVERTED
     if error is None and plan is None and selected is not None:
         return Status.PLANNED
     if error is None and plan is None:

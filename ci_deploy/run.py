@@ -27,7 +27,7 @@ from ci_deploy.errors import (
     unexpected_error,
 )
 from ci_deploy.github import GitHubContext
-from ci_deploy.inputs import Inputs
+from ci_deploy.inputs import PIN_ACTIONS, Inputs
 from ci_deploy.plan import (
     Detection,
     Operation,
@@ -37,7 +37,7 @@ from ci_deploy.plan import (
     make_plan,
     plan_rollback,
 )
-from ci_deploy.platform import Environment, Platform, Release
+from ci_deploy.platform import Environment, PinningPlatform, Platform, Release
 from ci_deploy.result import Created, Journal, RunResult, Seen, Subject, Superseded, assemble
 from ci_deploy.runner import Runner
 from ci_deploy.stages import Scope
@@ -66,6 +66,11 @@ def _astro(
     images: Callable[[], ImageBuilder],
     timing: Timing,
 ) -> AbstractContextManager[Platform]:
+    """The platform ``inputs.platform`` names: Astro, or App Platform."""
+    if inputs.platform == "digitalocean":
+        from ci_deploy.digitalocean.platform import connect as connect_apps
+
+        return connect_apps(inputs, runner, images, timing)
     from ci_deploy.astro.platform import connect
 
     return connect(inputs, runner, images, timing)
@@ -203,6 +208,11 @@ class _Stages:
         environment = platform.locate()
         journal.add(Subject(environment.id, environment))
         self.runner.info(environment.summary)
+        if inputs.action in PIN_ACTIONS:
+            if not isinstance(platform, PinningPlatform):
+                raise DeployRejectedError(f"{inputs.action} needs platform: digitalocean.")
+            self._recovery().decide_pin(platform, inputs.action, environment.pinned)
+            return
         history = platform.history()
         self._say_in_flight(history)
         if inputs.action == "rollback":
@@ -304,7 +314,7 @@ class _Stages:
             runner.info(f"Decision: {plan.kind}. {plan.reason}")
 
     def _recovery(self) -> Recovery:
-        return Recovery(self.scope, timeout=self.inputs.wait_timeout)
+        return Recovery(self.scope, timeout=self.inputs.wait_timeout, pin=self.inputs.rollback_pin)
 
 
 def _detected(detection: Detection | None) -> list[str]:

@@ -73,6 +73,11 @@ def run_action(
     environ = step_environment(
         repo, emulator, inputs, event_name=event_name, event=event, token=token, ref=ref, env=env
     )
+    return run_in(environ)
+
+
+def run_in(environ: Mapping[str, str]) -> Step:
+    """Run the entrypoint as the runner would, in ``environ`` (``runner_environment``)."""
     result = run_step(environ, timeout=120)
     outputs = result.outputs
     assert set(outputs) == set(OUTPUT_NAMES), "every output is written on every run"

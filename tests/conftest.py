@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ci_deploy_testkit.do_emulator import AppPlatformEmulator
 from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.github import FakeGitHub
 from tests.actionrun import (
@@ -16,6 +17,7 @@ from tests.actionrun import (
 )
 from tests.fakes import FakeClock
 from tests.gitrepo import GitRepo
+from tests.spec import assert_do_requests_match_spec
 
 
 @pytest.fixture
@@ -49,6 +51,27 @@ def astro(clock: FakeClock) -> Iterator[Emulator]:
     with Emulator(rollout_seconds=20, clock=clock) as emu:
         yield emu
     assert_requests_match_spec(emu)
+
+
+@pytest.fixture
+def do_api(clock: FakeClock) -> Iterator[AppPlatformEmulator]:
+    """The App Platform emulator on a fake clock, for runs in process: each phase of a
+    deployment takes 5 s of that clock (a build 20 s, a rollback 10 s), which pass only while
+    the run sleeps. After each test, every API request it received must match the App
+    Platform spec."""
+    with AppPlatformEmulator(phase_seconds=5, clock=clock) as emu:
+        yield emu
+    assert_do_requests_match_spec(emu.requests)
+
+
+@pytest.fixture
+def do_emulator() -> Iterator[AppPlatformEmulator]:
+    """The App Platform emulator on the real clock, for runs in a subprocess: deployments
+    end at once (set ``phase_seconds`` to watch phases). After each test, every API request
+    it received must match the App Platform spec."""
+    with AppPlatformEmulator(phase_seconds=0) as emu:
+        yield emu
+    assert_do_requests_match_spec(emu.requests)
 
 
 @pytest.fixture

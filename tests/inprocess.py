@@ -16,7 +16,7 @@ from typing import Any
 from ci_deploy import cli
 from ci_deploy.platform import Platform
 from ci_deploy.report import OUTPUT_NAMES
-from ci_deploy.run import Dependencies
+from ci_deploy.run import Dependencies, PlatformFactory
 from ci_deploy.runner import Runner
 from ci_deploy_testkit.emulator import Emulator, make_token
 from ci_deploy_testkit.localrun import StepResult, runner_environment
@@ -34,6 +34,7 @@ def run_in_process(
     *,
     platform: Platform | None = None,
     emulator: Emulator | None = None,
+    factory: PlatformFactory | None = None,
     clock: FakeClock | None = None,
     images: Callable[[Runner], Any] | None = None,
     event_name: str = "push",
@@ -44,13 +45,14 @@ def run_in_process(
     request_timeout: float | None = None,
     log: io.StringIO | None = None,
 ) -> Step:
-    """Run the action in ``workspace`` against ``platform`` or ``emulator`` (one of them).
+    """Run the action in ``workspace`` against ``platform``, ``emulator`` or the platform
+    ``factory`` makes (one of them; with ``factory`` the inputs name the target).
 
     ``request_timeout`` is the run's HTTP request timeout in real seconds (the run's own
     default when None).
     """
-    if (platform is None) == (emulator is None):
-        raise ValueError("give a platform or an emulator")
+    if [platform, emulator, factory].count(None) != 2:
+        raise ValueError("give a platform, an emulator or a factory")
     if clock is None:  # share the emulator's fake clock: its rollouts advance as the run sleeps
         shared = emulator.clock if emulator is not None else None
         clock = shared if isinstance(shared, FakeClock) else FakeClock()
@@ -61,11 +63,13 @@ def run_in_process(
             images=images or (lambda runner: FakeImages()), timing=clock.timing(request_timeout)
         )
     else:
-        assert platform is not None
-        target = {"api-url": "http://127.0.0.1:9/v1", "deployment-id": "dep-1"}
+        target = {} if factory else {"api-url": "http://127.0.0.1:9/v1", "deployment-id": "dep-1"}
         token = TOKEN if token is None else token
+        if factory is None:
+            assert platform is not None
+            factory = platform_factory(platform)
         dependencies = Dependencies(
-            platform=platform_factory(platform),
+            platform=factory,
             images=images or (lambda runner: FakeImages()),
             timing=clock.timing(request_timeout),
         )

@@ -1,19 +1,21 @@
-"""Contract checks: validate requests against the Astro API spec, and the GitHub REST API
-subset, with openapi-core.
+"""Contract checks: validate requests against the Astro API spec, the GitHub REST API
+subset and DigitalOcean's App Platform spec, with openapi-core.
 
 The Astro spec is ``/work/shared/api/astro-openapi-v1.yaml`` (two levels above this
 checkout), or the file named by ``CI_DEPLOY_SPEC``; the GitHub one is
-``github-rest-subset.json`` beside it, or ``CI_DEPLOY_GITHUB_SPEC``. Each is loaded once per
+``github-rest-subset.json`` beside it, or ``CI_DEPLOY_GITHUB_SPEC``; the App Platform one
+``digitalocean-apps-openapi.yaml``, or ``CI_DEPLOY_DO_SPEC``. Each is loaded once per
 session; a missing spec fails the test, it never skips it. Paths are given relative to the
-API base URL and are checked as if sent to the spec's server, ``https://api.astronomer.io/v1``
-or ``https://api.github.com``.
+API base URL and are checked as if sent to the spec's server, ``https://api.astronomer.io/v1``,
+``https://api.github.com`` or ``https://api.digitalocean.com`` (App Platform paths start
+with ``/v2``). App Platform answers can be checked too (:func:`assert_do_response_matches_spec`).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -23,8 +25,13 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
+from ci_deploy_testkit.emulator.wire import RecordedRequest
+
 __all__ = [
     "SPEC_SERVER",
+    "assert_do_request_matches_spec",
+    "assert_do_requests_match_spec",
+    "assert_do_response_matches_spec",
     "assert_github_request_matches_spec",
     "assert_httpx_request_matches_spec",
     "assert_request_matches_spec",
@@ -32,6 +39,8 @@ __all__ = [
 
 SPEC_ENV = "CI_DEPLOY_SPEC"
 GITHUB_SPEC_ENV = "CI_DEPLOY_GITHUB_SPEC"
+DO_SPEC_ENV = "CI_DEPLOY_DO_SPEC"
+DO_SERVER = "https://api.digitalocean.com"
 SPEC_SERVER = "https://api.astronomer.io/v1"
 _SERVER_HOST = "https://api.astronomer.io"
 _SERVER_PATH = "/v1"
@@ -64,6 +73,13 @@ def github_openapi() -> OpenAPI:
     """The loaded GitHub REST API subset (cached per path for the session)."""
     return _load(
         spec_path(GITHUB_SPEC_ENV, "github-rest-subset.json"), GITHUB_SPEC_ENV, "GitHub REST API"
+    )
+
+
+def do_openapi() -> OpenAPI:
+    """The loaded App Platform spec (cached per path for the session)."""
+    return _load(
+        spec_path(DO_SPEC_ENV, "digitalocean-apps-openapi.yaml"), DO_SPEC_ENV, "App Platform API"
     )
 
 
@@ -115,6 +131,70 @@ def assert_github_request_matches_spec(
         headers,
         body,
     )
+
+
+def assert_do_requests_match_spec(requests: Iterable[RecordedRequest]) -> None:
+    """Every App Platform API request (``/v2/...``) among ``requests`` (an emulator's)
+    validates against the App Platform spec."""
+    for request in requests:
+        if request.path.startswith("/v2/"):
+            assert_do_request_matches_spec(
+                request.method, request.path, request.query, request.headers, request.body or None
+            )
+
+
+def assert_do_request_matches_spec(
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+) -> None:
+    """:func:`assert_request_matches_spec` for the App Platform API (``path`` relative to
+    ``api-url``, e.g. ``/v2/apps/<id>/deployments``)."""
+    _validate(do_openapi(), "App Platform API", DO_SERVER, method, path, query, headers, body)
+
+
+@dataclass
+class _SpecResponse:
+    """A response in the shape openapi-core's ``Response`` protocol reads."""
+
+    status_code: int
+    content_type: str
+    headers: Headers
+    data: bytes
+
+
+def assert_do_response_matches_spec(response: httpx.Response) -> None:
+    """Fail unless an App Platform answer (a request sent to a server at the root, such as
+    the emulator) is one the spec allows for its request."""
+    request = response.request
+    header = Headers(list(request.headers.items()))
+    spec_request = _SpecRequest(
+        host_url=DO_SERVER,
+        path=request.url.path,
+        method=request.method.lower(),
+        body=request.content or None,
+        content_type=header.get("Content-Type", ""),
+        parameters=RequestParameters(
+            query=ImmutableMultiDict(list(request.url.params.multi_items())),
+            header=header,
+            cookie=ImmutableMultiDict(),
+        ),
+    )
+    spec_response = _SpecResponse(
+        response.status_code,
+        response.headers.get("content-type", ""),
+        Headers(list(response.headers.items())),
+        response.content,
+    )
+    try:
+        do_openapi().validate_response(spec_request, spec_response)
+    except Exception as exc:
+        raise AssertionError(
+            f"the answer {response.status_code} to {request.method} {request.url.path} does "
+            f"not match the App Platform API spec: {_explain(exc)}"
+        ) from exc
 
 
 def _validate(

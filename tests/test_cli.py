@@ -156,6 +156,6 @@ def test_emulator_command_without_the_test_kit_says_how_to_get_it() -> None:
 
 
 def test_secrets_are_never_flags(tmp_path: Path) -> None:
-    for name in ("api-token", "github-token", "preview-env"):
+    for name in ("api-token", "github-token", "preview-env", "digitalocean-token"):
         with pytest.raises(SystemExit):
             main(["deploy", f"--{name}", "x"], {})

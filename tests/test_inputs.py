@@ -126,6 +126,13 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
         "environment": "",
         "preview-env": "",
         "open-pull-requests": "",
+        "platform": "astro",
+        "digitalocean-token": "",
+        "app-id": "",
+        "app-name": "",
+        "app-spec": ".do/app.yaml",
+        "rollback-pin": "commit",
+        "docr-registry": "",
     }
 
 
@@ -960,8 +967,8 @@ def test_config_must_be_a_file_inside_the_workspace(workspace: Path, given: str)
 @pytest.mark.parametrize("given", ["roll-back", "undo", "deploy rollback", "previews"])
 def test_action_must_be_one_of_the_actions(workspace: Path, given: str) -> None:
     assert only_problem(workspace, "action", action=given) == (
-        "must be one of deploy, rollback, matrix, preview, preview-delete, preview-cleanup;"
-        f" got {given!r}"
+        "must be one of deploy, rollback, matrix, preview, preview-delete, preview-cleanup,"
+        f" rollback-commit, rollback-revert; got {given!r}"
     )
 
 

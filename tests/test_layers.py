@@ -30,6 +30,7 @@ PURE = (
     "ci_deploy.astro.logs",
     "ci_deploy.astro.preview",
     "ci_deploy.astro.rules",
+    "ci_deploy.digitalocean.rules",
 )
 """Decisions and records over plain data: no git, no network, no engine, no runner."""
 
@@ -49,6 +50,8 @@ IO_MODULES = (
     "ci_deploy.astro.upload",
     "ci_deploy.astro.platform",
     "ci_deploy.astro.hibernation",
+    "ci_deploy.digitalocean.client",
+    "ci_deploy.digitalocean.platform",
 )
 
 
@@ -116,6 +119,14 @@ def test_only_the_astro_subpackage_knows_astro(module: str) -> None:
         # API's limit, and borrow only that number.
         allowed = ["ci_deploy.astro.wire", "ci_deploy.astro.wire.DESCRIPTION_MAX"]
     assert imports_any(module, ("ci_deploy.astro",)) == allowed
+
+
+@pytest.mark.parametrize(
+    "module", [m for m in modules() if not m.startswith("ci_deploy.digitalocean")]
+)
+def test_only_the_digitalocean_subpackage_knows_app_platform(module: str) -> None:
+    """``run.py`` loads it inside its platform factory, like Astro."""
+    assert imports_any(module, ("ci_deploy.digitalocean",)) == []
 
 
 @pytest.mark.parametrize("module", list(modules()))

@@ -42,6 +42,18 @@ NOT_PASSED_THROUGH = {
     "environment": GITHUB_SIDE,
     "preview-env": "previews have their own workflow, preview.yml",
     "open-pull-requests": "previews have their own workflow, preview.yml",
+    **{
+        name: "the reusable workflows deploy to Astro; App Platform is used through the action"
+        for name in (
+            "platform",
+            "digitalocean-token",
+            "app-id",
+            "app-name",
+            "app-spec",
+            "rollback-pin",
+            "docr-registry",
+        )
+    },
 }
 """The action's inputs deploy.yml does not offer, and why (api-token comes from a secret)."""
 

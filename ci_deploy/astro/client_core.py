@@ -26,7 +26,7 @@ from ci_deploy.astro.client_errors import (
     unexpected_answer,
     unreachable,
 )
-from ci_deploy.http import Retryable, TransportFailure, send_with_retries
+from ci_deploy.http import Retryable, TransportFailure, bearer_client, send_with_retries
 
 __all__ = ["PAGE_SIZE", "ApiSession", "Operations"]
 
@@ -66,13 +66,12 @@ class ApiSession:
         self._max_attempts = max_attempts
         self._sleep = sleep
         self._on_retry = on_retry
-        self._http = httpx.Client(
-            base_url=self.api_url,
-            timeout=httpx.Timeout(timeout, connect=10),
-            follow_redirects=False,
+        self._http = bearer_client(
+            self.api_url,
+            token,
+            timeout=timeout,
             transport=transport,
             headers={
-                "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
                 "User-Agent": f"ci-deploy/{__version__}",
                 "X-Astro-Client-Identifier": client_identifier,

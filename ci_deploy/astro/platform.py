@@ -40,6 +40,7 @@ from ci_deploy.astro.wire import (
     RollbackRequest,
 )
 from ci_deploy.errors import ApiAmbiguousError, ApiError, DeployRejectedError, NotFoundError
+from ci_deploy.exactly_once import exactly_once
 from ci_deploy.platform import (
     Artifact,
     Environment,
@@ -55,10 +56,6 @@ from ci_deploy.timing import Timing
 if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage, ImageBuilder
     from ci_deploy.inputs import Inputs
-
-WRITE_ATTEMPTS = 3
-"""How often a create, finalize or rollback whose outcome is unknown is sent, the state read
-back in between."""
 
 _Made = TypeVar("_Made", Deploy, Deployment)
 
@@ -169,44 +166,15 @@ class AstroPlatform:
         noun: str = "deploy",
         where: str = "the Deployment's deploys",
     ) -> _Made:
-        """``send`` once, even when answers are lost: after a failure that leaves open whether
-        the API processed it, ``made`` reads the state back (the deploy it made, or None),
-        and only when it was not made is ``send`` tried again (at most
-        :data:`WRITE_ATTEMPTS` times in all). A retry the API refuses is read back too: the
-        earlier attempt may have been processed late."""
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                return send()
-            except ApiAmbiguousError as exc:
-                self._runner.info(
-                    f"The answer to {what} was lost ({exc.message}); reading {where} to see "
-                    "whether it was done."
-                )
-                found = _read_back(made, exc)
-                if found is not None:
-                    self._runner.info(f"It was: {noun} {found.id}. Continuing with it.")
-                    return found
-                if attempt == WRITE_ATTEMPTS:
-                    raise ApiError(
-                        f"{exc.message} After {WRITE_ATTEMPTS} attempts, none of them shows in "
-                        f"{where}: it was not done.",
-                        status_code=exc.status_code,
-                        request_id=exc.request_id,
-                        operation=exc.operation,
-                    ) from exc
-                self._runner.info(f"It was not; {what} again (attempt {attempt + 1}).")
-            except ApiError as exc:
-                if attempt == 1:
-                    raise
-                found = _read_back(made, exc)
-                if found is None:
-                    raise
-                self._runner.info(
-                    f"The retry was refused ({exc.message}), but an earlier attempt went "
-                    f"through late: {noun} {found.id}. Continuing with it."
-                )
-                return found
-        raise AssertionError("unreachable")
+        """``send`` once, even when answers are lost (see :func:`exactly_once`)."""
+        return exactly_once(
+            what,
+            send,
+            made,
+            log=self._runner.info,
+            name=lambda found: f"{noun} {found.id}",
+            where=where,
+        )
 
     def _find_marked(self, marker: str, known: set[str], *, rollback: bool) -> Deploy | None:
         """A deploy (or a rollback) made since ``known`` whose description carries
@@ -407,18 +375,6 @@ class AstroPlatform:
             raise AssertionError("locate() the Deployment first")
         with hibernation.awake(self._client, self._deployment, self._runner, enabled=enabled):
             yield
-
-
-def _read_back(made: Callable[[], _Made | None], failure: ApiError) -> _Made | None:
-    """``made()``: what a write whose outcome is unknown left; when reading it fails too, an
-    ApiAmbiguousError saying both."""
-    try:
-        return made()
-    except ApiError as reread:
-        raise ApiAmbiguousError(
-            f"{failure.message} Reading it back failed too: {reread.message}",
-            operation=failure.operation,
-        ) from failure
 
 
 def marked(description: str, marker: str, limit: int = DESCRIPTION_MAX) -> str:

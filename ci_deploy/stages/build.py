@@ -100,6 +100,7 @@ def _image(inputs: Inputs, runner: Runner, builder: ImageBuilder, tag: str) -> B
         runner.info(f"Using the image {inputs.image_name} built earlier in the workflow.")
     else:
         image = builder.build(inputs.root_path, tag=tag)
-    version = builder.check_runtime(image)
-    runner.info(f"Image {image.reference}: Astro Runtime {version}.")
+    if inputs.platform == "astro":  # an App Platform image runs anything
+        version = builder.check_runtime(image)
+        runner.info(f"Image {image.reference}: Astro Runtime {version}.")
     return image

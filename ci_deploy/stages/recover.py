@@ -16,9 +16,9 @@ from typing import NoReturn
 
 from ci_deploy import history as releases
 from ci_deploy.errors import ApiAmbiguousError, ApiError, RolloutError
-from ci_deploy.plan import Plan
-from ci_deploy.platform import Release
-from ci_deploy.result import Finalized, RolledBack
+from ci_deploy.plan import Operation, Plan
+from ci_deploy.platform import PinningPlatform, Release
+from ci_deploy.result import Finalized, PinDecided, RolledBack
 from ci_deploy.stages import Scope
 from ci_deploy.stages.verify import wait_for
 
@@ -26,10 +26,12 @@ from ci_deploy.stages.verify import wait_for
 class Recovery:
     """Rollbacks of one environment, waited for and recorded."""
 
-    def __init__(self, scope: Scope, *, timeout: float) -> None:
+    def __init__(self, scope: Scope, *, timeout: float, pin: str = "commit") -> None:
         self._scope = scope
         self._runner = scope.runner
         self._timeout = timeout
+        self._pin = pin
+        """``rollback-pin``: commit a pinning rollback once healthy, hold it, or skip the pin."""
 
     def after_failure(self, plan: Plan, failure: RolloutError, finalized: Finalized) -> NoReturn:
         """Roll back the failed release when the plan allows it and it is still this run's
@@ -61,6 +63,9 @@ class Recovery:
         if target is None:
             why = plan.no_rollback or "the Deployment ran no known deploy before this one"
             raise RolloutError(f"{failure.message} A rollback was impossible: {why}.") from failure
+        if isinstance(scope.platform, PinningPlatform):
+            self._pinned_after_failure(scope.platform, failure, release, target)
+
         try:
             outcome = self.roll_back(
                 target, f"ci-deploy: automatic rollback after deploy {release.id} failed"
@@ -93,6 +98,11 @@ class Recovery:
         """``action: rollback``: roll back to the plan's target; RolloutError unless healthy."""
         target = plan.rollback_to
         assert target is not None, "plan_rollback always names a target"
+        platform = self._scope.platform
+        if isinstance(platform, PinningPlatform):
+            ended = self.pinned(platform, target, "the rollback requested")
+            self._runner.notice(ended, title="Rolled back")
+            return
         outcome = self.roll_back(target, "ci-deploy: rollback requested")
         if not outcome.healthy:
             raise RolloutError(
@@ -135,3 +145,118 @@ class Recovery:
             outcome = RolledBack(rollback, to, True, "the rollback is healthy")
         scope.journal.add(outcome)
         return outcome
+
+    # -- App Platform: validate -> roll back (pins) -> commit / hold / revert ----------------
+
+    def _pinned_after_failure(
+        self, platform: PinningPlatform, failure: RolloutError, release: Release, target: Release
+    ) -> NoReturn:
+        """The automatic rollback on a platform whose rollback pins; raise what happened.
+
+        Its releases start the moment they are made: one made after ours and not failed
+        (still building, say) replaced ours, and a rollback would undo it."""
+        newer = releases.started_after(release, platform.history())
+        if newer is not None:
+            raise RolloutError(
+                f"{failure.message} Deployment {newer.id} ({newer.commit_label()}) started "
+                f"after deployment {release.id}, so nothing was rolled back (that would undo "
+                f"deployment {newer.id}).",
+                title="Rollout failed; a newer deployment took over",
+            ) from failure
+        try:
+            ended = self.pinned(platform, target, f"deployment {release.id} failed")
+        except RolloutError as exc:
+            raise RolloutError(f"{failure.message} {exc.message}", title=exc.title) from failure
+        except ApiError as exc:
+            raise RolloutError(
+                f"{failure.message} The automatic rollback to deployment {target.id} failed: "
+                f"{exc.message} Check the app's deployments in the control panel.",
+                title="Rollout failed and the rollback failed",
+            ) from exc
+        raise RolloutError(
+            f"{failure.message} {ended}", title="Rollout failed and was rolled back"
+        ) from failure
+
+    def pinned(self, platform: PinningPlatform, target: Release, why: str) -> str:
+        """Validate, roll back to ``target``, wait, then commit (or hold, or nothing when the
+        pin was skipped); a failed rollback is reverted. The sentence saying how it ended;
+        RolloutError when no rollback happened or it failed."""
+        scope, runner, pin = self._scope, self._runner, self._pin
+        check = platform.validate_rollback(target, pin=pin != "skip")
+        for warning in check.warnings:
+            runner.warning(
+                f"Rolling back to deployment {target.id}: {warning}", title="Rollback warning"
+            )
+        warned = f" Warnings: {'; '.join(check.warnings)}." if check.warnings else ""
+        if not check.valid:
+            raise RolloutError(
+                f"No rollback happened: App Platform says the rollback to deployment {target.id} "
+                f"is invalid ({check.code}: {check.reason}).{warned}",
+                title="Rollback invalid",
+            )
+        runner.info(f"Rolling back to deployment {target.id} ({target.commit_label()}): {why}.")
+        rollback = platform.roll_back_pinned(target, pin=pin != "skip")
+        runner.info(f"Rollback deployment {rollback.id} created.")
+        scope.journal.add(
+            RolledBack(rollback, target, None, "its health is unknown (not yet seen)")
+        )
+        try:
+            wait_for(scope, rollback, f"the rollback to deployment {target.id}", self._timeout)
+        except RolloutError as exc:
+            scope.journal.add(
+                RolledBack(rollback, target, False, f"the rollback failed: {exc.message}")
+            )
+            if pin == "skip":
+                raise RolloutError(
+                    f"The rollback to deployment {target.id} failed too: {exc.message}{warned}",
+                    title="Rollout failed and the rollback failed",
+                ) from exc
+            reverted = platform.revert_rollback()
+            raise RolloutError(
+                f"The rollback to deployment {target.id} (rollback deployment {rollback.id}) "
+                f"failed too: {exc.message} It was reverted (deployment {reverted.id}), which "
+                f"unpinned the app.{warned}",
+                title="Rollout failed and the rollback failed",
+            ) from exc
+        scope.journal.add(RolledBack(rollback, target, True, "the rollback is healthy"))
+        done = (
+            f"The app was rolled back to deployment {target.id} ({target.commit_label()}) with "
+            f"rollback deployment {rollback.id}, which is ACTIVE"
+        )
+        if pin == "commit":
+            platform.commit_rollback()
+            return f"{done}; the rollback was committed (the app is not pinned).{warned}"
+        if pin == "hold":
+            return (
+                f"{done}. The app stays pinned to it (rollback-pin: hold): run the action with "
+                "`action: rollback-commit` to keep it, or `action: rollback-revert` to undo it."
+                f"{warned}"
+            )
+        return f"{done} (not pinned: rollback-pin: skip).{warned}"
+
+    def decide_pin(self, platform: PinningPlatform, action: str, pinned: str) -> None:
+        """``action: rollback-commit`` or ``rollback-revert`` on an app pinned to ``pinned``
+        ("" when it is not pinned: nothing to do)."""
+        runner = self._runner
+        if not pinned:
+            reason = f"The app is not pinned, so there is no rollback to {action.split('-')[1]}."
+            self._scope.journal.add(Plan(Operation.SKIP, reason))
+            runner.notice(reason, title="Nothing to decide")
+            return
+        if action == "rollback-commit":
+            platform.commit_rollback()
+            self._scope.journal.add(PinDecided(action, pinned))
+            runner.notice(
+                f"Committed rollback deployment {pinned}: the app keeps it and is unpinned.",
+                title="Rollback committed",
+            )
+            return
+        reverted = platform.revert_rollback()
+        self._scope.journal.add(PinDecided(action, pinned, reverted))
+        runner.info(f"Reverted rollback deployment {pinned}: deployment {reverted.id} started.")
+        wait_for(self._scope, reverted, f"the revert of rollback {pinned}", self._timeout)
+        runner.notice(
+            f"Reverted rollback deployment {pinned}: deployment {reverted.id} is ACTIVE and "
+            "the app is unpinned.",
+            title="Rollback reverted",
+        )

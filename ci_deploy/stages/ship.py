@@ -34,9 +34,10 @@ def ship(
             release.kind, scope.described(release.description), source, scope.marker
         )
         journal.add(Created(created))
-    runner.info(
-        f"Created deploy {created.id} ({created.kind}) for commit {source.commit.sha[:12]}."
-    )
+    if created.id:  # else the platform makes it at finalize
+        runner.info(
+            f"Created deploy {created.id} ({created.kind}) for commit {source.commit.sha[:12]}."
+        )
 
     versions: dict[Artifact, str] = {}
     for artifact, tarball in ((Artifact.DAGS, built.dags), (Artifact.BUNDLE, built.bundle)):
@@ -70,10 +71,10 @@ def ship(
     finalized_at = scope.timing.now()
     previous = releases.running(history, environment.running)
     live = frozenset(r.id for r in history if r.state is ReleaseState.LIVE)
-    with scope.writing(f"finalizing deploy {created.id}"):
+    with scope.writing(f"finalizing deploy {created.id or 'of this run'}"):
         finalized = Finalized(
             platform.finalize(created, Shipment(versions)), finalized_at, previous, live
         )
         journal.add(finalized)
-    runner.info(f"Finalized deploy {created.id}.")
+    runner.info(f"Finalized deploy {finalized.release.id}.")
     return finalized

@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from ci_deploy.astro import wire as models
 from ci_deploy_testkit.emulator.logs import LOG_SOURCES, LogSearch
+from ci_deploy_testkit.emulator.routing import NoRoute, Route, find_route
 from ci_deploy_testkit.emulator.state import AstroState, parse_rfc3339
 from ci_deploy_testkit.emulator.wire import (
     ApiProblem,
@@ -70,13 +69,6 @@ class HibernationOverrideBody(BaseModel):
         if value is not None:
             parse_rfc3339(value)
         return value
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Callable[..., Response]
 
 
 class AstroApi:
@@ -195,19 +187,15 @@ class AstroApi:
             raise ApiProblem(401, "the API token is invalid or expired")
 
     def _route(self, request: RecordedRequest) -> tuple[Callable[..., Response], dict[str, str]]:
-        allowed: list[str] = []
-        for route in self._routes:
-            match = route.pattern.fullmatch(request.path)
-            if match is None:
-                continue
-            if route.method == request.method:
-                return route.handler, {k: unquote(v) for k, v in match.groupdict().items()}
-            allowed.append(route.method)
-        if allowed:
-            raise ApiProblem(
-                405, f"{request.method} is not allowed on this path (allowed: {', '.join(allowed)})"
-            )
-        raise _no_route(request)
+        try:
+            return find_route(self._routes, request)
+        except NoRoute as no_route:
+            if no_route.allowed:
+                allowed = ", ".join(no_route.allowed)
+                raise ApiProblem(
+                    405, f"{request.method} is not allowed on this path (allowed: {allowed})"
+                ) from None
+            raise _no_route(request) from None
 
 
 def _no_route(request: RecordedRequest) -> ApiProblem:

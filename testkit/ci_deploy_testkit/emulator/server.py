@@ -1,6 +1,7 @@
 """The emulator's HTTP server, and :class:`Emulator`, the handle tests and the demo hold.
 
-One ``ThreadingHTTPServer`` on a background thread serves three things on one port:
+One server (:class:`~ci_deploy_testkit.emulator.serving.ServedApi`) serves three things on
+one port:
 
 - ``/v1/...``: the Astro API calls of a deploy, plus listing Deployments, hibernation
   overrides and Deployment logs (see :mod:`ci_deploy_testkit.emulator.api`);
@@ -9,32 +10,29 @@ One ``ThreadingHTTPServer`` on a background thread serves three things on one po
 - ``/ui/deployments/<id>``: a page for the Deployment's ``uiUrl``.
 
 Every request is recorded in :attr:`Emulator.requests` before anything else happens, then
-:attr:`Emulator.faults` may answer it instead or drop it, then it is handled under one lock;
-a slow fault then waits, outside that lock, before the answer goes out.
+:attr:`Emulator.faults` may answer it instead or drop it, then it is handled under the
+state's lock; a slow fault then waits, outside that lock, before the answer goes out.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
 import signal
-import socket
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 
 from ci_deploy_testkit.emulator.api import AstroApi
 from ci_deploy_testkit.emulator.blob import BlobHost
-from ci_deploy_testkit.emulator.faults import Fault, Faults
+from ci_deploy_testkit.emulator.faults import Fault
+from ci_deploy_testkit.emulator.serving import Log, ServedApi
 from ci_deploy_testkit.emulator.state import WORKSPACE_ID, AstroState
 from ci_deploy_testkit.emulator.ui import deployment_page
 from ci_deploy_testkit.emulator.wire import (
@@ -51,8 +49,6 @@ DEMO_DEPLOYMENT_ID = "emulator-deployment"
 _TOKEN_ISSUED_AT = 1767225600  # 2026-01-01T00:00:00Z: fixed, so tokens are reproducible
 _AZURE_FAULT_CODES = {408: "OperationTimedOut", 500: "InternalError", 503: "ServerBusy"}
 _UI_PATH = re.compile(r"/ui/deployments/([^/]+)")
-
-Log = Callable[[str], None]
 
 
 def make_token(organization_id: str, workspace_id: str = WORKSPACE_ID) -> str:
@@ -72,7 +68,7 @@ def make_token(organization_id: str, workspace_id: str = WORKSPACE_ID) -> str:
     return ".".join(_base64url(part) for part in [*parts, b"emulator"])
 
 
-class Emulator:
+class Emulator(ServedApi):
     """A local Astro API and blob host with one seeded organization and Deployment.
 
     The socket is bound on construction (``port=0`` picks a free port), so URLs are known
@@ -118,11 +114,7 @@ class Emulator:
         self.deployment_id = DEMO_DEPLOYMENT_ID
         self.token = make_token(DEMO_ORGANIZATION_ID)
         self.tokens: set[str] = {self.token}
-        self.faults = Faults()
-        self.requests: list[RecordedRequest] = []
-        self._server = _Server((host, port), self._respond, log)
-        advertised = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104
-        self.base_url = f"http://{advertised}:{self.port}"
+        super().__init__(host, port, log)
         self._state = AstroState(
             self.base_url,
             DEMO_ORGANIZATION_ID,
@@ -137,48 +129,6 @@ class Emulator:
             ("/blob/", BlobHost(self._state).handle),
             ("/ui/", self._ui),
         )
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._stopping = threading.Event()  # wakes the handlers of slow faults on stop()
-        self._late: list[tuple[RecordedRequest, tuple[str, str]]] = []  # late faults' requests
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    def start(self) -> Emulator:
-        """Serve on a background thread. Returns ``self``."""
-        if self._thread is not None or self._closed:
-            raise RuntimeError("an Emulator can be started once")
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},  # how soon stop() returns
-            name=f"ci-deploy-emulator:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, cut open connections and release the port. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopping.set()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-        self._server.close_connections()
-        self._server.server_close()
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- addresses -------------------------------------------------------------------
 
@@ -348,44 +298,12 @@ class Emulator:
 
     # -- serving ---------------------------------------------------------------------
 
-    def _respond(self, request: RecordedRequest) -> Response | None:
-        """The answer to ``request``; None to close the connection without one."""
-        with self._state.lock:
-            self.requests.append(request)
-        self._handle_late(request)
-        fault = self.faults.take(request.method, request.path)
-        if fault is not None and fault.until is not None:
-            with self._state.lock:
-                self._late.append((request, fault.until))
-            return None  # handled later, by _handle_late
-        if fault is not None and fault.status is not None:
-            return _fault_response(fault, request.path)
-        if fault is not None and not fault.processed:
-            return None  # dropped before processing
-        try:
-            with self._state.lock:
-                response = self._dispatch(request)
-        except Exception as exc:  # an emulator bug: answer it instead of hanging the client
-            traceback.print_exc()
-            response = ApiProblem(500, f"emulator error: {exc!r}").response()
-        if fault is None:
-            return response
-        if fault.slow and not self._stopping.wait(fault.delay):  # outside the state lock
-            return response
-        return None  # dropped after processing, or stopped while answering late
+    @property
+    def lock(self) -> threading.RLock:
+        return self._state.lock
 
-    def _handle_late(self, request: RecordedRequest) -> None:
-        """Handle the held requests of late faults that ``request`` releases; their answers
-        go nowhere (their clients are gone)."""
-        with self._state.lock:
-            due = [
-                held
-                for held, (method, regex) in self._late
-                if method in ("*", request.method.upper()) and re.search(regex, request.path)
-            ]
-            self._late = [entry for entry in self._late if entry[0] not in due]
-            for held in due:
-                self._dispatch(held)
+    def _fault_response(self, fault: Fault, path: str) -> Response:
+        return _astro_fault_response(fault, path)
 
     def _dispatch(self, request: RecordedRequest) -> Response:
         for prefix, handle in self._routes:
@@ -441,112 +359,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, rollout_seconds: float = 1.
     return 0
 
 
-class _Server(ThreadingHTTPServer):
-    """The HTTP server; it tracks open connections so :meth:`close_connections` can cut them."""
-
-    daemon_threads = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        respond: Callable[[RecordedRequest], Response | None],
-        log: Log | None,
-    ) -> None:
-        self.respond = respond
-        self.log = log
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def track(self, connection: socket.socket, open_: bool) -> None:
-        with self._connections_lock:
-            if open_:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by the client
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Reads one request into a :class:`RecordedRequest` and writes the server's answer."""
-
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in separate writes
-    server_version = "ci-deploy-emulator"
-    timeout = 60.0  # seconds an idle keep-alive connection is kept
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
-
-    def _serve(self) -> None:
-        path, _, query = self.path.partition("?")
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        try:
-            body = self._read_body(headers)
-        except ValueError:
-            self.send_error(400, "Bad Content-Length or chunk size")
-            return
-        request = RecordedRequest(self.command, path, query, headers, body)
-        response = self.server.respond(request)
-        if response is None:
-            self.close_connection = True
-            self._log(request, "dropped")
-            return
-        try:
-            self.send_response(response.status)
-            for name, value in response.headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            self.wfile.write(response.body)
-        except OSError:  # the client left first (e.g. it timed out on a slow fault)
-            self.close_connection = True
-            self._log(request, "client gone")
-            return
-        self._log(request, str(response.status))
-
-    def _read_body(self, headers: dict[str, str]) -> bytes:
-        if headers.get("transfer-encoding", "").lower() != "chunked":
-            length = int(headers.get("content-length") or 0)
-            if length < 0:
-                raise ValueError("negative Content-Length")
-            return self.rfile.read(length)
-        chunks: list[bytes] = []
-        while size := int(self.rfile.readline().split(b";")[0], 16):
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-            pass  # trailers
-        return b"".join(chunks)
-
-    def _log(self, request: RecordedRequest, outcome: str) -> None:
-        if self.server.log is not None:
-            self.server.log(f"{request.method} {request.path} -> {outcome}")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence http.server's own access log; :meth:`_log` writes ours."""
-
-
-def _fault_response(fault: Fault, path: str) -> Response:
+def _astro_fault_response(fault: Fault, path: str) -> Response:
     status = fault.status or 500
     extra = (("Retry-After", fault.retry_after),) if fault.retry_after else ()
     if fault.body is not None:

@@ -1,0 +1,1 @@
+"""DigitalOcean App Platform, the second platform: one app and its deployments."""
