@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from ci_deploy.errors import ApiAmbiguousError, ApiError
+from ci_deploy.errors import ApiAmbiguousError, ApiError, NotFoundError
 
 WRITE_ATTEMPTS = 3
 """How often a write whose outcome is unknown is sent, the state read back in between."""
@@ -87,3 +87,19 @@ def _read_back(made: Callable[[], _T | None], failure: ApiError, title: str | No
             operation=failure.operation,
             title=title,
         ) from failure
+
+
+def deleted(delete: Callable[[], object], read: Callable[[], object]) -> bool:
+    """``delete`` something; False when it was gone already. A lost answer is resolved by
+    ``read``: gone now (not found) means the delete was done; still there, the error stands."""
+    try:
+        delete()
+    except NotFoundError:
+        return False
+    except ApiAmbiguousError:
+        try:  # gone now: the lost answer was a success
+            read()
+        except NotFoundError:
+            return True
+        raise
+    return True

@@ -122,8 +122,6 @@ ASTRO_ONLY: tuple[str, ...] = (
     "bundle-mount-path",
     "deploy-type",
     "wake-on-deploy",
-    "preview-env",
-    "open-pull-requests",
 )
 """Inputs that mean something only with platform: astro (rejected when given otherwise)."""
 DIGITALOCEAN_ONLY: tuple[str, ...] = (
@@ -135,7 +133,14 @@ DIGITALOCEAN_ONLY: tuple[str, ...] = (
     "docr-registry",
 )
 """Inputs that mean something only with platform: digitalocean."""
-DIGITALOCEAN_ACTIONS: tuple[str, ...] = ("deploy", "rollback", *PIN_ACTIONS)
+DIGITALOCEAN_ACTIONS: tuple[str, ...] = (
+    "deploy",
+    "rollback",
+    *PIN_ACTIONS,
+    "preview",
+    "preview-delete",
+    "preview-cleanup",
+)
 
 
 class ActionInput(NamedTuple):

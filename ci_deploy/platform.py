@@ -26,6 +26,7 @@ from ci_deploy.source import Source
 
 if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage
+    from ci_deploy.preview import PullRequest
 
 __all__ = [
     "Artifact",
@@ -302,6 +303,11 @@ class PreviewPlatform(Platform, Protocol):
         contains ``marker``, the template itself excepted."""
         ...
 
+    def preview_name(self, template: Environment, pull_request: PullRequest) -> str:
+        """The name of ``pull_request``'s preview of ``template``, in the platform's rules for
+        names, unique per repository, pull request and template."""
+        ...
+
     def create_environment(
         self,
         template: Environment,
@@ -309,9 +315,12 @@ class PreviewPlatform(Platform, Protocol):
         description: str,
         marker: str,
         variables: Mapping[str, str],
+        branch: str,
     ) -> Environment:
-        """Create an environment from ``template``'s settings, its description ending in
-        ``[marker]``, with the secret ``variables`` set; exactly once, like a release."""
+        """Create an environment from ``template``'s settings, carrying ``[marker]`` (Astro:
+        its description ends in it), with the secret ``variables`` set, building from the pull
+        request's head ``branch`` where the platform builds from git; exactly once, like a
+        release."""
         ...
 
     def delete_environment(self, environment: Environment) -> bool:

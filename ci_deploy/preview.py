@@ -47,6 +47,8 @@ class PullRequest:
     template: str = ""
     """The id of the template Deployment the preview copies: each template of a pull request
     has its own preview (a monorepo's projects)."""
+    head_branch: str = ""
+    """The pull request's head branch (what an App Platform preview builds from)."""
 
     @property
     def marker(self) -> str:
@@ -84,11 +86,11 @@ def fork_error(fork: str) -> PreviewError:
     """The one error a preview run from a fork ends with."""
     return PreviewError(
         f"This pull request comes from the fork {fork}, and GitHub gives workflows run for a "
-        "fork's pull request no secrets, so there is no Astro API token to make a preview "
-        "with. Skip the preview step for forks (if: github.event.pull_request.head.repo."
-        "full_name == github.repository), or have a maintainer push the branch to this "
-        "repository. Do not switch to pull_request_target with a checkout of the PR's head: "
-        "that runs the fork's code with your secrets (see the README).",
+        "fork's pull request no secrets, so there is no API token (Astro or DigitalOcean) to "
+        "make a preview with. Skip the preview step for forks (if: github.event."
+        "pull_request.head.repo.full_name == github.repository), or have a maintainer "
+        "push the branch to this repository. Do not switch to pull_request_target with a "
+        "checkout of the PR's head: that runs the fork's code with your secrets (see the README).",
         title="No preview for a fork's pull request",
     )
 
@@ -110,7 +112,12 @@ def pull_request_of(context: GitHubContext) -> PullRequest:
             title="No repository",
         )
     head = context.event_value("pull_request", "head", "sha")
-    return PullRequest(context.repository, number, head if isinstance(head, str) else "")
+    return PullRequest(
+        context.repository,
+        number,
+        head if isinstance(head, str) else "",
+        head_branch=context.branch,
+    )
 
 
 def short_hash(pull_request: PullRequest) -> str:

@@ -114,6 +114,13 @@ class FakeApps:
         self.calls.append("list_apps")
         return [self.get_app(self.app_id)]
 
+    def create_app(self, spec: Json) -> Json:
+        """One app only: previews (more apps) are tested against the App Platform emulator."""
+        raise ApiError("FakeApps holds one app; use the emulator for previews.", status_code=501)
+
+    def delete_app(self, app_id: str) -> None:
+        raise ApiError("FakeApps holds one app; use the emulator for previews.", status_code=501)
+
     def propose(self, spec: Json, app_id: str) -> Json:
         self.calls.append("propose")
         if not spec.get("name"):

@@ -19,6 +19,7 @@ from typing import Any
 from ci_deploy.astro.rules import RULES, AstroRules
 from ci_deploy.errors import ImageError
 from ci_deploy.image import BuiltImage
+from ci_deploy.input_rules import DEPLOYMENT_NAME_MAX
 from ci_deploy.inputs import Inputs
 from ci_deploy.platform import (
     Artifact,
@@ -30,6 +31,7 @@ from ci_deploy.platform import (
     ReleaseState,
     Shipment,
 )
+from ci_deploy.preview import PullRequest, preview_name
 from ci_deploy.runner import Runner
 from ci_deploy.source import Source
 from ci_deploy.timing import Timing
@@ -287,6 +289,9 @@ class FakePlatform:
             p.environment for p in self.previews.values() if marker in p.environment.description
         ]
 
+    def preview_name(self, template: Environment, pull_request: PullRequest) -> str:
+        return preview_name(template.name, pull_request, DEPLOYMENT_NAME_MAX)
+
     def create_environment(
         self,
         template: Environment,
@@ -294,6 +299,7 @@ class FakePlatform:
         description: str,
         marker: str,
         variables: Mapping[str, str],
+        branch: str,
     ) -> Environment:
         self._call("create_environment", template.id, name)
         preview = self.add_environment(

@@ -290,7 +290,7 @@ def test_a_pin_action_on_an_app_not_pinned_changes_nothing(repo: GitRepo, apps: 
         ({"platform": "astro", "app-id": "app-1", "deployment-id": "dep-1"}, "app-id"),
         ({"deployment-id": "dep-1"}, "deployment-id"),
         ({"app-id": ""}, "app-id"),
-        ({"action": "preview"}, "action"),
+        ({"action": "matrix"}, "action"),
     ],
 )
 def test_inputs_of_the_other_platform_are_rejected_before_any_call(

@@ -31,6 +31,7 @@ PURE = (
     "ci_deploy.astro.preview",
     "ci_deploy.astro.rules",
     "ci_deploy.digitalocean.rules",
+    "ci_deploy.digitalocean.preview",
 )
 """Decisions and records over plain data: no git, no network, no engine, no runner."""
 

@@ -39,8 +39,9 @@ from ci_deploy.astro.wire import (
     GitInfo,
     RollbackRequest,
 )
-from ci_deploy.errors import ApiAmbiguousError, ApiError, DeployRejectedError, NotFoundError
-from ci_deploy.exactly_once import exactly_once
+from ci_deploy.errors import ApiError, DeployRejectedError, NotFoundError
+from ci_deploy.exactly_once import deleted, exactly_once
+from ci_deploy.input_rules import DEPLOYMENT_NAME_MAX as NAME_INPUT_MAX
 from ci_deploy.platform import (
     Artifact,
     Environment,
@@ -49,6 +50,7 @@ from ci_deploy.platform import (
     Release,
     Shipment,
 )
+from ci_deploy.preview import PullRequest, preview_name
 from ci_deploy.runner import Runner
 from ci_deploy.source import Source
 from ci_deploy.timing import Timing
@@ -307,6 +309,9 @@ class AstroPlatform:
             if marker in (deployment.description or "") and deployment.id != template.id
         ]
 
+    def preview_name(self, template: Environment, pull_request: PullRequest) -> str:
+        return preview_name(template.name, pull_request, NAME_INPUT_MAX)
+
     def create_environment(
         self,
         template: Environment,
@@ -314,6 +319,7 @@ class AstroPlatform:
         description: str,
         marker: str,
         variables: Mapping[str, str],
+        branch: str,
     ) -> Environment:
         source = self._located()
         if source.id != template.id:
@@ -340,17 +346,10 @@ class AstroPlatform:
         return None
 
     def delete_environment(self, environment: Environment) -> bool:
-        try:
-            self._client.delete_deployment(environment.id)
-        except NotFoundError:
-            return False
-        except ApiAmbiguousError:
-            try:  # gone now: the lost answer was a success
-                self._client.get_deployment(environment.id)
-            except NotFoundError:
-                return True
-            raise
-        return True
+        return deleted(
+            lambda: self._client.delete_deployment(environment.id),
+            lambda: self._client.get_deployment(environment.id),
+        )
 
     def platform_for(self, environment: Environment) -> AstroPlatform:
         settings = replace(self._settings, deployment_id=environment.id, deployment_name="")

@@ -13,7 +13,7 @@ is resolved by reading the app back (the new deployment it shows, the pin it has
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,9 +24,10 @@ import yaml
 
 from ci_deploy.digitalocean import rules
 from ci_deploy.digitalocean.client import AppsApi, AppsClient
+from ci_deploy.digitalocean.preview import preview_app_name, preview_spec
 from ci_deploy.digitalocean.rules import AppsRules, Json
 from ci_deploy.errors import ApiAmbiguousError, ApiError, DeployRejectedError, NotFoundError
-from ci_deploy.exactly_once import exactly_once
+from ci_deploy.exactly_once import deleted, exactly_once
 from ci_deploy.platform import (
     Artifact,
     Environment,
@@ -44,6 +45,7 @@ from ci_deploy.timing import Timing
 if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage, ImageBuilder
     from ci_deploy.inputs import Inputs
+    from ci_deploy.preview import PullRequest
 
 LOOKS_AFTER_LOST_ANSWER = (0.0, 2.0, 5.0)
 """Seconds before each read-back of a write whose answer was lost."""
@@ -64,6 +66,16 @@ class AppsSettings:
     """``app-spec`` as given, relative to root-folder (the change it is found as)."""
     registry: str = ""
     """``docr-registry``: the account's container registry, where images are pushed."""
+    preview: PreviewOf | None = None
+    """Set on a preview's platform: the spec it deploys is made a preview's."""
+
+
+@dataclass(frozen=True)
+class PreviewOf:
+    """What makes a spec a preview's: its marker and the pull request's head branch."""
+
+    tag: str
+    branch: str
 
 
 class AppsPlatform:
@@ -197,11 +209,23 @@ class AppsPlatform:
         )
 
     def _target_spec(self) -> Json:
-        """The spec to deploy: the repository's when it has one, else the app's."""
+        """The spec to deploy: the repository's when it has one, else the app's; on a
+        preview, the repository's made a preview's (its own variables kept)."""
+        current = dict((self._app or {}).get("spec") or {})
         file_spec = self._file_spec()
-        if file_spec is not None:
+        if file_spec is None:
+            return current
+        preview = self._settings.preview
+        if preview is None:
             return file_spec
-        return dict((self._app or {}).get("spec") or {})
+        kept = [  # the preview's own secrets, set from preview-env when it was made
+            e
+            for e in current.get("envs") or ()
+            if isinstance(e, dict) and e.get("type") == "SECRET"
+        ]
+        return preview_spec(
+            file_spec, str(current.get("name", "")), preview.tag, preview.branch, {}, kept
+        )
 
     def _file_spec(self) -> Json | None:
         path = self._settings.spec_file
@@ -303,6 +327,78 @@ class AppsPlatform:
 
     def awake(self, enabled: bool) -> AbstractContextManager[None]:
         return nullcontext()
+
+    # -- previews: one app per pull request -------------------------------------------------
+
+    def find_environments(self, marker: str) -> list[Environment]:
+        return [
+            rules.environment_of(app)
+            for app in self._client.list_apps()
+            if marker in rules.marker_of(app.get("spec") or {}) and app.get("id") != self._app_id
+        ]
+
+    def preview_name(self, template: Environment, pull_request: PullRequest) -> str:
+        return preview_app_name(pull_request)
+
+    def create_environment(
+        self,
+        template: Environment,
+        name: str,
+        description: str,
+        marker: str,
+        variables: Mapping[str, str],
+        branch: str,
+    ) -> Environment:
+        """A new app from the repository's spec (the template app's when the repository has
+        none), made a preview's; ``description`` goes to the log (apps have none)."""
+        source = self._target_spec()
+        spec = preview_spec(source, name, f"[{marker}]", branch, variables)
+        self._runner.info(description)
+        app = exactly_once(
+            f"creating the app '{name}'",
+            lambda: self._client.create_app(spec),
+            lambda: next(iter(self._marked_apps(f"[{marker}]")), None),
+            log=self._runner.info,
+            name=lambda found: f"app {found.get('id')}",
+            where="the account's apps",
+            title="App Platform API error",
+        )
+        return rules.environment_of(app)
+
+    def _marked_apps(self, marker: str) -> list[Json]:
+        return [
+            app
+            for app in self._client.list_apps()
+            if marker in rules.marker_of(app.get("spec") or {})
+        ]
+
+    def delete_environment(self, environment: Environment) -> bool:
+        return deleted(
+            lambda: self._client.delete_app(environment.id),
+            lambda: self._client.get_app(environment.id),
+        )
+
+    def platform_for(self, environment: Environment) -> AppsPlatform:
+        preview = PreviewOf(environment.description, self._preview_branch(environment))
+        settings = replace(self._settings, app_id=environment.id, app_name="", preview=preview)
+        return AppsPlatform(
+            self._client,
+            settings,
+            self._runner,
+            registry_password=self._registry_password,
+            images=self._images,
+            sleep=self._sleep,
+        )
+
+    def _preview_branch(self, environment: Environment) -> str:
+        """The branch the preview's git components build (the pull request's head)."""
+        app = self._client.get_app(environment.id)
+        for component in rules.components(app.get("spec") or {}):
+            for source in ("github", "gitlab", "bitbucket", "git"):
+                branch = (component.get(source) or {}).get("branch")
+                if branch:
+                    return str(branch)
+        return ""
 
     # -- the rollback: validate -> roll back (pins) -> commit / revert ----------------------
 

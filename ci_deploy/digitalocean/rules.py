@@ -40,6 +40,9 @@ DEPLOYMENT = "deployment"
 IMAGE = "image"
 """The image built and pushed to DOCR, its digest set in the spec, the app updated."""
 
+MARKER_ENV = "CI_DEPLOY_PREVIEW"
+"""The app-level environment variable whose value is a preview's marker (App Platform apps
+have no description): only apps carrying it are previews."""
 COMPONENT_KINDS = ("services", "workers", "jobs", "static_sites", "functions")
 DOCR_HOST = "registry.digitalocean.com"
 
@@ -181,10 +184,12 @@ def environment_of(app: Mapping[str, Any]) -> Environment:
     active = app.get("active_deployment") or {}
     pinned = (app.get("pinned_deployment") or {}).get("id", "")
     name = str(spec.get("name", ""))
-    status = active.get("phase", "no active deployment") if active else "no active deployment"
+    moving = app.get("in_progress_deployment") or {}
+    status = (active or moving).get("phase") or "without a deployment"
     summary = f"App '{name}' ({app.get('id', '')}): active deployment {active.get('id', 'none')}"
     if pinned:
         summary += f"; pinned to rollback deployment {pinned}"
+    envs = [e for e in spec.get("envs") or () if isinstance(e, dict)]
     return Environment(
         id=str(app.get("id", "")),
         name=name,
@@ -192,9 +197,20 @@ def environment_of(app: Mapping[str, Any]) -> Environment:
         status=str(status),
         summary=summary,
         dag_deploys=False,
+        description=marker_of(spec),
+        secret_keys=tuple(str(e.get("key")) for e in envs if e.get("type") == "SECRET"),
+        creating=not active and bool(app.get("in_progress_deployment")),
         platform="App Platform",
         pinned=str(pinned),
     )
+
+
+def marker_of(spec: Mapping[str, Any]) -> str:
+    """The preview marker an app's spec carries in ``CI_DEPLOY_PREVIEW`` ("" when none)."""
+    for env in spec.get("envs") or ():
+        if isinstance(env, dict) and env.get("key") == MARKER_ENV:
+            return str(env.get("value", ""))
+    return ""
 
 
 def commit_of(deployment: Mapping[str, Any]) -> str:

@@ -13,7 +13,6 @@ from dataclasses import replace
 
 from ci_deploy.errors import DeployRejectedError
 from ci_deploy.github import GitHubContext
-from ci_deploy.input_rules import DEPLOYMENT_NAME_MAX
 from ci_deploy.inputs import Inputs
 from ci_deploy.platform import Environment, Platform, PreviewPlatform
 from ci_deploy.preview import (
@@ -21,7 +20,6 @@ from ci_deploy.preview import (
     PullRequest,
     missing_secrets,
     preview_description,
-    preview_name,
     pull_request_marked,
     pull_request_of,
     repository_tag,
@@ -79,7 +77,8 @@ class Previews:
             names = "; ".join(f"'{e.name}' ({e.id})" for e in found)
             raise PreviewError(
                 f"{len(found)} Deployments carry the preview marker of {pull_request.label}: "
-                f"{names}. Delete all but one of them in the Astro UI, then run again.",
+                f"{names}. Delete all but one of them (in the Astro UI, or App Platform's control "
+                "panel), then run again.",
                 title="Several previews of one pull request",
             )
         variables = {key: value.get_secret_value() for key, value in self.inputs.preview_env}
@@ -88,7 +87,7 @@ class Previews:
             preview = found[0]
             self.runner.info(f"Preview of {pull_request.label}: {preview.summary}")
         else:
-            name = preview_name(template.name, pull_request, DEPLOYMENT_NAME_MAX)
+            name = self.platform.preview_name(template, pull_request)
             missing = self._say_secrets(template, variables)
             if self.inputs.dry_run:
                 planned = Environment("", name, "", "", "", template.dag_deploys)
@@ -104,7 +103,15 @@ class Previews:
         target = self.platform.platform_for(preview)
         ready = self._wait_until_ready(target, preview)
         self.journal.add(PreviewReady(ready, created=not found, missing_secrets=missing))
-        on_preview = {"deployment_id": ready.id, "deployment_name": "", "workspace_id": ""}
+        on_preview: dict[str, object] = {
+            "deployment_id": ready.id,
+            "deployment_name": "",
+            "workspace_id": "",
+            # a new preview gets the run's own deploy, which the PR comment and the GitHub
+            # Deployment record, also where the platform deployed it when it made it (App
+            # Platform builds an app the moment it is created)
+            "force": self.inputs.force or not found,
+        }
         return self.inputs.model_copy(update=on_preview), replace(self.scope, platform=target)
 
     def _template(self) -> Environment:
@@ -144,6 +151,7 @@ class Previews:
             preview_description(pull_request, self.context.run_url),
             pull_request.marker,
             variables,
+            pull_request.head_branch,
         )
         self.runner.info(f"Created the preview: {preview.summary}")
         return preview

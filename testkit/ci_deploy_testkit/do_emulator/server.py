@@ -173,6 +173,11 @@ class AppPlatformEmulator(ServedApi):
         with self.lock:
             return self._state.create_app(spec, app_id=app_id, settled=deployed).id
 
+    def delete_app(self, app_id: str) -> None:
+        """Delete an app and its deployments, as a person does in the control panel."""
+        with self.lock:
+            self._state.delete_app(app_id)
+
     def set_branch_head(self, repo: str, branch: str, sha: str) -> None:
         """What builds of ``repo`` (a github/gitlab/bitbucket ``repo`` or a git
         ``repo_clone_url``) at ``branch`` record as ``source_commit_hash`` from now on."""
