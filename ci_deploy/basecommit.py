@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from ci_deploy.errors import GitError
 from ci_deploy.history import running
-from ci_deploy.platform import Artifact, Release
+from ci_deploy.platform import ASTRO, Artifact, Release, Words
 from ci_deploy.source import is_null_sha
 
 BaseSource = Literal["deployed", "event", "input", "none"]
@@ -83,31 +83,33 @@ DEPLOYED_OUT_OF_REACH = (
 
 
 def deployed_candidate(
-    history: Sequence[Release], shows: Mapping[Artifact, str] | None = None
+    history: Sequence[Release],
+    shows: Mapping[Artifact, str] | None = None,
+    words: Words = ASTRO,
 ) -> tuple[Candidate | None, str]:
-    """The commit the Deployment runs: the release it runs (see
-    :func:`ci_deploy.history.running`; ``shows``: the versions it runs), when it carries one.
+    """The commit the environment runs: the release it runs (see
+    :func:`ci_deploy.history.running`; ``shows``: the versions it runs), when it carries one;
+    ``words`` name things as its platform does.
 
     A rollback counts as the commit of the release it restored; failing that, its own.
     ``history`` is oldest first.
     """
+    the, release_noun = words.the_environment, words.release
     if not history:
-        return None, "the Deployment has no deploy history"
+        return None, f"{the} has no {release_noun} history"
     release = running(history, shows)
+    live = f"no {words.live} {release_noun} in the history"
     if release is None:
         if shows:
             seen = ", ".join(f"{a.version_name} {v}" for a, v in shows.items())
-            return (
-                None,
-                f"no DEPLOYED deploy in the history shipped what the Deployment runs ({seen})",
-            )
-        return None, "no DEPLOYED deploy in the history"
+            return None, f"{live} shipped what {the} runs ({seen})"
+        return None, live
     releases = {r.id: r for r in history}
     source = releases.get(release.restores, release)
     if not source.commit:
-        return None, f"deploy {release.id}, which the Deployment runs, carries no git commit"
-    how = f", a rollback to deploy {source.id}" if source is not release else ""
-    label = f"deploy {release.id} ({release.created_at:%Y-%m-%dT%H:%M:%SZ}{how})"
+        return None, f"{release_noun} {release.id}, which {the} runs, carries no git commit"
+    how = f", a rollback to {release_noun} {source.id}" if source is not release else ""
+    label = f"{release_noun} {release.id} ({release.created_at:%Y-%m-%dT%H:%M:%SZ}{how})"
     return Candidate("deployed", source.commit, label), ""
 
 

@@ -29,6 +29,7 @@ from ci_deploy.platform import (
     Release,
     ReleaseState,
     RollbackCheck,
+    Words,
 )
 
 Json = dict[str, Any]
@@ -175,6 +176,18 @@ def spec_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return list(difflib.unified_diff(lines(old), lines(new), "app", "repository", lineterm=""))
 
 
+#: How App Platform names things in a run's messages, plan and summary.
+WORDS = Words(
+    platform="App Platform",
+    environment="app",
+    release="deployment",
+    live="ACTIVE",
+    ui="the DigitalOcean control panel",
+    ships_nothing="nothing from here (App Platform builds the commit from the repository)",
+    file_kinds=None,
+)
+
+
 def environment_of(app: Mapping[str, Any]) -> Environment:
     """The app as the port's :class:`Environment`."""
     spec = app.get("spec") or {}
@@ -192,7 +205,7 @@ def environment_of(app: Mapping[str, Any]) -> Environment:
         status=str(status),
         summary=summary,
         dag_deploys=False,
-        platform="App Platform",
+        words=WORDS,
         pinned=str(pinned),
     )
 
