@@ -75,11 +75,17 @@ Probe = Callable[[Candidate, bool], Probed]
 NO_BASE = "no usable base commit"
 """The reason of a choice without a base when no candidate could be used."""
 
-DEPLOYED_OUT_OF_REACH = (
-    "the commit the Deployment runs could not be reached, and a later base could miss "
-    "changes it lacks"
-)
-"""The reason of a choice without a base when the deployed commit could not be checked."""
+
+def deployed_out_of_reach(words: Words = ASTRO) -> str:
+    """The reason of a choice without a base when the deployed commit could not be checked."""
+    return (
+        f"the commit {words.the_environment} runs could not be reached, and a later base "
+        "could miss changes it lacks"
+    )
+
+
+DEPLOYED_OUT_OF_REACH = deployed_out_of_reach()
+"""That reason in Astro's words."""
 
 
 def deployed_candidate(
@@ -149,8 +155,10 @@ def choose_base(
     deployed: tuple[Candidate | None, str],
     event: tuple[Candidate | None, str],
     probe: Probe,
+    words: Words = ASTRO,
 ) -> BaseChoice:
-    """Choose the base for ``compare-to`` (``auto``, ``deployed``, ``event`` or a rev).
+    """Choose the base for ``compare-to`` (``auto``, ``deployed``, ``event`` or a rev);
+    ``words`` name things as the environment's platform does.
 
     ``auto`` takes the deployed commit when it can be had and is an ancestor of HEAD, else
     the event's base, else none; a deployed commit the probe could not check
@@ -193,5 +201,5 @@ def choose_base(
             )
         rejected.append(f"{candidate.label}: {found.why}")
         if found.uncertain and candidate.source == "deployed":
-            return BaseChoice(None, "none", "", DEPLOYED_OUT_OF_REACH, tuple(rejected))
+            return BaseChoice(None, "none", "", deployed_out_of_reach(words), tuple(rejected))
     return BaseChoice(None, "none", "", NO_BASE, tuple(rejected))

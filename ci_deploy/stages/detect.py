@@ -95,7 +95,7 @@ class Checkout:
         if inputs.compare_to in ("auto", "deployed"):
             deployed = deployed_candidate(history, shows, words)
         event = event_candidate(self._context.event_name, self._context.event)
-        choice = choose_base(inputs.compare_to, deployed, event, self._probe())
+        choice = choose_base(inputs.compare_to, deployed, event, self._probe(), words)
         for rejected in choice.rejected:
             runner.info(f"Not compared with: {rejected}.")
         if choice.sha is None:

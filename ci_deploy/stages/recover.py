@@ -164,22 +164,24 @@ class Recovery:
 
         Its releases start the moment they are made: one made after ours and not failed
         (still building, say) replaced ours, and a rollback would undo it."""
+        words = self._scope.words
+        noun, the = words.release, words.the_environment
         newer = releases.started_after(release, platform.history())
         if newer is not None:
             raise RolloutError(
-                f"{failure.message} Deployment {newer.id} ({newer.commit_label()}) started "
-                f"after deployment {release.id}, so nothing was rolled back (that would undo "
-                f"deployment {newer.id}).",
-                title="Rollout failed; a newer deployment took over",
+                f"{failure.message} {capitalized(noun)} {newer.id} ({newer.commit_label()}) "
+                f"started after {noun} {release.id}, so nothing was rolled back (that would undo "
+                f"{noun} {newer.id}).",
+                title=f"Rollout failed; a newer {noun} took over",
             ) from failure
         try:
-            ended = self.pinned(platform, target, f"deployment {release.id} failed")
+            ended = self.pinned(platform, target, f"{noun} {release.id} failed")
         except RolloutError as exc:
             raise RolloutError(f"{failure.message} {exc.message}", title=exc.title) from failure
         except ApiError as exc:
             raise RolloutError(
-                f"{failure.message} The automatic rollback to deployment {target.id} failed: "
-                f"{exc.message} Check the app's deployments in the control panel.",
+                f"{failure.message} The automatic rollback to {noun} {target.id} failed: "
+                f"{exc.message} Check {the}'s {noun}s in {words.ui}.",
                 title="Rollout failed and the rollback failed",
             ) from exc
         raise RolloutError(
@@ -190,57 +192,60 @@ class Recovery:
         """Validate, roll back to ``target``, wait, then commit (or hold, or nothing when the
         pin was skipped); a failed rollback is reverted. The sentence saying how it ended;
         RolloutError when no rollback happened or it failed."""
+        words = self._scope.words
+        noun, the = words.release, words.the_environment
         scope, runner, pin = self._scope, self._runner, self._pin
         check = platform.validate_rollback(target, pin=pin != "skip")
         for warning in check.warnings:
             runner.warning(
-                f"Rolling back to deployment {target.id}: {warning}", title="Rollback warning"
+                f"Rolling back to {noun} {target.id}: {warning}", title="Rollback warning"
             )
         warned = f" Warnings: {'; '.join(check.warnings)}." if check.warnings else ""
         if not check.valid:
             raise RolloutError(
-                f"No rollback happened: App Platform says the rollback to deployment {target.id} "
+                f"No rollback happened: {words.platform} says the rollback to {noun} {target.id} "
                 f"is invalid ({check.code}: {check.reason}).{warned}",
                 title="Rollback invalid",
             )
-        runner.info(f"Rolling back to deployment {target.id} ({target.commit_label()}): {why}.")
+        runner.info(f"Rolling back to {noun} {target.id} ({target.commit_label()}): {why}.")
         rollback = platform.roll_back_pinned(target, pin=pin != "skip")
-        runner.info(f"Rollback deployment {rollback.id} created.")
+        runner.info(f"Rollback {noun} {rollback.id} created.")
         scope.journal.add(
             RolledBack(rollback, target, None, "its health is unknown (not yet seen)")
         )
         try:
-            wait_for(scope, rollback, f"the rollback to deployment {target.id}", self._timeout)
+            wait_for(scope, rollback, f"the rollback to {noun} {target.id}", self._timeout)
         except RolloutError as exc:
             scope.journal.add(
                 RolledBack(rollback, target, False, f"the rollback failed: {exc.message}")
             )
             if pin == "skip":
                 raise RolloutError(
-                    f"The rollback to deployment {target.id} failed too: {exc.message}{warned}",
+                    f"The rollback to {noun} {target.id} failed too: {exc.message}{warned}",
                     title="Rollout failed and the rollback failed",
                 ) from exc
             reverted = platform.revert_rollback()
             raise RolloutError(
-                f"The rollback to deployment {target.id} (rollback deployment {rollback.id}) "
-                f"failed too: {exc.message} It was reverted (deployment {reverted.id}), which "
-                f"unpinned the app.{warned}",
+                f"The rollback to {noun} {target.id} (rollback {noun} {rollback.id}) "
+                f"failed too: {exc.message} It was reverted ({noun} {reverted.id}), which "
+                f"unpinned {the}.{warned}",
                 title="Rollout failed and the rollback failed",
             ) from exc
         scope.journal.add(
             RolledBack(rollback, target, True, "the rollback is healthy", check.warnings)
         )
         done = (
-            f"The app was rolled back to deployment {target.id} ({target.commit_label()}) with "
-            f"rollback deployment {rollback.id}, which is ACTIVE"
+            f"{capitalized(the)} was rolled back to {noun} {target.id} "
+            f"({target.commit_label()}) with rollback {noun} {rollback.id}, which is {words.live}"
         )
         if pin == "commit":
             platform.commit_rollback()
-            return f"{done}; the rollback was committed (the app is not pinned).{warned}"
+            return f"{done}; the rollback was committed ({the} is not pinned).{warned}"
         if pin == "hold":
             return (
-                f"{done}. The app stays pinned to it (rollback-pin: hold): run the action with "
-                "`action: rollback-commit` to keep it, or `action: rollback-revert` to undo it."
+                f"{done}. {capitalized(the)} stays pinned to it (rollback-pin: hold): run the "
+                "action with `action: rollback-commit` to keep it, or `action: rollback-revert` "
+                "to undo it."
                 f"{warned}"
             )
         return f"{done} (not pinned: rollback-pin: skip).{warned}"
@@ -248,9 +253,12 @@ class Recovery:
     def decide_pin(self, platform: PinningPlatform, action: str, pinned: str) -> None:
         """``action: rollback-commit`` or ``rollback-revert`` on an app pinned to ``pinned``
         ("" when it is not pinned: nothing to do)."""
+        words = self._scope.words
+        noun, the = words.release, words.the_environment
         runner = self._runner
         if not pinned:
-            reason = f"The app is not pinned, so there is no rollback to {action.split('-')[1]}."
+            decision = action.split("-")[1]
+            reason = f"{capitalized(the)} is not pinned, so there is no rollback to {decision}."
             self._scope.journal.add(Plan(Operation.SKIP, reason))
             runner.notice(reason, title="Nothing to decide")
             return
@@ -258,24 +266,24 @@ class Recovery:
             platform.commit_rollback()
             self._scope.journal.add(PinDecided(action, pinned))
             runner.notice(
-                f"Committed rollback deployment {pinned}: the app keeps it and is unpinned.",
+                f"Committed rollback {noun} {pinned}: {the} keeps it and is unpinned.",
                 title="Rollback committed",
             )
             return
         reverted = platform.revert_rollback()
         self._scope.journal.add(PinDecided(action, pinned, reverted))
-        runner.info(f"Reverted rollback deployment {pinned}: deployment {reverted.id} started.")
+        runner.info(f"Reverted rollback {noun} {pinned}: {noun} {reverted.id} started.")
         if not self._wait:
             self._scope.journal.add(Seen("not awaited (wait: false)"))
             runner.notice(
-                f"Reverted rollback deployment {pinned}: the app is unpinned and deployment "
+                f"Reverted rollback {noun} {pinned}: {the} is unpinned and {noun} "
                 f"{reverted.id} started; it was not waited for (wait: false).",
                 title="Rollback reverted",
             )
             return
         wait_for(self._scope, reverted, f"the revert of rollback {pinned}", self._timeout)
         runner.notice(
-            f"Reverted rollback deployment {pinned}: deployment {reverted.id} is ACTIVE and "
-            "the app is unpinned.",
+            f"Reverted rollback {noun} {pinned}: {noun} {reverted.id} is {words.live} and "
+            f"{the} is unpinned.",
             title="Rollback reverted",
         )
