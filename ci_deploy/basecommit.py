@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from ci_deploy.errors import GitError
 from ci_deploy.history import running
-from ci_deploy.platform import Artifact, Release
+from ci_deploy.platform import ASTRO, Artifact, Release, Words
 from ci_deploy.source import is_null_sha
 
 BaseSource = Literal["deployed", "event", "input", "none"]
@@ -75,39 +75,47 @@ Probe = Callable[[Candidate, bool], Probed]
 NO_BASE = "no usable base commit"
 """The reason of a choice without a base when no candidate could be used."""
 
-DEPLOYED_OUT_OF_REACH = (
-    "the commit the Deployment runs could not be reached, and a later base could miss "
-    "changes it lacks"
-)
-"""The reason of a choice without a base when the deployed commit could not be checked."""
+
+def deployed_out_of_reach(words: Words = ASTRO) -> str:
+    """The reason of a choice without a base when the deployed commit could not be checked."""
+    return (
+        f"the commit {words.the_environment} runs could not be reached, and a later base "
+        "could miss changes it lacks"
+    )
+
+
+DEPLOYED_OUT_OF_REACH = deployed_out_of_reach()
+"""That reason in Astro's words."""
 
 
 def deployed_candidate(
-    history: Sequence[Release], shows: Mapping[Artifact, str] | None = None
+    history: Sequence[Release],
+    shows: Mapping[Artifact, str] | None = None,
+    words: Words = ASTRO,
 ) -> tuple[Candidate | None, str]:
-    """The commit the Deployment runs: the release it runs (see
-    :func:`ci_deploy.history.running`; ``shows``: the versions it runs), when it carries one.
+    """The commit the environment runs: the release it runs (see
+    :func:`ci_deploy.history.running`; ``shows``: the versions it runs), when it carries one;
+    ``words`` name things as its platform does.
 
     A rollback counts as the commit of the release it restored; failing that, its own.
     ``history`` is oldest first.
     """
+    the, release_noun = words.the_environment, words.release
     if not history:
-        return None, "the Deployment has no deploy history"
+        return None, f"{the} has no {release_noun} history"
     release = running(history, shows)
+    live = f"no {words.live} {release_noun} in the history"
     if release is None:
         if shows:
             seen = ", ".join(f"{a.version_name} {v}" for a, v in shows.items())
-            return (
-                None,
-                f"no DEPLOYED deploy in the history shipped what the Deployment runs ({seen})",
-            )
-        return None, "no DEPLOYED deploy in the history"
+            return None, f"{live} shipped what {the} runs ({seen})"
+        return None, live
     releases = {r.id: r for r in history}
     source = releases.get(release.restores, release)
     if not source.commit:
-        return None, f"deploy {release.id}, which the Deployment runs, carries no git commit"
-    how = f", a rollback to deploy {source.id}" if source is not release else ""
-    label = f"deploy {release.id} ({release.created_at:%Y-%m-%dT%H:%M:%SZ}{how})"
+        return None, f"{release_noun} {release.id}, which {the} runs, carries no git commit"
+    how = f", a rollback to {release_noun} {source.id}" if source is not release else ""
+    label = f"{release_noun} {release.id} ({release.created_at:%Y-%m-%dT%H:%M:%SZ}{how})"
     return Candidate("deployed", source.commit, label), ""
 
 
@@ -147,8 +155,10 @@ def choose_base(
     deployed: tuple[Candidate | None, str],
     event: tuple[Candidate | None, str],
     probe: Probe,
+    words: Words = ASTRO,
 ) -> BaseChoice:
-    """Choose the base for ``compare-to`` (``auto``, ``deployed``, ``event`` or a rev).
+    """Choose the base for ``compare-to`` (``auto``, ``deployed``, ``event`` or a rev);
+    ``words`` name things as the environment's platform does.
 
     ``auto`` takes the deployed commit when it can be had and is an ancestor of HEAD, else
     the event's base, else none; a deployed commit the probe could not check
@@ -191,5 +201,5 @@ def choose_base(
             )
         rejected.append(f"{candidate.label}: {found.why}")
         if found.uncertain and candidate.source == "deployed":
-            return BaseChoice(None, "none", "", DEPLOYED_OUT_OF_REACH, tuple(rejected))
+            return BaseChoice(None, "none", "", deployed_out_of_reach(words), tuple(rejected))
     return BaseChoice(None, "none", "", NO_BASE, tuple(rejected))

@@ -22,8 +22,8 @@ DESCRIPTION_MAX = 140
 
 def final_state(result: RunResult) -> tuple[DeploymentState, str]:
     """The last status of the run's GitHub Deployment, and its description."""
-    release = f"deploy {result.release.id}" if result.release is not None else "the deploy"
-    platform = result.platform
+    noun, platform = result.words.release, result.platform
+    release = f"{noun} {result.release.id}" if result.release is not None else f"the {noun}"
     if result.status is Status.DEPLOYED:
         state: DeploymentState = "success"
         kind = f" ({result.deploy_type})" if result.deploy_type else ""
@@ -31,10 +31,10 @@ def final_state(result: RunResult) -> tuple[DeploymentState, str]:
     elif result.status in (Status.COMMITTED, Status.REVERTED):
         state, said = "success", f"{platform}: rollback {result.status.value}"
     elif result.status is Status.SUPERSEDED:
-        state, said = "inactive", f"{platform} {release} was superseded by a newer deploy"
+        state, said = "inactive", f"{platform} {release} was superseded by a newer {noun}"
     elif result.rollback is not None:
         state = "failure"
-        said = f"{platform} {release} failed; rolled back to deploy {result.rollback.to.id}"
+        said = f"{platform} {release} failed; rolled back to {noun} {result.rollback.to.id}"
     elif isinstance(result.error, CancelledError):
         state, said = "error", f"{platform} {release} was cancelled"
     else:

@@ -123,6 +123,7 @@ class GitHubReporter:
         if not self._environment:
             return
         self._environment_url = environment.url
+        words = environment.words
 
         def start(client: GitHubClient) -> None:
             made = client.create_deployment(
@@ -130,13 +131,15 @@ class GitHubReporter:
                     ref=sha,
                     environment=self._environment,
                     description=shorten_description(
-                        f"Astro Deployment {environment.name or environment.id}"
+                        f"{words.platform} {words.environment} {environment.name or environment.id}"
                     ),
                     transient_environment=self._transient,
                 )
             )
             self._deployment_id = made.id
-            client.create_status(made.id, self._status("in_progress", "Deploying to Astro"))
+            client.create_status(
+                made.id, self._status("in_progress", f"Deploying to {words.platform}")
+            )
             self._runner.info(
                 f"GitHub Deployment {made.id} to environment {self._environment!r}: in progress"
             )
@@ -253,7 +256,8 @@ def connect(inputs: Inputs, context: GitHubContext, runner: Runner, timing: Timi
     a GitHub token at hand, an explicit one warns without it.
     """
     token = inputs.github_token.get_secret_value()
-    target = inputs.deployment_id or inputs.deployment_name
+    # the comment is about the environment the inputs name: a Deployment, or an app
+    target = inputs.deployment_id or inputs.deployment_name or inputs.app_id or inputs.app_name
     number = context.pull_number
     environment, transient = inputs.environment, False
     if inputs.action in ("preview", "preview-delete"):

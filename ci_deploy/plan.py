@@ -20,14 +20,17 @@ from ci_deploy.changeset import ChangeSet
 from ci_deploy.errors import DeployRejectedError
 from ci_deploy.inputs import Inputs
 from ci_deploy.platform import (
+    ASTRO,
     Artifact,
     Environment,
     Refusal,
     Release,
     ReleaseRules,
     ReleaseState,
+    Words,
 )
 from ci_deploy.source import CommitInfo
+from ci_deploy.text import capitalized
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class Plan:
     rollback_to: Release | None = None
     rollback_on_failure: bool = False
     no_rollback: str = ""
+    words: Words = ASTRO
+    """How the environment's platform names things, for :func:`describe`."""
 
     @property
     def kind(self) -> str:
@@ -99,7 +104,13 @@ def make_plan(
         no_base_reason="; ".join(rejected),
     )
     if decision.kind is None:
-        return Plan(Operation.SKIP, decision.reason, inputs.dry_run, decision.warnings)
+        return Plan(
+            Operation.SKIP,
+            decision.reason,
+            inputs.dry_run,
+            decision.warnings,
+            words=environment.words,
+        )
     artifacts = rules.artifacts(decision.kind, environment)
     release = ReleasePlan(
         kind=decision.kind,
@@ -109,10 +120,13 @@ def make_plan(
         refusal=rules.refusal(decision.kind, environment),
     )
     target = releases.running(history, environment.running)
+    words = environment.words
     if not inputs.rollback_on_failure:
         no_rollback = "rollback-on-failure is false"
     elif target is None:
-        no_rollback = "the Deployment has no earlier DEPLOYED deploy to return to"
+        no_rollback = (
+            f"{words.the_environment} has no earlier {words.live} {words.release} to return to"
+        )
     else:
         no_rollback = ""
     return Plan(
@@ -125,51 +139,56 @@ def make_plan(
         rollback_to=target if inputs.rollback_on_failure else None,
         rollback_on_failure=inputs.rollback_on_failure,
         no_rollback=no_rollback,
+        words=words,
     )
 
 
 def plan_rollback(inputs: Inputs, history: Sequence[Release], environment: Environment) -> Plan:
     """The plan of ``action: rollback``: back to ``rollback-to``, or to the release before the
     one ``environment`` runs. DeployRejectedError when there is no such release."""
+    words = environment.words
+    noun, live = words.release, words.live
     if inputs.rollback_to:
         target = next((r for r in history if r.id == inputs.rollback_to), None)
         if target is None or target.state is not ReleaseState.LIVE:
             raise DeployRejectedError(
-                f"rollback-to '{inputs.rollback_to}' is not a DEPLOYED deploy of this "
-                "Deployment. Pick one from the Deployment's deploy history.",
+                f"rollback-to '{inputs.rollback_to}' is not a {live} {noun} of this "
+                f"{words.environment}. Pick one from the {words.environment}'s {noun} history.",
                 title="Invalid input 'rollback-to'",
             )
-        reason = f"rollback-to names deploy {target.id}."
+        reason = f"rollback-to names {noun} {target.id}."
     else:
         target = releases.previous(history, environment.running)
         if target is None:
             raise DeployRejectedError(
-                "There is no earlier DEPLOYED deploy to roll back to.",
+                f"There is no earlier {live} {noun} to roll back to.",
                 title="Nothing to roll back to",
             )
-        reason = f"Deploy {target.id} ran before the deploy running now."
+        reason = f"{capitalized(noun)} {target.id} ran before the {noun} running now."
     return Plan(
         Operation.ROLLBACK,
         reason,
         inputs.dry_run,
         wait_timeout=inputs.wait_timeout,
         rollback_to=target,
+        words=words,
     )
 
 
 def describe(plan: Plan) -> list[str]:
     """The plan in log lines: what is done, what ships, what the rollout must show, the way back."""
-    release = plan.release
+    release, words = plan.release, plan.words
     if plan.operation is Operation.ROLLBACK and plan.rollback_to is not None:
         target = plan.rollback_to
         return [
-            f"Action: roll back to deploy {target.id} ({target.commit_label()})",
+            f"Action: roll back to {words.release} {target.id} ({target.commit_label()})",
             f"Reason: {plan.reason}",
         ]
     if release is None:
         return ["Action: skip", f"Reason: {plan.reason}"]
     lines = [f"Action: deploy {release.kind}", f"Reason: {plan.reason}"]
-    lines.append("Ships: " + _listed(a.noun for a in Artifact if a in release.artifacts))
+    ships = [a.noun for a in Artifact if a in release.artifacts]
+    lines.append("Ships: " + (_listed(ships) if ships else words.ships_nothing))
     if release.refusal is not None:
         lines.append(f"Not possible: {release.refusal.message}")
     if plan.wait_timeout is None:
@@ -178,13 +197,14 @@ def describe(plan: Plan) -> list[str]:
         shows = [f"the {a.version_name}" for a in Artifact if a in release.shows]
         what = f", showing {_listed(shows)}" if shows else ""
         lines.append(
-            f"Wait: up to {plan.wait_timeout:.0f}s until the Deployment is healthy on the new "
-            f"deploy{what}"
+            f"Wait: up to {plan.wait_timeout:.0f}s until {words.the_environment} is healthy on "
+            f"the new {words.release}{what}"
         )
     if plan.rollback_to is not None:
         target = plan.rollback_to
         lines.append(
-            f"If the rollout fails: roll back to deploy {target.id} ({target.commit_label()})"
+            f"If the rollout fails: roll back to {words.release} {target.id} "
+            f"({target.commit_label()})"
         )
     else:
         lines.append(f"If the rollout fails: no rollback ({plan.no_rollback})")

@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ci_deploy.changeset import ChangeSet
 from ci_deploy.source import Source
+from ci_deploy.text import capitalized
 
 if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage
     from ci_deploy.preview import PullRequest
 
 __all__ = [
+    "ASTRO",
     "Artifact",
     "Decision",
     "Environment",
@@ -43,6 +45,7 @@ __all__ = [
     "ReleaseState",
     "RollbackCheck",
     "Shipment",
+    "Words",
 ]
 
 
@@ -115,6 +118,60 @@ class Release:
 
 
 @dataclass(frozen=True)
+class Words:
+    """How a platform names things in the messages, the plan and the summary of a run.
+
+    The defaults are Astro's, the first platform's, word for word; another platform gives
+    its own (App Platform: an "app" runs "deployments", "ACTIVE" ones, seen in the
+    DigitalOcean control panel)."""
+
+    platform: str = "Astro"
+    """The platform's name: "Deployed to {platform}"."""
+    environment: str = "Deployment"
+    """What a run deploys to, as a noun after "the": "the Deployment", "the app"."""
+    release: str = "deploy"
+    """One release, as a noun before its id: "deploy X", "deployment X"."""
+    live: str = "DEPLOYED"
+    """The state of a release that ran: "no earlier DEPLOYED deploy"."""
+    ui: str = "the Astro UI"
+    """Where a person looks at the environment: "check the Deployment in the Astro UI"."""
+    ships_nothing: str = "nothing"
+    """What a release that uploads no artifact ships (App Platform builds the commit itself)."""
+    file_kinds: tuple[str, str] | None = ("DAG", "image")
+    """The two kinds of relevant files it tells apart ("2 DAG, 1 image, 0 not relevant");
+    None when it does not (App Platform: "3 relevant, 0 not relevant")."""
+
+    @property
+    def the_environment(self) -> str:
+        """ "the Deployment", "the app"."""
+        return f"the {self.environment}"
+
+    def counted(self, changes: ChangeSet) -> str:
+        """The changed files counted by kind: "2 DAG, 1 image, 0 not relevant"."""
+        ignored = f"{len(changes.ignored_files)} not relevant"
+        if self.file_kinds is None:
+            return f"{len(changes.dag_files) + len(changes.image_files)} relevant, {ignored}"
+        dag, image = self.file_kinds
+        return f"{len(changes.dag_files)} {dag}, {len(changes.image_files)} {image}, {ignored}"
+
+    def relevant_files(self, changes: ChangeSet) -> list[tuple[str, tuple[str, ...]]]:
+        """The relevant changed files, grouped as the platform tells them apart:
+        ("DAG files", ...), ("Image files", ...); or ("Relevant files", ...)."""
+        if self.file_kinds is None:
+            both = tuple(sorted((*changes.dag_files, *changes.image_files)))
+            return [("Relevant files", both)]
+        dag, image = self.file_kinds
+        return [
+            (f"{capitalized(dag)} files", changes.dag_files),
+            (f"{capitalized(image)} files", changes.image_files),
+        ]
+
+
+ASTRO = Words()
+"""Astro's words, the defaults."""
+
+
+@dataclass(frozen=True)
 class Environment:
     """What a run deploys to, as read at its start."""
 
@@ -137,11 +194,16 @@ class Environment:
     """The names of its secret variables, whose values cannot be read back."""
     creating: bool = False
     """Whether it is still being made, and cannot take a release yet."""
-    platform: str = ""
-    """The platform's name for messages ("App Platform"); "" for Astro, the first one."""
+    words: Words = ASTRO
+    """How its platform names things in messages (Astro's by default)."""
     pinned: str = ""
     """The release it is pinned to by a rollback that was neither committed nor reverted
     (App Platform); "" when it is not pinned. A pinned environment takes no new release."""
+
+    @property
+    def platform(self) -> str:
+        """The platform's name for messages: "Astro", "App Platform"."""
+        return self.words.platform
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from ci_deploy.errors import RolloutError
 from ci_deploy.github import GitHubContext
 from ci_deploy.plan import Detection, describe
-from ci_deploy.platform import Environment
+from ci_deploy.platform import Environment, Words
 from ci_deploy.result import RunResult, Selected, Status
-from ci_deploy.text import human_size
+from ci_deploy.text import capitalized, human_size
 
 #: Every output the action declares, in action.yml order. All are written on every run.
 OUTPUT_NAMES: tuple[str, ...] = (
@@ -131,36 +131,37 @@ def changed_files_cut(result: RunResult) -> str:
 
 
 def deployment_left(result: RunResult) -> str:
-    """Sentences on the state a failed run left the Deployment in."""
-    release = result.release
+    """Sentences on the state a failed run left the environment in."""
+    release, words = result.release, result.words
+    noun, the = words.release, words.the_environment
     if isinstance(result.error, RolloutError):
         said = ""  # the rollout's message says how it ended and what was done about it
     elif result.rollback is not None:
         rollback = result.rollback
         said = (
-            f"Rollback deploy {rollback.release.id} (back to deploy {rollback.to.id}) was made; "
-            f"{rollback.summary}."
+            f"Rollback {noun} {rollback.release.id} (back to {noun} {rollback.to.id}) was "
+            f"made; {rollback.summary}."
         )
     elif release is not None and result.finalized:
-        said = f"Deploy {release.id} was finalized; the Deployment may still be rolling it out."
+        said = f"{capitalized(noun)} {release.id} was finalized; {the} may still be rolling it out."
     elif release is not None:
         said = (
-            f"Deploy {release.id} was created but not finalized (it stays INITIALIZED): the "
-            "Deployment still runs what it ran before."
+            f"{capitalized(noun)} {release.id} was created but not finalized (it stays "
+            f"INITIALIZED): {the} still runs what it ran before."
         )
     else:
-        said = "Nothing was changed on the Deployment."
+        said = f"Nothing was changed on {the}."
     if result.interrupted:  # a write cut off by the cancel: say so instead of guessing
         unknown = (
             f"The run was cancelled while {result.interrupted}: whether that was done is "
-            "unknown; check the Deployment's deploy history."
+            f"unknown; check {the}'s {noun} history."
         )
         said = (
             unknown if "finaliz" in result.interrupted or release is None else (f"{said} {unknown}")
         )
     others = [r.id for r in result.left_pending if release is None or r.id != release.id]
     if others:
-        said += f" This run also left deploy {', '.join(others)} created and not finalized."
+        said += f" This run also left {noun} {', '.join(others)} created and not finalized."
     return said.strip()
 
 
@@ -169,7 +170,8 @@ def left_pending(result: RunResult) -> str:
     if not result.left_pending:
         return ""
     names = ", ".join(release.id for release in result.left_pending)
-    return f"Created and not finalized (INITIALIZED, they change nothing): deploy {names}."
+    noun = result.words.release
+    return f"Created and not finalized (INITIALIZED, they change nothing): {noun} {names}."
 
 
 def failure_message(result: RunResult) -> str:
@@ -190,11 +192,12 @@ def summary(result: RunResult, context: GitHubContext) -> str:
     if result.error is not None:
         lines += [f"**{_cell(result.error.title)}**", "", _text(failure_message(result)), ""]
     elif result.superseded_by is not None:
-        newer = result.superseded_by
+        newer, noun = result.superseded_by, result.words.release
         lines += [
             _text(
-                f"Deploy {newer.id} ({newer.commit_label()}) is another run's deploy of newer "
-                "code (or of code whose history could not be told apart), so this run did not "
+                f"{capitalized(noun)} {newer.id} ({newer.commit_label()}) is another run's "
+                f"{noun} of newer code (or of code whose history could not be told apart), so "
+                "this run did not "
                 f"finalize its own. {left_pending(result)}"
             ),
             "",
@@ -204,6 +207,10 @@ def summary(result: RunResult, context: GitHubContext) -> str:
         lines += [_text(prefix + plan.reason), ""]
     elif plan is not None and plan.reason:
         lines += [_text(plan.reason), ""]
+    if result.error is None and result.rollback is not None and result.rollback.warnings:
+        # a failed run's message has them already
+        warned = "; ".join(result.rollback.warnings)
+        lines += [_text(f"Rollback warnings: {warned}."), ""]
 
     if result.status is Status.PLANNED and plan is not None:
         lines += ["**Plan**", ""] + [f"- {_text(line)}" for line in describe(plan)] + [""]
@@ -214,8 +221,8 @@ def summary(result: RunResult, context: GitHubContext) -> str:
         lines.append("")
     changes = result.detection.changes if result.detection is not None else None
     if changes is not None:
-        lines += _file_list("DAG files changed", changes.dag_files)
-        lines += _file_list("Image files changed", changes.image_files)
+        for title, files in result.words.relevant_files(changes):
+            lines += _file_list(f"{title} changed", files)
         lines += _file_list("Changed but not relevant", changes.ignored_files)
     return "\n".join(lines)
 
@@ -244,15 +251,16 @@ def _matrix_summary(result: RunResult, selected: Selected) -> str:
 
 def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    environment, subject = result.subject.environment, result.subject
+    environment, subject, words = result.subject.environment, result.subject, result.words
+    noun, release_noun = capitalized(words.environment), capitalized(words.release)
     if environment is not None and environment.url:
         name = environment.name or environment.id
-        rows.append(("Deployment", f"[{_cell(name)}]({environment.url})"))
+        rows.append((noun, f"[{_cell(name)}]({environment.url})"))
     elif subject.id:
-        rows.append(("Deployment", f"`{_cell(subject.id)}`"))
+        rows.append((noun, f"`{_cell(subject.id)}`"))
     rows += _preview_rows(result)
     if result.release is not None:
-        rows.append(("Deploy", f"`{_cell(result.release.id)}`"))
+        rows.append((release_noun, f"`{_cell(result.release.id)}`"))
     if result.deploy_type and not result.skipped:
         rows.append(("Type", f"`{result.deploy_type}`"))
     detection = result.detection
@@ -268,7 +276,7 @@ def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
         if base is not None and base.rejected:
             rows.append(("Not compared with", "<br>".join(_cell(r) for r in base.rejected)))
         if base is not None:
-            rows.append(("Files changed", _changed_count(detection)))
+            rows.append(("Files changed", _changed_count(detection, words)))
     built = result.built
     tarball = (built.dags or built.bundle) if built is not None else None
     if tarball is not None:
@@ -278,16 +286,18 @@ def _rows(result: RunResult, context: GitHubContext) -> list[tuple[str, str]]:
     if result.rollback is not None:
         rollback = result.rollback
         health = {True: "healthy", False: "unhealthy", None: "health unknown"}[rollback.healthy]
-        rows.append(("Rollback deploy", f"`{_cell(rollback.release.id)}` ({health})"))
+        rows.append((f"Rollback {words.release}", f"`{_cell(rollback.release.id)}` ({health})"))
     if result.superseded_by is not None:
         rows.append(("Superseded by", f"`{_cell(result.superseded_by.id)}`"))
     if result.left_pending:
         left = ", ".join(f"`{_cell(release.id)}`" for release in result.left_pending)
-        rows.append(("Left INITIALIZED", f"deploy {left} (not finalized, changes nothing)"))
+        rows.append(
+            ("Left INITIALIZED", f"{words.release} {left} (not finalized, changes nothing)")
+        )
     if result.dag_tarball_version:
         rows.append(("DAG tarball version", f"`{_cell(result.dag_tarball_version)}`"))
     if result.deployment_state:
-        rows.append(("Deployment state", _cell(result.deployment_state)))
+        rows.append((f"{noun} state", _cell(result.deployment_state)))
     rows.append(("Duration", f"{result.duration_seconds:.1f} s"))
     return rows
 
@@ -316,14 +326,11 @@ def _commit(sha: str, subject: str, context: GitHubContext) -> str:
     return f"{short} {_cell(subject)}".rstrip()
 
 
-def _changed_count(detection: Detection) -> str:
+def _changed_count(detection: Detection, words: Words) -> str:
     changes = detection.changes
     if changes is None:
         return "not compared (full deploy)"
-    return (
-        f"{len(changes.files)} ({len(changes.dag_files)} DAG, "
-        f"{len(changes.image_files)} image, {len(changes.ignored_files)} not relevant)"
-    )
+    return f"{len(changes.files)} ({words.counted(changes)})"
 
 
 def _file_list(title: str, files: Sequence[str]) -> list[str]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from ci_deploy.bundle import Bundle
 from ci_deploy.errors import CiDeployError
 from ci_deploy.plan import Detection, Operation, Plan
-from ci_deploy.platform import Artifact, Environment, Release, Shipment
+from ci_deploy.platform import ASTRO, Artifact, Environment, Release, Shipment, Words
 
 if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage
@@ -126,6 +126,8 @@ class RolledBack:
     to: Release
     healthy: bool | None
     summary: str
+    warnings: tuple[str, ...] = ()
+    """What the platform warned of when it validated the rollback (App Platform)."""
 
 
 @dataclass(frozen=True)
@@ -277,10 +279,15 @@ class RunResult:
     previews_deleted: PreviewsDeleted | None = None
 
     @property
-    def platform(self) -> str:
-        """The platform's name for messages: "Astro" unless the environment says."""
+    def words(self) -> Words:
+        """How the environment's platform names things: Astro's unless the environment says."""
         environment = self.subject.environment
-        return (environment.platform if environment is not None else "") or "Astro"
+        return environment.words if environment is not None else ASTRO
+
+    @property
+    def platform(self) -> str:
+        """The platform's name for messages: "Astro", "App Platform"."""
+        return self.words.platform
 
     @property
     def skipped(self) -> bool:

@@ -14,7 +14,7 @@ import secrets
 import traceback
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ci_deploy import history as releases
@@ -37,7 +37,7 @@ from ci_deploy.plan import (
     make_plan,
     plan_rollback,
 )
-from ci_deploy.platform import Environment, PinningPlatform, Platform, Release
+from ci_deploy.platform import Environment, PinningPlatform, Platform, Release, Words
 from ci_deploy.result import Created, Journal, RunResult, Seen, Subject, Superseded, assemble
 from ci_deploy.runner import Runner
 from ci_deploy.stages import Scope
@@ -47,6 +47,7 @@ from ci_deploy.stages.preview import TIDY_ACTIONS, Previews, preview_deploy_inpu
 from ci_deploy.stages.recover import Recovery
 from ci_deploy.stages.ship import ship
 from ci_deploy.stages.verify import check_imports, wait_for
+from ci_deploy.text import capitalized
 from ci_deploy.timing import Timing
 
 if TYPE_CHECKING:
@@ -207,6 +208,7 @@ class _Stages:
         journal.add(Detection(self.checkout.head))
         environment = platform.locate()
         journal.add(Subject(environment.id, environment))
+        self.scope = replace(self.scope, words=environment.words)
         self.runner.info(environment.summary)
         if inputs.action in PIN_ACTIONS:
             if not isinstance(platform, PinningPlatform):
@@ -223,7 +225,7 @@ class _Stages:
                 self._recovery().on_demand(plan)
             return
 
-        detection = self.checkout.detect(history, environment.running)
+        detection = self.checkout.detect(history, environment.running, environment.words)
         journal.add(detection)
         plan = make_plan(inputs, detection, environment, history, platform.rules)
         journal.add(plan)
@@ -257,7 +259,8 @@ class _Stages:
                 return
             release = shipped.release
             try:
-                wait_for(self.scope, release, f"deploy {release.id}", plan.wait_timeout)
+                what = f"{self.scope.words.release} {release.id}"
+                wait_for(self.scope, release, what, plan.wait_timeout)
                 if inputs.check_import_errors and built.dags is not None:
                     check_imports(
                         self.scope,
@@ -273,15 +276,17 @@ class _Stages:
         others = releases.in_flight(
             history, self.scope.timing.now(), self.inputs.wait_timeout, marker=self.scope.marker
         )
+        words = self.scope.words
         for other in others:
             run = releases.run_url_of(other)
             self.runner.notice(
-                f"Another deploy is in progress on this Deployment: deploy {other.id} "
-                f"({other.commit_label()}, created {other.created_at:%H:%M:%S} UTC"
-                f"{f', by {run}' if run else ''}) is not finalized yet. Runs that overlap race "
-                "each other; ci-deploy keeps the newest commit, but a concurrency group per "
-                "Deployment in the workflow avoids the race (see the README).",
-                title="Another deploy in progress",
+                f"Another {words.release} is in progress on this {words.environment}: "
+                f"{words.release} {other.id} ({other.commit_label()}, created "
+                f"{other.created_at:%H:%M:%S} UTC{f', by {run}' if run else ''}) is not "
+                "finalized yet. Runs that overlap race each other; ci-deploy keeps the newest "
+                f"commit, but a concurrency group per {words.environment} in the workflow "
+                "avoids the race (see the README).",
+                title=f"Another {words.release} in progress",
             )
 
     def _say_superseded(self, newer: Release) -> None:
@@ -289,12 +294,13 @@ class _Stages:
         created = self.journal.last(Created)
         ours = created.release.id if created is not None else "?"
         run = releases.run_url_of(newer)
+        noun = self.scope.words.release
         self.runner.notice(
-            f"Deploy {newer.id} ({newer.commit_label()}"
-            f"{f', by {run}' if run else ''}) is another run's deploy of newer code than this "
-            f"run's deploy {ours} (or of code whose history could not be told apart), so deploy "
+            f"{capitalized(noun)} {newer.id} ({newer.commit_label()}"
+            f"{f', by {run}' if run else ''}) is another run's {noun} of newer code than this "
+            f"run's {noun} {ours} (or of code whose history could not be told apart), so {noun} "
             f"{ours} was not finalized: putting it in place would go back. Nothing else to do.",
-            title="Superseded by a newer deploy",
+            title=f"Superseded by a newer {noun}",
         )
 
     def _announce(self, plan: Plan) -> None:
@@ -304,7 +310,8 @@ class _Stages:
             runner.warning(warning, title="Not deployed")
         if plan.dry_run:
             with runner.group("Plan"):
-                for line in _detected(self.journal.last(Detection)) + describe(plan):
+                detected = _detected(self.journal.last(Detection), self.scope.words)
+                for line in detected + describe(plan):
                     runner.info(line)
             title, notice = _dry_run_notice(plan)
             runner.notice(notice, title=title)
@@ -314,21 +321,20 @@ class _Stages:
             runner.info(f"Decision: {plan.kind}. {plan.reason}")
 
     def _recovery(self) -> Recovery:
-        return Recovery(self.scope, timeout=self.inputs.wait_timeout, pin=self.inputs.rollback_pin)
+        inputs = self.inputs
+        return Recovery(
+            self.scope, timeout=inputs.wait_timeout, pin=inputs.rollback_pin, wait=inputs.wait
+        )
 
 
-def _detected(detection: Detection | None) -> list[str]:
+def _detected(detection: Detection | None, words: Words) -> list[str]:
     """The base and the files of a dry run's plan."""
     if detection is None or detection.base is None:
         return []
     base = detection.base
     lines = [f"Base: {f'{base.label} ({base.sha[:12]})' if base.sha else 'none'} [{base.source}]"]
     if detection.changes is not None:
-        changes = detection.changes
-        lines.append(
-            f"Files: {len(changes.dag_files)} DAG, {len(changes.image_files)} image, "
-            f"{len(changes.ignored_files)} not relevant"
-        )
+        lines.append(f"Files: {words.counted(detection.changes)}")
     return lines
 
 
@@ -337,7 +343,8 @@ def _dry_run_notice(plan: Plan) -> tuple[str, str]:
     if plan.operation is Operation.ROLLBACK and plan.rollback_to is not None:
         target = plan.rollback_to
         return "Rollback planned", (
-            f"Dry run: would roll back to deploy {target.id} ({target.commit_label()})."
+            f"Dry run: would roll back to {plan.words.release} {target.id} "
+            f"({target.commit_label()})."
         )
     action = f"deploy {plan.kind}" if plan.release is not None else "skip"
     return "Deploy planned", f"Dry run: would {action}. {plan.reason} Nothing was created."

@@ -89,3 +89,8 @@ def human_size(n: float) -> str:
         value /= 1024
         index += 1
     return f"{value:.0f} B" if index == 0 else f"{value:.1f} {_UNITS[index]}"
+
+
+def capitalized(text: str) -> str:
+    """``text`` with its first letter upper case, for the start of a sentence: "Deploy X"."""
+    return text[:1].upper() + text[1:]

@@ -29,6 +29,7 @@ from ci_deploy.platform import (
     Release,
     ReleaseState,
     RollbackCheck,
+    Words,
 )
 
 Json = dict[str, Any]
@@ -178,6 +179,18 @@ def spec_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return list(difflib.unified_diff(lines(old), lines(new), "app", "repository", lineterm=""))
 
 
+#: How App Platform names things in a run's messages, plan and summary.
+WORDS = Words(
+    platform="App Platform",
+    environment="app",
+    release="deployment",
+    live="ACTIVE",
+    ui="the DigitalOcean control panel",
+    ships_nothing="nothing from here (App Platform builds the commit from the repository)",
+    file_kinds=None,
+)
+
+
 def environment_of(app: Mapping[str, Any]) -> Environment:
     """The app as the port's :class:`Environment`."""
     spec = app.get("spec") or {}
@@ -200,7 +213,7 @@ def environment_of(app: Mapping[str, Any]) -> Environment:
         description=marker_of(spec),
         secret_keys=tuple(str(e.get("key")) for e in envs if e.get("type") == "SECRET"),
         creating=not active and bool(app.get("in_progress_deployment")),
-        platform="App Platform",
+        words=WORDS,
         pinned=str(pinned),
     )
 

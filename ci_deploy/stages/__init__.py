@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ci_deploy.errors import CancelledError
-from ci_deploy.platform import Platform
+from ci_deploy.platform import ASTRO, Platform, Words
 from ci_deploy.result import Interrupted, Journal
 from ci_deploy.runner import Runner
 from ci_deploy.timing import Timing
@@ -23,7 +23,8 @@ from ci_deploy.timing import Timing
 class Scope:
     """What every stage of one run works with: the platform, the runner's log, the run's
     journal and its clocks; ``marker`` is unique to the run (the releases it makes carry
-    it), ``run_url`` the run's page ("" outside GitHub)."""
+    it), ``run_url`` the run's page ("" outside GitHub); ``words`` name things as the
+    environment's platform does (known once it is located)."""
 
     platform: Platform
     runner: Runner
@@ -31,6 +32,7 @@ class Scope:
     timing: Timing
     marker: str = ""
     run_url: str = ""
+    words: Words = ASTRO
 
     @contextmanager
     def writing(self, what: str) -> Iterator[None]:

@@ -27,7 +27,7 @@ from ci_deploy.changeset import ChangeSet, PathRules, classify, count_files
 from ci_deploy.github import GitHubContext, source_of
 from ci_deploy.inputs import Inputs
 from ci_deploy.plan import Detection
-from ci_deploy.platform import Artifact, Release
+from ci_deploy.platform import ASTRO, Artifact, Release, Words
 from ci_deploy.runner import Runner
 from ci_deploy.source import CommitInfo, Source
 
@@ -77,21 +77,25 @@ class Checkout:
         return None  # the link may lie beyond what could be fetched
 
     def detect(
-        self, history: Sequence[Release], shows: Mapping[Artifact, str] | None = None
+        self,
+        history: Sequence[Release],
+        shows: Mapping[Artifact, str] | None = None,
+        words: Words = ASTRO,
     ) -> Detection:
-        """Choose the base commit and classify what changed since it (None: no base)."""
-        base = self._choose_base(history, shows)
-        return Detection(self.head, base, self._changes(base))
+        """Choose the base commit and classify what changed since it (None: no base);
+        ``words`` name things as the environment's platform does."""
+        base = self._choose_base(history, shows, words)
+        return Detection(self.head, base, self._changes(base, words))
 
     def _choose_base(
-        self, history: Sequence[Release], shows: Mapping[Artifact, str] | None
+        self, history: Sequence[Release], shows: Mapping[Artifact, str] | None, words: Words
     ) -> BaseChoice:
         inputs, runner = self._inputs, self._runner
         deployed: tuple[Candidate | None, str] = (None, f"compare-to is {inputs.compare_to}")
         if inputs.compare_to in ("auto", "deployed"):
-            deployed = deployed_candidate(history, shows)
+            deployed = deployed_candidate(history, shows, words)
         event = event_candidate(self._context.event_name, self._context.event)
-        choice = choose_base(inputs.compare_to, deployed, event, self._probe())
+        choice = choose_base(inputs.compare_to, deployed, event, self._probe(), words)
         for rejected in choice.rejected:
             runner.info(f"Not compared with: {rejected}.")
         if choice.sha is None:
@@ -130,7 +134,7 @@ class Checkout:
 
         return probe
 
-    def _changes(self, choice: BaseChoice) -> ChangeSet | None:
+    def _changes(self, choice: BaseChoice, words: Words) -> ChangeSet | None:
         if choice.sha is None:
             return None
         repo, log = self._repo, self._runner.info
@@ -145,8 +149,7 @@ class Checkout:
             f"Changes {base[:12]}{how}{head[:12]}: {count_files(len(changes.files))}"
         ):
             for title, names in (
-                ("DAG files", changes.dag_files),
-                ("Image files", changes.image_files),
+                *words.relevant_files(changes),
                 ("Not relevant", changes.ignored_files),
             ):
                 self._runner.info(f"{title} ({len(names)}):")

@@ -18,18 +18,24 @@ from ci_deploy import history as releases
 from ci_deploy.errors import ApiAmbiguousError, ApiError, RolloutError
 from ci_deploy.plan import Operation, Plan
 from ci_deploy.platform import PinningPlatform, Release
-from ci_deploy.result import Finalized, PinDecided, RolledBack
+from ci_deploy.result import Finalized, PinDecided, RolledBack, Seen
 from ci_deploy.stages import Scope
 from ci_deploy.stages.verify import wait_for
+from ci_deploy.text import capitalized
 
 
 class Recovery:
     """Rollbacks of one environment, waited for and recorded."""
 
-    def __init__(self, scope: Scope, *, timeout: float, pin: str = "commit") -> None:
+    def __init__(
+        self, scope: Scope, *, timeout: float, pin: str = "commit", wait: bool = True
+    ) -> None:
         self._scope = scope
         self._runner = scope.runner
         self._timeout = timeout
+        self._wait = wait
+        """``wait``: whether a revert's deployment is waited for (a rollback always is: what
+        happens to its pin depends on how it ends)."""
         self._pin = pin
         """``rollback-pin``: commit a pinning rollback once healthy, hold it, or skip the pin."""
 
@@ -37,49 +43,49 @@ class Recovery:
         """Roll back the failed release when the plan allows it and it is still this run's
         to undo; raise what happened."""
         release, scope = finalized.release, self._scope
+        words = scope.words
+        noun, the, ui = words.release, words.the_environment, words.ui
         if not plan.rollback_on_failure:
             raise RolloutError(
-                f"{failure.message} rollback-on-failure is false, so deploy {release.id} was "
-                "left in place: check the Deployment in the Astro UI."
+                f"{failure.message} rollback-on-failure is false, so {noun} {release.id} was "
+                f"left in place: check {the} in {ui}."
             ) from failure
         try:
             history = scope.platform.history()
         except ApiError as exc:
             raise RolloutError(
-                f"{failure.message} Whether a newer deploy replaced deploy {release.id} could "
-                f"not be read ({exc.message}), so it was not rolled back: check the Deployment "
-                "in the Astro UI.",
+                f"{failure.message} Whether a newer {noun} replaced {noun} {release.id} could "
+                f"not be read ({exc.message}), so it was not rolled back: check {the} in {ui}.",
                 title="Rollout failed; not rolled back",
             ) from exc
         newer = releases.taken_over(history, finalized.live_before, marker=scope.marker)
         if newer is not None:
             raise RolloutError(
-                f"{failure.message} Deploy {newer.id} ({newer.commit_label()}) was finalized "
-                f"after deploy {release.id} and replaced it, so deploy {release.id} was not "
-                f"rolled back (that would undo deploy {newer.id}).",
-                title="Rollout failed; a newer deploy took over",
+                f"{failure.message} {capitalized(noun)} {newer.id} ({newer.commit_label()}) was "
+                f"finalized after {noun} {release.id} and replaced it, so {noun} {release.id} "
+                f"was not rolled back (that would undo {noun} {newer.id}).",
+                title=f"Rollout failed; a newer {noun} took over",
             ) from failure
         target = finalized.previous
         if target is None:
-            why = plan.no_rollback or "the Deployment ran no known deploy before this one"
+            why = plan.no_rollback or f"{the} ran no known {noun} before this one"
             raise RolloutError(f"{failure.message} A rollback was impossible: {why}.") from failure
         if isinstance(scope.platform, PinningPlatform):
             self._pinned_after_failure(scope.platform, failure, release, target)
 
         try:
             outcome = self.roll_back(
-                target, f"ci-deploy: automatic rollback after deploy {release.id} failed"
+                target, f"ci-deploy: automatic rollback after {noun} {release.id} failed"
             )
         except ApiError as exc:
             made = (
-                "Whether a rollback was made is unknown: check the Deployment's deploy history"
+                f"Whether a rollback was made is unknown: check {the}'s {noun} history"
                 if isinstance(exc, ApiAmbiguousError)
                 else "No rollback was made"
             )
             raise RolloutError(
-                f"{failure.message} The automatic rollback to deploy {target.id} failed: "
-                f"{exc.message} {made}; the Deployment still runs deploy {release.id}. Check it "
-                "in the Astro UI.",
+                f"{failure.message} The automatic rollback to {noun} {target.id} failed: "
+                f"{exc.message} {made}; {the} still runs {noun} {release.id}. Check it in {ui}.",
                 title="Rollout failed and the rollback failed",
             ) from exc
         titles = {
@@ -88,8 +94,8 @@ class Recovery:
             None: "Rollout failed and was rolled back; its health is unknown",
         }
         raise RolloutError(
-            f"{failure.message} The Deployment was rolled back to deploy {target.id} "
-            f"({target.commit_label()}) with rollback deploy {outcome.release.id}; "
+            f"{failure.message} {capitalized(the)} was rolled back to {noun} {target.id} "
+            f"({target.commit_label()}) with rollback {noun} {outcome.release.id}; "
             f"{outcome.summary}.",
             title=titles[outcome.healthy],
         ) from failure
@@ -103,14 +109,15 @@ class Recovery:
             ended = self.pinned(platform, target, "the rollback requested")
             self._runner.notice(ended, title="Rolled back")
             return
+        noun = self._scope.words.release
         outcome = self.roll_back(target, "ci-deploy: rollback requested")
         if not outcome.healthy:
             raise RolloutError(
-                f"Rolled back to deploy {target.id} with rollback deploy {outcome.release.id}, "
+                f"Rolled back to {noun} {target.id} with rollback {noun} {outcome.release.id}, "
                 f"but {outcome.summary}."
             )
         self._runner.notice(
-            f"Rolled back to deploy {target.id} ({target.commit_label()}); {outcome.summary}.",
+            f"Rolled back to {noun} {target.id} ({target.commit_label()}); {outcome.summary}.",
             title="Rolled back",
         )
 
@@ -121,15 +128,16 @@ class Recovery:
         its rollout is judged; an environment that cannot be read leaves it unknown.
         """
         scope = self._scope
-        self._runner.info(f"Rolling back to deploy {to.id} ({to.commit_label()}).")
-        with scope.writing(f"rolling back to deploy {to.id}"):
+        noun = scope.words.release
+        self._runner.info(f"Rolling back to {noun} {to.id} ({to.commit_label()}).")
+        with scope.writing(f"rolling back to {noun} {to.id}"):
             rollback = scope.platform.roll_back(to, scope.described(description), scope.marker)
             scope.journal.add(
                 RolledBack(rollback, to, None, "its health is unknown (not yet seen)")
             )
-        self._runner.info(f"Rollback deploy {rollback.id} created.")
+        self._runner.info(f"Rollback {noun} {rollback.id} created.")
         try:
-            wait_for(scope, rollback, f"the rollback to deploy {to.id}", self._timeout)
+            wait_for(scope, rollback, f"the rollback to {noun} {to.id}", self._timeout)
         except RolloutError as exc:
             outcome = RolledBack(
                 rollback, to, False, f"the rollback itself is not healthy: {exc.message}"
@@ -139,7 +147,8 @@ class Recovery:
                 rollback,
                 to,
                 None,
-                f"its health is unknown: the Deployment could not be read ({exc.message})",
+                f"its health is unknown: {scope.words.the_environment} could not be read "
+                f"({exc.message})",
             )
         else:
             outcome = RolledBack(rollback, to, True, "the rollback is healthy")
@@ -155,22 +164,24 @@ class Recovery:
 
         Its releases start the moment they are made: one made after ours and not failed
         (still building, say) replaced ours, and a rollback would undo it."""
+        words = self._scope.words
+        noun, the = words.release, words.the_environment
         newer = releases.started_after(release, platform.history())
         if newer is not None:
             raise RolloutError(
-                f"{failure.message} Deployment {newer.id} ({newer.commit_label()}) started "
-                f"after deployment {release.id}, so nothing was rolled back (that would undo "
-                f"deployment {newer.id}).",
-                title="Rollout failed; a newer deployment took over",
+                f"{failure.message} {capitalized(noun)} {newer.id} ({newer.commit_label()}) "
+                f"started after {noun} {release.id}, so nothing was rolled back (that would undo "
+                f"{noun} {newer.id}).",
+                title=f"Rollout failed; a newer {noun} took over",
             ) from failure
         try:
-            ended = self.pinned(platform, target, f"deployment {release.id} failed")
+            ended = self.pinned(platform, target, f"{noun} {release.id} failed")
         except RolloutError as exc:
             raise RolloutError(f"{failure.message} {exc.message}", title=exc.title) from failure
         except ApiError as exc:
             raise RolloutError(
-                f"{failure.message} The automatic rollback to deployment {target.id} failed: "
-                f"{exc.message} Check the app's deployments in the control panel.",
+                f"{failure.message} The automatic rollback to {noun} {target.id} failed: "
+                f"{exc.message} Check {the}'s {noun}s in {words.ui}.",
                 title="Rollout failed and the rollback failed",
             ) from exc
         raise RolloutError(
@@ -181,55 +192,60 @@ class Recovery:
         """Validate, roll back to ``target``, wait, then commit (or hold, or nothing when the
         pin was skipped); a failed rollback is reverted. The sentence saying how it ended;
         RolloutError when no rollback happened or it failed."""
+        words = self._scope.words
+        noun, the = words.release, words.the_environment
         scope, runner, pin = self._scope, self._runner, self._pin
         check = platform.validate_rollback(target, pin=pin != "skip")
         for warning in check.warnings:
             runner.warning(
-                f"Rolling back to deployment {target.id}: {warning}", title="Rollback warning"
+                f"Rolling back to {noun} {target.id}: {warning}", title="Rollback warning"
             )
         warned = f" Warnings: {'; '.join(check.warnings)}." if check.warnings else ""
         if not check.valid:
             raise RolloutError(
-                f"No rollback happened: App Platform says the rollback to deployment {target.id} "
+                f"No rollback happened: {words.platform} says the rollback to {noun} {target.id} "
                 f"is invalid ({check.code}: {check.reason}).{warned}",
                 title="Rollback invalid",
             )
-        runner.info(f"Rolling back to deployment {target.id} ({target.commit_label()}): {why}.")
+        runner.info(f"Rolling back to {noun} {target.id} ({target.commit_label()}): {why}.")
         rollback = platform.roll_back_pinned(target, pin=pin != "skip")
-        runner.info(f"Rollback deployment {rollback.id} created.")
+        runner.info(f"Rollback {noun} {rollback.id} created.")
         scope.journal.add(
             RolledBack(rollback, target, None, "its health is unknown (not yet seen)")
         )
         try:
-            wait_for(scope, rollback, f"the rollback to deployment {target.id}", self._timeout)
+            wait_for(scope, rollback, f"the rollback to {noun} {target.id}", self._timeout)
         except RolloutError as exc:
             scope.journal.add(
                 RolledBack(rollback, target, False, f"the rollback failed: {exc.message}")
             )
             if pin == "skip":
                 raise RolloutError(
-                    f"The rollback to deployment {target.id} failed too: {exc.message}{warned}",
+                    f"The rollback to {noun} {target.id} failed too: {exc.message}{warned}",
                     title="Rollout failed and the rollback failed",
                 ) from exc
             reverted = platform.revert_rollback()
             raise RolloutError(
-                f"The rollback to deployment {target.id} (rollback deployment {rollback.id}) "
-                f"failed too: {exc.message} It was reverted (deployment {reverted.id}), which "
-                f"unpinned the app.{warned}",
+                f"The rollback to {noun} {target.id} (rollback {noun} {rollback.id}) "
+                f"failed too: {exc.message} It was reverted ({noun} {reverted.id}), which "
+                f"unpinned {the}.{warned}",
                 title="Rollout failed and the rollback failed",
             ) from exc
-        scope.journal.add(RolledBack(rollback, target, True, "the rollback is healthy"))
+        scope.journal.add(
+            RolledBack(rollback, target, True, "the rollback is healthy", check.warnings)
+        )
         done = (
-            f"The app was rolled back to deployment {target.id} ({target.commit_label()}) with "
-            f"rollback deployment {rollback.id}, which is ACTIVE"
+            f"{capitalized(the)} was rolled back to {noun} {target.id} "
+            f"({target.commit_label()}) with rollback {noun} {rollback.id}, which is {words.live}"
         )
         if pin == "commit":
             platform.commit_rollback()
-            return f"{done}; the rollback was committed (the app is not pinned).{warned}"
+            return f"{done}; the rollback was committed ({the} is not pinned).{warned}"
         if pin == "hold":
             return (
-                f"{done}. The app stays pinned to it (rollback-pin: hold): run the action with "
-                "`action: rollback-commit` to keep it, or `action: rollback-revert` to undo it."
+                f"{done}. {capitalized(the)} stays pinned to it (rollback-pin: hold): run the "
+                "action with `action: rollback-commit` to keep it, or `action: rollback-revert` "
+                "to undo it."
                 f"{warned}"
             )
         return f"{done} (not pinned: rollback-pin: skip).{warned}"
@@ -237,9 +253,12 @@ class Recovery:
     def decide_pin(self, platform: PinningPlatform, action: str, pinned: str) -> None:
         """``action: rollback-commit`` or ``rollback-revert`` on an app pinned to ``pinned``
         ("" when it is not pinned: nothing to do)."""
+        words = self._scope.words
+        noun, the = words.release, words.the_environment
         runner = self._runner
         if not pinned:
-            reason = f"The app is not pinned, so there is no rollback to {action.split('-')[1]}."
+            decision = action.split("-")[1]
+            reason = f"{capitalized(the)} is not pinned, so there is no rollback to {decision}."
             self._scope.journal.add(Plan(Operation.SKIP, reason))
             runner.notice(reason, title="Nothing to decide")
             return
@@ -247,16 +266,24 @@ class Recovery:
             platform.commit_rollback()
             self._scope.journal.add(PinDecided(action, pinned))
             runner.notice(
-                f"Committed rollback deployment {pinned}: the app keeps it and is unpinned.",
+                f"Committed rollback {noun} {pinned}: {the} keeps it and is unpinned.",
                 title="Rollback committed",
             )
             return
         reverted = platform.revert_rollback()
         self._scope.journal.add(PinDecided(action, pinned, reverted))
-        runner.info(f"Reverted rollback deployment {pinned}: deployment {reverted.id} started.")
+        runner.info(f"Reverted rollback {noun} {pinned}: {noun} {reverted.id} started.")
+        if not self._wait:
+            self._scope.journal.add(Seen("not awaited (wait: false)"))
+            runner.notice(
+                f"Reverted rollback {noun} {pinned}: {the} is unpinned and {noun} "
+                f"{reverted.id} started; it was not waited for (wait: false).",
+                title="Rollback reverted",
+            )
+            return
         wait_for(self._scope, reverted, f"the revert of rollback {pinned}", self._timeout)
         runner.notice(
-            f"Reverted rollback deployment {pinned}: deployment {reverted.id} is ACTIVE and "
-            "the app is unpinned.",
+            f"Reverted rollback {noun} {pinned}: {noun} {reverted.id} is {words.live} and "
+            f"{the} is unpinned.",
             title="Rollback reverted",
         )

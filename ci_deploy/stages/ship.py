@@ -29,14 +29,15 @@ def ship(
     """Create, ship and finalize; the record of the finalized release, or of the newer
     release that superseded it. ``contains`` tells whether one commit contains another."""
     platform, runner, journal = scope.platform, scope.runner, scope.journal
-    with scope.writing("creating the deploy"):
+    noun = scope.words.release
+    with scope.writing(f"creating the {noun}"):
         created = platform.create(
             release.kind, scope.described(release.description), source, scope.marker
         )
         journal.add(Created(created))
     if created.id:  # else the platform makes it at finalize
         runner.info(
-            f"Created deploy {created.id} ({created.kind}) for commit {source.commit.sha[:12]}."
+            f"Created {noun} {created.id} ({created.kind}) for commit {source.commit.sha[:12]}."
         )
 
     versions: dict[Artifact, str] = {}
@@ -56,9 +57,10 @@ def ship(
         journal.add(LeftPending(tuple(leftovers)))
         names = ", ".join(r.id for r in leftovers)
         runner.warning(
-            f"This run also left deploy(s) {names} created and not finalized (a create whose "
-            "answer was lost was processed late). They change nothing the Deployment runs.",
-            title="Unfinalized deploy left",
+            f"This run also left {noun}(s) {names} created and not finalized (a create whose "
+            f"answer was lost was processed late). They change nothing "
+            f"{scope.words.the_environment} runs.",
+            title=f"Unfinalized {noun} left",
         )
     newer = releases.superseding(
         created, history, contains, marker=scope.marker, shows=environment.running
@@ -71,10 +73,10 @@ def ship(
     finalized_at = scope.timing.now()
     previous = releases.running(history, environment.running)
     live = frozenset(r.id for r in history if r.state is ReleaseState.LIVE)
-    with scope.writing(f"finalizing deploy {created.id or 'of this run'}"):
+    with scope.writing(f"finalizing {noun} {created.id or 'of this run'}"):
         finalized = Finalized(
             platform.finalize(created, Shipment(versions)), finalized_at, previous, live
         )
         journal.add(finalized)
-    runner.info(f"Finalized deploy {finalized.release.id}.")
+    runner.info(f"Finalized {noun} {finalized.release.id}.")
     return finalized

@@ -11,15 +11,16 @@ from datetime import datetime
 
 from ci_deploy.bundle import shown
 from ci_deploy.errors import RolloutError
-from ci_deploy.platform import Artifact, Release
+from ci_deploy.platform import Artifact, Release, Words
 from ci_deploy.result import Seen
 from ci_deploy.stages import Scope
+from ci_deploy.text import capitalized
 
 
-def goal(release: Release) -> str:
+def goal(release: Release, words: Words) -> str:
     """What the environment must show to run ``release``, in words."""
     parts = [f"{a.version_name} {release.versions[a]}" for a in Artifact if a in release.versions]
-    return " and ".join(parts) or "its new deploy"
+    return " and ".join(parts) or f"its new {words.release}"
 
 
 def wait_for(scope: Scope, release: Release, what: str, timeout: float) -> None:
@@ -28,25 +29,28 @@ def wait_for(scope: Scope, release: Release, what: str, timeout: float) -> None:
     ``what`` names the release in messages ("deploy X", "the rollback to deploy Y").
     """
     platform, runner, journal, timing = scope.platform, scope.runner, scope.journal, scope.timing
-    target = goal(release)
+    target = goal(release, scope.words)
     started = timing.clock()
     deadline = started + timeout
     delays = timing.poll_delays()
-    with runner.group(f"Waiting for the Deployment to run {target}"):
+    the = scope.words.the_environment
+    with runner.group(f"Waiting for {the} to run {target}"):
         while True:
             seen = platform.observe(release)
             journal.add(Seen(seen.summary))
             elapsed = timing.clock() - started
             runner.info(f"[{elapsed:5.0f}s] {seen.summary}; waiting for {target}")
             if seen.done:
-                runner.info(f"The Deployment runs {what} after {elapsed:.0f}s.")
+                runner.info(f"{capitalized(the)} runs {what} after {elapsed:.0f}s.")
                 return
             if seen.failed:
-                raise RolloutError(f"The Deployment became unhealthy after {what}: {seen.summary}.")
+                raise RolloutError(
+                    f"{capitalized(the)} became unhealthy after {what}: {seen.summary}."
+                )
             remaining = deadline - timing.clock()
             if remaining <= 0:
                 raise RolloutError(
-                    f"Timed out after {timeout:.0f}s (wait-timeout) waiting for the Deployment "
+                    f"Timed out after {timeout:.0f}s (wait-timeout) waiting for {the} "
                     f"to run {what} ({target}); last seen: {seen.summary}."
                 )
             timing.sleep(min(next(delays), remaining))
