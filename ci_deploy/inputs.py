@@ -124,6 +124,9 @@ ASTRO_ONLY: tuple[str, ...] = (
     "wake-on-deploy",
     "preview-env",
     "open-pull-requests",
+    "dags-folder",
+    "syntax-check",
+    "check-import-errors",
 )
 """Inputs that mean something only with platform: astro (rejected when given otherwise)."""
 DIGITALOCEAN_ONLY: tuple[str, ...] = (

@@ -17,7 +17,7 @@ from typing import NoReturn
 from ci_deploy import history as releases
 from ci_deploy.errors import ApiAmbiguousError, ApiError, RolloutError
 from ci_deploy.plan import Operation, Plan
-from ci_deploy.platform import PinningPlatform, Release
+from ci_deploy.platform import PinningPlatform, Release, ReleaseState
 from ci_deploy.result import Finalized, PinDecided, RolledBack
 from ci_deploy.stages import Scope
 from ci_deploy.stages.verify import wait_for
@@ -51,7 +51,14 @@ class Recovery:
                 "in the Astro UI.",
                 title="Rollout failed; not rolled back",
             ) from exc
-        newer = releases.taken_over(history, finalized.live_before, marker=scope.marker)
+        pinning = isinstance(scope.platform, PinningPlatform)
+        # A pinning platform's releases carry no marker: taken_over would name ours; its
+        # own check (started_after, below) is by creation time.
+        newer = (
+            None
+            if pinning
+            else releases.taken_over(history, finalized.live_before, marker=scope.marker)
+        )
         if newer is not None:
             raise RolloutError(
                 f"{failure.message} Deploy {newer.id} ({newer.commit_label()}) was finalized "
@@ -244,6 +251,7 @@ class Recovery:
             runner.notice(reason, title="Nothing to decide")
             return
         if action == "rollback-commit":
+            _refuse_unhealthy_commit(platform, pinned)
             platform.commit_rollback()
             self._scope.journal.add(PinDecided(action, pinned))
             runner.notice(
@@ -260,3 +268,25 @@ class Recovery:
             "the app is unpinned.",
             title="Rollback reverted",
         )
+
+
+def _refuse_unhealthy_commit(platform: PinningPlatform, pinned: str) -> None:
+    """Raise unless rollback deployment ``pinned`` is healthy (live): a rollback still in
+    progress, failed or not found is never committed."""
+    rollback = next((r for r in platform.history() if r.id == pinned), None)
+    if rollback is not None and rollback.state is ReleaseState.LIVE:
+        return
+    if rollback is None:
+        why = "is not among the app's deployments, so its health is unknown"
+        then = "Check the app in the control panel"
+    elif rollback.state is ReleaseState.PENDING:
+        why = "is still in progress"
+        then = "Wait until it is ACTIVE, then run action: rollback-commit again"
+    else:
+        why = "failed"
+        then = "Run action: rollback-revert to undo it and unpin the app"
+    raise RolloutError(
+        f"Rollback deployment {pinned} {why}, so it was not committed; the app stays pinned "
+        f"to it. {then}.",
+        title="Rollback not committed",
+    )

@@ -1,0 +1,120 @@
+"""App Platform's safety: inputs that would do nothing, the report of a run that made
+nothing, and a rate limit's reset honoured."""
+
+from __future__ import annotations
+
+import pytest
+
+from ci_deploy.errors import ApiError
+from tests.actionrun import change
+from tests.fake_apps import FakeApps
+from tests.gitrepo import GitRepo
+from tests.test_do_run import run
+
+
+@pytest.fixture
+def apps(repo: GitRepo) -> FakeApps:
+    """An app whose active deployment built the repository's first commit."""
+    apps = FakeApps()
+    apps.seed(repo.head())
+    return apps
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("check-import-errors", "false"), ("syntax-check", "false"), ("dags-folder", "src")],
+)
+def test_astro_only_inputs_are_refused_with_platform_digitalocean(
+    repo: GitRepo, apps: FakeApps, name: str, value: str
+) -> None:
+    change(repo)
+    step = run(repo, apps, {name: value})
+    assert step.result.returncode == 1
+    assert f"Invalid input '{name}'" in step.log
+    assert "is only used with platform: astro" in step.log
+    assert not any(call.startswith(("create_deployment", "update_app")) for call in apps.calls)
+
+
+def test_astro_only_inputs_at_their_default_are_accepted(repo: GitRepo, apps: FakeApps) -> None:
+    change(repo)
+    step = run(
+        repo, apps, {"check-import-errors": "true", "syntax-check": "true", "dags-folder": "dags"}
+    )
+    assert step.result.returncode == 0, step.log
+
+
+def test_a_failed_deployment_create_reports_no_empty_deploy_id(
+    repo: GitRepo, apps: FakeApps
+) -> None:
+    change(repo)
+
+    def refused(app_id: str, *, force_build: bool) -> dict[str, object]:
+        apps.calls.append("create_deployment(force_build=True)")
+        raise ApiError("app is being deleted (HTTP 422).", status_code=422)
+
+    apps.create_deployment = refused  # type: ignore[method-assign]
+    step = run(repo, apps)
+    assert step.result.returncode == 1
+    summary = step.result.summary
+    assert "app is being deleted" in step.log
+    for astro_words in ("was created but not finalized", "INITIALIZED", "``"):
+        assert astro_words not in summary, summary
+    assert step.outputs["deploy-id"] == ""
+
+
+def test_a_newer_deployment_that_took_over_is_never_our_own(repo: GitRepo, apps: FakeApps) -> None:
+    change(repo)
+
+    def superseded_by_another_run(deployment: dict[str, object]) -> None:
+        if deployment["id"] == "dep-2" and deployment["phase"] == "DEPLOYING":
+            deployment["phase"], deployment["_script"] = "SUPERSEDED", []
+            apps.other_run("e" * 40)
+
+    apps.on_read = superseded_by_another_run
+    step = run(repo, apps)
+    assert step.result.returncode == 1
+    summary = step.result.summary
+    assert "a newer deployment took over" in summary
+    assert "Deployment dep-3 (commit eeeeeeeeeeee) started after deployment dep-2" in summary
+    assert "undo deployment dep-3" in summary
+    assert "undo deploy dep-2" not in summary
+    assert not any(call.startswith("rollback") for call in apps.calls)
+
+
+@pytest.mark.parametrize(
+    ("phase", "said"),
+    [
+        (
+            "ERROR",
+            "Rollback deployment dep-3 failed, so it was not committed; the app stays "
+            "pinned to it. Run action: rollback-revert to undo it and unpin the app.",
+        ),
+        (
+            "BUILDING",
+            "Rollback deployment dep-3 is still in progress, so it was not committed; "
+            "the app stays pinned to it. Wait until it is ACTIVE, then run action: "
+            "rollback-commit again.",
+        ),
+    ],
+)
+def test_rollback_commit_refuses_a_rollback_that_is_not_active(
+    repo: GitRepo, apps: FakeApps, phase: str, said: str
+) -> None:
+    apps.seed(repo.head())
+    rollback = apps.seed(repo.head(), phase=phase)
+    apps.pinned = rollback["id"]
+    step = run(repo, apps, {"action": "rollback-commit"})
+    assert step.result.returncode == 1
+    assert "commit_rollback" not in apps.calls
+    assert apps.pinned == "dep-3"
+    assert said in step.result.summary
+    assert "Rollback not committed" in step.titles("error")
+
+
+def test_rollback_commit_commits_an_active_rollback(repo: GitRepo, apps: FakeApps) -> None:
+    rollback = apps.seed(repo.head())
+    apps.pinned = rollback["id"]
+    step = run(repo, apps, {"action": "rollback-commit"})
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["status"] == "committed"
+    assert "commit_rollback" in apps.calls and not apps.pinned
