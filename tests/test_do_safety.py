@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ci_deploy.errors import ApiError
+from ci_deploy.errors import ApiError, CancelledError
 from tests.actionrun import change
 from tests.fake_apps import FakeApps
 from tests.gitrepo import GitRepo
@@ -118,3 +118,70 @@ def test_rollback_commit_commits_an_active_rollback(repo: GitRepo, apps: FakeApp
     assert step.result.returncode == 0, step.log
     assert step.outputs["status"] == "committed"
     assert "commit_rollback" in apps.calls and not apps.pinned
+
+
+def _failing_reads_of(apps: FakeApps, deployment_id: str, error: Exception) -> None:
+    read = apps.get_deployment
+
+    def get_deployment(app_id: str, wanted: str) -> dict[str, object]:
+        if wanted == deployment_id:
+            raise error
+        return read(app_id, wanted)
+
+    apps.get_deployment = get_deployment  # type: ignore[method-assign]
+
+
+def test_a_failed_read_of_the_rollback_says_the_app_is_left_pinned(
+    repo: GitRepo, apps: FakeApps
+) -> None:
+    apps.outcomes = ["ERROR"]
+    change(repo)
+    _failing_reads_of(apps, "dep-3", ApiError("internal error (HTTP 400).", status_code=400))
+    step = run(repo, apps)
+    assert step.result.returncode == 1
+    assert apps.pinned == "dep-3"
+    summary = step.result.summary
+    assert "Rolled back; the app is left pinned" in summary
+    assert (
+        "Rollback deployment dep-3 was made, but its health could not be read: internal error "
+        "(HTTP 400). The app is pinned to dep-3: run action: rollback-commit to keep it or "
+        "action: rollback-revert to undo it."
+    ) in summary
+
+
+def test_a_cancel_while_waiting_for_the_rollback_says_the_app_is_left_pinned(
+    repo: GitRepo, apps: FakeApps
+) -> None:
+    apps.outcomes = ["ERROR"]
+    change(repo)
+    # What cancel.py raises inside the run when SIGTERM arrives (here: during a read).
+    _failing_reads_of(apps, "dep-3", CancelledError("The run was cancelled."))
+    step = run(repo, apps)
+    assert step.result.returncode != 0
+    assert apps.pinned == "dep-3"
+    assert (
+        "The run was cancelled. Rollback deployment dep-3 had been made. The app is pinned to "
+        "dep-3: run action: rollback-commit to keep it or action: rollback-revert to undo it."
+    ) in step.result.summary
+
+
+def test_a_failed_commit_of_a_healthy_rollback_is_not_a_failed_rollback(
+    repo: GitRepo, apps: FakeApps
+) -> None:
+    apps.outcomes = ["ERROR"]
+    change(repo)
+
+    def commit_refused(app_id: str) -> None:
+        apps.calls.append("commit_rollback")
+        raise ApiError("service unavailable (HTTP 400).", status_code=400)
+
+    apps.commit_rollback = commit_refused  # type: ignore[method-assign]
+    step = run(repo, apps)
+    assert step.result.returncode == 1
+    assert apps.pinned == "dep-3"
+    summary = step.result.summary
+    assert "the rollback failed" not in summary
+    assert (
+        "Rollback deployment dep-3 was made, but committing it failed (it is ACTIVE): "
+        "service unavailable (HTTP 400). The app is pinned to dep-3"
+    ) in summary

@@ -15,7 +15,13 @@ from __future__ import annotations
 from typing import NoReturn
 
 from ci_deploy import history as releases
-from ci_deploy.errors import ApiAmbiguousError, ApiError, RolloutError
+from ci_deploy.errors import (
+    ApiAmbiguousError,
+    ApiError,
+    CancelledError,
+    CiDeployError,
+    RolloutError,
+)
 from ci_deploy.plan import Operation, Plan
 from ci_deploy.platform import PinningPlatform, Release, ReleaseState
 from ci_deploy.result import Finalized, PinDecided, RolledBack
@@ -31,6 +37,8 @@ class Recovery:
         self._runner = scope.runner
         self._timeout = timeout
         self._pin = pin
+        self._step = ""
+        """What a pinning rollback was at (for the message should it be cut short)."""
         """``rollback-pin``: commit a pinning rollback once healthy, hold it, or skip the pin."""
 
     def after_failure(self, plan: Plan, failure: RolloutError, finalized: Finalized) -> NoReturn:
@@ -208,6 +216,21 @@ class Recovery:
             RolledBack(rollback, target, None, "its health is unknown (not yet seen)")
         )
         try:
+            return self._rolled_back(platform, target, rollback, warned)
+        except (ApiError, CancelledError) as exc:
+            if pin == "skip":
+                raise
+            raise _left_pinned(platform, rollback, self._step, exc) from exc
+
+    def _rolled_back(
+        self, platform: PinningPlatform, target: Release, rollback: Release, warned: str
+    ) -> str:
+        """Wait for ``rollback``, then commit it (or hold it), or revert it when it failed;
+        ``self._step`` says what was being done, should the API fail or the run be
+        cancelled meanwhile."""
+        scope, pin = self._scope, self._pin
+        self._step = "its health could not be read"
+        try:
             wait_for(scope, rollback, f"the rollback to deployment {target.id}", self._timeout)
         except RolloutError as exc:
             scope.journal.add(
@@ -218,6 +241,7 @@ class Recovery:
                     f"The rollback to deployment {target.id} failed too: {exc.message}{warned}",
                     title="Rollout failed and the rollback failed",
                 ) from exc
+            self._step = f"it failed ({exc.message}), and reverting it failed"
             reverted = platform.revert_rollback()
             raise RolloutError(
                 f"The rollback to deployment {target.id} (rollback deployment {rollback.id}) "
@@ -231,6 +255,7 @@ class Recovery:
             f"rollback deployment {rollback.id}, which is ACTIVE"
         )
         if pin == "commit":
+            self._step = "committing it failed (it is ACTIVE)"
             platform.commit_rollback()
             return f"{done}; the rollback was committed (the app is not pinned).{warned}"
         if pin == "hold":
@@ -290,3 +315,31 @@ def _refuse_unhealthy_commit(platform: PinningPlatform, pinned: str) -> None:
         f"to it. {then}.",
         title="Rollback not committed",
     )
+
+
+def _left_pinned(
+    platform: PinningPlatform, rollback: Release, step: str, exc: CiDeployError
+) -> CiDeployError:
+    """What to say when the API failed or the run was cancelled after rollback deployment
+    ``rollback`` was made: the pin the app has now (read again), and what to run next. A
+    cancellation stays one."""
+    try:
+        pinned = platform.locate().pinned
+    except ApiError as again:
+        now = (
+            f"Whether the app is still pinned could not be read ({again.message}): check it in "
+            "the control panel, and if it is pinned run action: rollback-commit to keep the "
+            "rollback or action: rollback-revert to undo it."
+        )
+    else:
+        now = (
+            f"The app is pinned to {pinned}: run action: rollback-commit to keep it or "
+            "action: rollback-revert to undo it."
+            if pinned
+            else "The app is not pinned."
+        )
+    if isinstance(exc, CancelledError):
+        said = f"{exc.message} Rollback deployment {rollback.id} had been made. {now}"
+        return CancelledError(said, title=exc.title)
+    said = f"Rollback deployment {rollback.id} was made, but {step}: {exc.message} {now}"
+    return RolloutError(said, title="Rolled back; the app is left pinned")
