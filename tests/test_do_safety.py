@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from ci_deploy.digitalocean import rules
 from ci_deploy.errors import ApiError, CancelledError
+from ci_deploy.platform import ReleaseState
 from tests.actionrun import change
 from tests.fake_apps import FakeApps
 from tests.gitrepo import GitRepo
@@ -185,3 +187,49 @@ def test_a_failed_commit_of_a_healthy_rollback_is_not_a_failed_rollback(
         "Rollback deployment dep-3 was made, but committing it failed (it is ACTIVE): "
         "service unavailable (HTTP 400). The app is pinned to dep-3"
     ) in summary
+
+
+@pytest.mark.parametrize(
+    ("progress", "state"),
+    [
+        ({"success_steps": 4, "total_steps": 4}, ReleaseState.LIVE),  # ran, then replaced
+        ({"success_steps": 2, "total_steps": 4}, ReleaseState.FAILED),  # replaced mid-build
+        ({"success_steps": 4, "total_steps": 4, "error_steps": 1}, ReleaseState.FAILED),
+        ({}, ReleaseState.FAILED),  # no progress: not known to have run
+    ],
+)
+def test_a_superseded_deployment_is_live_only_when_it_ran(
+    progress: dict[str, int], state: ReleaseState
+) -> None:
+    deployment = {"id": "d1", "phase": "SUPERSEDED", "progress": progress}
+    assert rules.release_of(deployment).state is state
+
+
+def _never_ran(apps: FakeApps, commit: str) -> None:
+    """A deployment of ``commit`` superseded while it built (it never ran)."""
+    apps.seed(commit, phase="SUPERSEDED")["progress"]["success_steps"] = 1
+
+
+def test_a_superseded_deployment_that_never_ran_is_not_the_deployed_commit(
+    repo: GitRepo, apps: FakeApps
+) -> None:
+    change(repo)
+    _never_ran(apps, repo.head())  # dep-2: the new commit, never ran; dep-1 still ACTIVE
+    step = run(repo, apps)
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["skipped"] == "false"
+    assert step.outputs["base-sha"] != repo.head()
+    assert any(call.startswith("create_deployment") for call in apps.calls)
+
+
+def test_a_superseded_deployment_that_never_ran_is_never_rolled_back_to(
+    repo: GitRepo, apps: FakeApps
+) -> None:
+    first = repo.head()
+    change(repo)
+    _never_ran(apps, "f" * 40)  # dep-2: never ran
+    apps.seed(repo.head())  # dep-3: ACTIVE, dep-1 SUPERSEDED after it ran
+    step = run(repo, apps, {"action": "rollback"})
+    assert step.result.returncode == 0, step.log
+    assert "Rolling back to deployment dep-1" in step.log
+    assert apps.by_id("dep-4")["services"][0]["source_commit_hash"] == first
