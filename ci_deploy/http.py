@@ -18,7 +18,8 @@ The rules:
   flagged so the caller can check the state before trying again.
 * Capped exponential backoff with jitter between attempts, or the server's
   ``Retry-After`` (at most 60 s) when it sent one, else the wait until
-  ``X-RateLimit-Reset`` when ``X-RateLimit-Remaining`` is 0 (GitHub's rate limits).
+  ``X-RateLimit-Reset`` when ``X-RateLimit-Remaining`` is 0 (GitHub's rate limits), or
+  until ``ratelimit-reset`` on a 429 (DigitalOcean's).
 * GitHub answers a secondary rate limit with 403 (or 429) and such a header: a policy with
   ``rate_limited_403`` retries that 403 (an ordinary 403, a missing permission, is final).
 """
@@ -299,15 +300,20 @@ def _delay_for(response: httpx.Response, backoff: Backoff, retry: int) -> float:
 
 def rate_limit_delay(response: httpx.Response, *, now: float | None = None) -> float | None:
     """Seconds the server asks to wait (at most 60): ``Retry-After``, else, when
-    ``X-RateLimit-Remaining`` is 0, until ``X-RateLimit-Reset`` (epoch seconds); None when
-    the answer names no wait."""
+    ``X-RateLimit-Remaining`` is 0, until ``X-RateLimit-Reset`` (epoch seconds, GitHub), else,
+    on a 429, until ``ratelimit-reset`` (epoch seconds, DigitalOcean); None when the answer
+    names no wait."""
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if retry_after is not None:
         return retry_after
-    if response.headers.get("X-RateLimit-Remaining", "").strip() != "0":
+    if response.headers.get("X-RateLimit-Remaining", "").strip() == "0":
+        header = "X-RateLimit-Reset"
+    elif response.status_code == 429 and "ratelimit-reset" in response.headers:
+        header = "ratelimit-reset"
+    else:
         return None
     try:
-        reset = float(response.headers.get("X-RateLimit-Reset", ""))
+        reset = float(response.headers.get(header, ""))
     except ValueError:
         return None
     if reset != reset:  # NaN

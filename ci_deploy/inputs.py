@@ -122,6 +122,9 @@ ASTRO_ONLY: tuple[str, ...] = (
     "bundle-mount-path",
     "deploy-type",
     "wake-on-deploy",
+    "dags-folder",
+    "syntax-check",
+    "check-import-errors",
 )
 """Inputs that mean something only with platform: astro (rejected when given otherwise)."""
 DIGITALOCEAN_ONLY: tuple[str, ...] = (

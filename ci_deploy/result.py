@@ -320,7 +320,10 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
     subject = journal.last(Subject) or Subject("")
     plan = journal.last(Plan)
     finalized = journal.last(Finalized)
-    made = finalized or journal.last(Created)
+    created = journal.last(Created)
+    if created is not None and not created.release.id:
+        created = None  # noted, never made (App Platform makes a deployment at finalize)
+    made = finalized or created
     shipped, rollback, seen = journal.last(Shipped), journal.last(RolledBack), journal.last(Seen)
     superseded = journal.last(Superseded)
     left = journal.last(LeftPending)

@@ -68,7 +68,11 @@ class FakeApps:
             "created_at": (START + timedelta(minutes=self._made)).isoformat(),
             "services": [{"name": "web", "source_commit_hash": commit}],
             "spec": copy.deepcopy(spec or self.spec),
-            "progress": {"success_steps": 0, "total_steps": 3, "steps": []},
+            "progress": {
+                "success_steps": 3 if phase in ("ACTIVE", "SUPERSEDED") else 0,
+                "total_steps": 3,
+                "steps": [],
+            },
             "_script": [] if phase else [*PHASES[1:], ending],
         }
         self.deployments.append(deployment)

@@ -83,6 +83,7 @@ def test_deployments_read_as_releases_oldest_first() -> None:
                 "id": "d1",
                 "phase": "SUPERSEDED",
                 "created_at": "2026-01-01T00:00:00Z",
+                "progress": {"success_steps": 4, "total_steps": 4},
                 "services": [{"name": "web", "source_commit_hash": "abc"}],
             },
             {

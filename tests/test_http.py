@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -304,6 +305,29 @@ def test_rate_limit_delay_reads_retry_after_then_the_reset_time() -> None:
     assert rate_limit_delay(answer(**{**reset, "X-RateLimit-Remaining": "5"})) is None
     assert rate_limit_delay(answer(**{**reset, "X-RateLimit-Reset": "soon"})) is None
     assert rate_limit_delay(answer()) is None
+
+
+def test_app_platforms_429_waits_until_its_ratelimit_reset() -> None:
+    def answer(status: int, **headers: str) -> httpx.Response:
+        return httpx.Response(status, headers=headers)
+
+    reset = {"ratelimit-limit": "5000", "ratelimit-remaining": "0", "ratelimit-reset": "1000"}
+    assert rate_limit_delay(answer(429, **reset), now=988.0) == 12.0
+    assert rate_limit_delay(answer(429, **reset), now=5000.0) == 0.0
+    assert rate_limit_delay(answer(429, **{**reset, "ratelimit-reset": "99999"}), now=0) == 60.0
+    assert rate_limit_delay(answer(429, **{**reset, "ratelimit-reset": "soon"})) is None
+    assert rate_limit_delay(answer(429, **{**reset, "Retry-After": "3"}), now=0) == 3.0
+    assert rate_limit_delay(answer(503, **reset), now=988.0) is None  # only a 429's
+
+
+def test_app_platforms_ratelimit_reset_replaces_the_backoff() -> None:
+    reset = str(int(time.time()) + 30)
+    client, _ = scripted(
+        httpx.Response(429, headers={"ratelimit-reset": reset}), httpx.Response(200)
+    )
+    send, sleeps, _ = run(client, API_POST)
+    assert send().status_code == 200
+    assert len(sleeps) == 1 and 28.0 <= sleeps[0] <= 30.0
 
 
 def test_only_a_policy_for_rate_limited_403s_retries_them() -> None:

@@ -244,7 +244,12 @@ def is_rollback(deployment: Mapping[str, Any]) -> bool:
     )
 
 
-def state_of(phase: str) -> ReleaseState:
+def state_of(deployment: Mapping[str, Any]) -> ReleaseState:
+    """ACTIVE is live; SUPERSEDED only when it ran (every step of its progress succeeded:
+    it was active until a newer one replaced it), else it never ran and counts as failed."""
+    phase = str(deployment.get("phase", "UNKNOWN"))
+    if phase == "SUPERSEDED":
+        return ReleaseState.LIVE if ran(deployment) else ReleaseState.FAILED
     if phase in _LIVE:
         return ReleaseState.LIVE
     if phase in _FAILED:
@@ -252,12 +257,21 @@ def state_of(phase: str) -> ReleaseState:
     return ReleaseState.PENDING
 
 
+def ran(deployment: Mapping[str, Any]) -> bool:
+    """Whether the deployment's progress shows every step succeeded (none failed)."""
+    progress = deployment.get("progress") or {}
+    total = progress.get("total_steps") or 0
+    return (
+        bool(total) and progress.get("success_steps") == total and not progress.get("error_steps")
+    )
+
+
 def release_of(deployment: Mapping[str, Any], kind: str = "") -> Release:
     """A deployment as a :class:`Release` (its ``cause`` as the description)."""
     return Release(
         id=str(deployment.get("id", "")),
         kind=kind or ("rollback" if is_rollback(deployment) else DEPLOYMENT),
-        state=state_of(str(deployment.get("phase", "UNKNOWN"))),
+        state=state_of(deployment),
         created_at=parse_time(deployment.get("created_at")),
         commit=commit_of(deployment),
         description=str(deployment.get("cause", "")),

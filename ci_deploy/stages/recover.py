@@ -15,9 +15,15 @@ from __future__ import annotations
 from typing import NoReturn
 
 from ci_deploy import history as releases
-from ci_deploy.errors import ApiAmbiguousError, ApiError, RolloutError
+from ci_deploy.errors import (
+    ApiAmbiguousError,
+    ApiError,
+    CancelledError,
+    CiDeployError,
+    RolloutError,
+)
 from ci_deploy.plan import Operation, Plan
-from ci_deploy.platform import PinningPlatform, Release
+from ci_deploy.platform import PinningPlatform, Release, ReleaseState
 from ci_deploy.result import Finalized, PinDecided, RolledBack, Seen
 from ci_deploy.stages import Scope
 from ci_deploy.stages.verify import wait_for
@@ -37,6 +43,8 @@ class Recovery:
         """``wait``: whether a revert's deployment is waited for (a rollback always is: what
         happens to its pin depends on how it ends)."""
         self._pin = pin
+        self._step = ""
+        """What a pinning rollback was at (for the message should it be cut short)."""
         """``rollback-pin``: commit a pinning rollback once healthy, hold it, or skip the pin."""
 
     def after_failure(self, plan: Plan, failure: RolloutError, finalized: Finalized) -> NoReturn:
@@ -58,7 +66,14 @@ class Recovery:
                 f"not be read ({exc.message}), so it was not rolled back: check {the} in {ui}.",
                 title="Rollout failed; not rolled back",
             ) from exc
-        newer = releases.taken_over(history, finalized.live_before, marker=scope.marker)
+        pinning = isinstance(scope.platform, PinningPlatform)
+        # A pinning platform's releases carry no marker: taken_over would name ours; its
+        # own check (started_after, below) is by creation time.
+        newer = (
+            None
+            if pinning
+            else releases.taken_over(history, finalized.live_before, marker=scope.marker)
+        )
         if newer is not None:
             raise RolloutError(
                 f"{failure.message} {capitalized(noun)} {newer.id} ({newer.commit_label()}) was "
@@ -193,7 +208,7 @@ class Recovery:
         pin was skipped); a failed rollback is reverted. The sentence saying how it ended;
         RolloutError when no rollback happened or it failed."""
         words = self._scope.words
-        noun, the = words.release, words.the_environment
+        noun = words.release
         scope, runner, pin = self._scope, self._runner, self._pin
         check = platform.validate_rollback(target, pin=pin != "skip")
         for warning in check.warnings:
@@ -214,6 +229,28 @@ class Recovery:
             RolledBack(rollback, target, None, "its health is unknown (not yet seen)")
         )
         try:
+            return self._rolled_back(platform, target, rollback, warned, check.warnings)
+        except (ApiError, CancelledError) as exc:
+            if pin == "skip":
+                raise
+            raise _left_pinned(platform, rollback, self._step, exc) from exc
+
+    def _rolled_back(
+        self,
+        platform: PinningPlatform,
+        target: Release,
+        rollback: Release,
+        warned: str,
+        warnings: tuple[str, ...],
+    ) -> str:
+        """Wait for ``rollback``, then commit it (or hold it), or revert it when it failed;
+        ``self._step`` says what was being done, should the API fail or the run be
+        cancelled meanwhile."""
+        scope, pin = self._scope, self._pin
+        words = scope.words
+        noun, the = words.release, words.the_environment
+        self._step = "its health could not be read"
+        try:
             wait_for(scope, rollback, f"the rollback to {noun} {target.id}", self._timeout)
         except RolloutError as exc:
             scope.journal.add(
@@ -224,6 +261,7 @@ class Recovery:
                     f"The rollback to {noun} {target.id} failed too: {exc.message}{warned}",
                     title="Rollout failed and the rollback failed",
                 ) from exc
+            self._step = f"it failed ({exc.message}), and reverting it failed"
             reverted = platform.revert_rollback()
             raise RolloutError(
                 f"The rollback to {noun} {target.id} (rollback {noun} {rollback.id}) "
@@ -231,14 +269,13 @@ class Recovery:
                 f"unpinned {the}.{warned}",
                 title="Rollout failed and the rollback failed",
             ) from exc
-        scope.journal.add(
-            RolledBack(rollback, target, True, "the rollback is healthy", check.warnings)
-        )
+        scope.journal.add(RolledBack(rollback, target, True, "the rollback is healthy", warnings))
         done = (
             f"{capitalized(the)} was rolled back to {noun} {target.id} "
             f"({target.commit_label()}) with rollback {noun} {rollback.id}, which is {words.live}"
         )
         if pin == "commit":
+            self._step = "committing it failed (it is ACTIVE)"
             platform.commit_rollback()
             return f"{done}; the rollback was committed ({the} is not pinned).{warned}"
         if pin == "hold":
@@ -263,6 +300,7 @@ class Recovery:
             runner.notice(reason, title="Nothing to decide")
             return
         if action == "rollback-commit":
+            _refuse_unhealthy_commit(platform, pinned)
             platform.commit_rollback()
             self._scope.journal.add(PinDecided(action, pinned))
             runner.notice(
@@ -287,3 +325,53 @@ class Recovery:
             f"{the} is unpinned.",
             title="Rollback reverted",
         )
+
+
+def _refuse_unhealthy_commit(platform: PinningPlatform, pinned: str) -> None:
+    """Raise unless rollback deployment ``pinned`` is healthy (live): a rollback still in
+    progress, failed or not found is never committed."""
+    rollback = next((r for r in platform.history() if r.id == pinned), None)
+    if rollback is not None and rollback.state is ReleaseState.LIVE:
+        return
+    if rollback is None:
+        why = "is not among the app's deployments, so its health is unknown"
+        then = "Check the app in the control panel"
+    elif rollback.state is ReleaseState.PENDING:
+        why = "is still in progress"
+        then = "Wait until it is ACTIVE, then run action: rollback-commit again"
+    else:
+        why = "failed"
+        then = "Run action: rollback-revert to undo it and unpin the app"
+    raise RolloutError(
+        f"Rollback deployment {pinned} {why}, so it was not committed; the app stays pinned "
+        f"to it. {then}.",
+        title="Rollback not committed",
+    )
+
+
+def _left_pinned(
+    platform: PinningPlatform, rollback: Release, step: str, exc: CiDeployError
+) -> CiDeployError:
+    """What to say when the API failed or the run was cancelled after rollback deployment
+    ``rollback`` was made: the pin the app has now (read again), and what to run next. A
+    cancellation stays one."""
+    try:
+        pinned = platform.locate().pinned
+    except ApiError as again:
+        now = (
+            f"Whether the app is still pinned could not be read ({again.message}): check it in "
+            "the control panel, and if it is pinned run action: rollback-commit to keep the "
+            "rollback or action: rollback-revert to undo it."
+        )
+    else:
+        now = (
+            f"The app is pinned to {pinned}: run action: rollback-commit to keep it or "
+            "action: rollback-revert to undo it."
+            if pinned
+            else "The app is not pinned."
+        )
+    if isinstance(exc, CancelledError):
+        said = f"{exc.message} Rollback deployment {rollback.id} had been made. {now}"
+        return CancelledError(said, title=exc.title)
+    said = f"Rollback deployment {rollback.id} was made, but {step}: {exc.message} {now}"
+    return RolloutError(said, title="Rolled back; the app is left pinned")
