@@ -156,9 +156,8 @@ def deployment_left(result: RunResult) -> str:
             f"The run was cancelled while {result.interrupted}: whether that was done is "
             f"unknown; check {the}'s {noun} history."
         )
-        said = (
-            unknown if "finaliz" in result.interrupted or release is None else (f"{said} {unknown}")
-        )
+        # before the finalize, what was said above guesses at what the cut write decides
+        said = f"{said} {unknown}" if result.finalized else unknown
     others = [r.id for r in result.left_pending if release is None or r.id != release.id]
     if others:
         said += f" This run also left {noun} {', '.join(others)} created and not finalized."

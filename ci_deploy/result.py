@@ -329,8 +329,9 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
     left = journal.last(LeftPending)
     pending = list(left.releases) if left is not None else []
     cut = journal.last(Interrupted)
-    unknown = cut is not None and cut.what.startswith("finalizing")
-    if made is not None and finalized is None and not unknown:
+    # A cancel cut a write of this unfinalized release off: its finalize, whose outcome is
+    # unknown (a create cut off recorded no release; a rollback comes after the finalize).
+    if made is not None and finalized is None and cut is None:
         pending.insert(0, made.release)
     pin = journal.last(PinDecided)
     preview, deleted = journal.last(PreviewReady), journal.last(PreviewsDeleted)
