@@ -22,6 +22,11 @@ WRITE_ATTEMPTS = 3
 _T = TypeVar("_T")
 
 
+class OutcomeUnknownError(ApiAmbiguousError):
+    """Reading the state back after a lost answer cannot tell whether the write was done
+    (e.g. several new things appeared, any of which could be its): nothing is sent again."""
+
+
 def exactly_once(
     what: str,
     send: Callable[[], _T],
@@ -81,6 +86,8 @@ def _read_back(made: Callable[[], _T | None], failure: ApiError, title: str | No
     ApiAmbiguousError saying both."""
     try:
         return made()
+    except OutcomeUnknownError:
+        raise
     except ApiError as reread:
         raise ApiAmbiguousError(
             f"{failure.message} Reading it back failed too: {reread.message}",

@@ -10,7 +10,7 @@ client's own requests are checked against the spec in ``tests/test_do_client.py`
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,7 +58,16 @@ class FakeApps:
         """A deployment of ``commit`` that has already ended in ``phase``."""
         return self._new("initial deploy", commit, phase=phase)
 
-    def _new(self, cause: str, commit: str, *, phase: str = "", spec: Json | None = None) -> Json:
+    def _new(
+        self,
+        cause: str,
+        commit: str,
+        *,
+        phase: str = "",
+        spec: Json | None = None,
+        kind: str = "MANUAL",
+        cloned_from: str = "",
+    ) -> Json:
         self._made += 1
         ending = phase or (self.outcomes.pop(0) if self.outcomes else "ACTIVE")
         deployment: Json = {
@@ -74,7 +83,10 @@ class FakeApps:
                 "steps": [],
             },
             "_script": [] if phase else [*PHASES[1:], ending],
+            "_type": kind,
         }
+        if cloned_from:
+            deployment["cloned_from"] = cloned_from
         self.deployments.append(deployment)
         if phase == "ACTIVE":
             self._activate(deployment)
@@ -139,9 +151,10 @@ class FakeApps:
         self._lose("update_app")
         return self.get_app(app_id)
 
-    def list_deployments(self, app_id: str) -> list[Json]:
+    def list_deployments(self, app_id: str, kinds: Sequence[str] = ()) -> list[Json]:
         self.calls.append("list_deployments")
-        return [self._public(d) for d in reversed(self.deployments)]  # newest first, as DO
+        listed = [d for d in reversed(self.deployments) if not kinds or d["_type"] in kinds]
+        return [self._public(d) for d in listed]  # newest first, as DO
 
     def get_deployment(self, app_id: str, deployment_id: str) -> Json:
         self.calls.append("get_deployment")
@@ -167,12 +180,15 @@ class FakeApps:
 
     def create_deployment(self, app_id: str, *, force_build: bool) -> Json:
         self.calls.append(f"create_deployment(force_build={force_build})")
-        return self.other_run(self.commit, cause="manual")
+        return self.other_run(self.commit, cause="manual", kind="MANUAL")
 
-    def other_run(self, commit: str, *, cause: str = "commit pushed") -> Json:
-        """A deployment of ``commit`` started (by this run, or another one)."""
+    def other_run(
+        self, commit: str, *, cause: str = "commit pushed", kind: str = "DEPLOY_ON_PUSH"
+    ) -> Json:
+        """A deployment of ``commit`` started (by this run, or another one: a push's by
+        default)."""
         self._refuse_when_pinned()
-        made = self._new(cause, commit)
+        made = self._new(cause, commit, kind=kind)
         self._lose("create_deployment")
         return self._public(made)
 
@@ -192,7 +208,13 @@ class FakeApps:
         self.calls.append(f"rollback(skip_pin={skip_pin})")
         target = self.by_id(deployment_id)
         commit = target["services"][0]["source_commit_hash"]
-        made = self._new("manual rollback", commit, spec=target["spec"])
+        made = self._new(
+            "manual rollback",
+            commit,
+            spec=target["spec"],
+            kind="MANUAL_ROLLBACK",
+            cloned_from=deployment_id,
+        )
         if not skip_pin:
             self.pinned = made["id"]
         self._lose("rollback")
@@ -208,7 +230,7 @@ class FakeApps:
         if not self.pinned:
             raise ApiError("app is not pinned (HTTP 400).", status_code=400)
         self.pinned = ""
-        made = self._new("rollback reverted", self.commit)
+        made = self._new("rollback reverted", self.commit, kind="MANUAL_ROLLBACK")
         return self._public(made)
 
     def _refuse_when_pinned(self) -> None:

@@ -3,10 +3,13 @@ nothing, and a rate limit's reset honoured."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+import yaml
 
 from ci_deploy.digitalocean import rules
-from ci_deploy.errors import ApiError, CancelledError
+from ci_deploy.errors import ApiAmbiguousError, ApiError, CancelledError
 from ci_deploy.platform import ReleaseState
 from tests.actionrun import change
 from tests.fake_apps import FakeApps
@@ -233,3 +236,96 @@ def test_a_superseded_deployment_that_never_ran_is_never_rolled_back_to(
     assert step.result.returncode == 0, step.log
     assert "Rolling back to deployment dep-1" in step.log
     assert apps.by_id("dep-4")["services"][0]["source_commit_hash"] == first
+
+
+def lost_before_processing(apps: FakeApps, name: str, meanwhile: Callable[[], object]) -> None:
+    """The first call of ``name`` is lost before App Platform processed it; ``meanwhile``
+    runs in that call, as if something else happened on the app at the same time."""
+    real = getattr(apps, name)
+    sent: list[int] = []
+
+    def lost(*args: object, **kwargs: object) -> object:
+        if not sent:
+            sent.append(1)
+            apps.calls.append(f"{name} (lost)")
+            meanwhile()
+            raise ApiAmbiguousError(f"No answer to {name} (ReadTimeout).", operation=name)
+        return real(*args, **kwargs)
+
+    setattr(apps, name, lost)
+
+
+def test_a_pushs_deployment_made_while_an_answer_was_lost_is_never_taken_for_ours(
+    repo: GitRepo, apps: FakeApps
+) -> None:
+    change(repo)
+    lost_before_processing(apps, "create_deployment", lambda: apps.other_run("e" * 40))
+    step = run(repo, apps)
+    assert step.result.returncode == 0, step.log
+    push, ours = apps.by_id("dep-2"), apps.by_id("dep-3")
+    assert push["cause"] == "commit pushed"
+    assert ours["cause"] == "manual"  # the create was sent again: it was not done
+    assert step.outputs["deploy-id"] == "dep-3"
+    assert apps.calls.count("create_deployment(force_build=True)") == 1
+    assert "It was not; creating the deployment again" in step.log
+
+
+def test_a_pushs_deployment_beside_a_processed_write_leaves_ours_found(
+    repo: GitRepo, apps: FakeApps
+) -> None:
+    change(repo)
+    apps.lost = {"create_deployment"}
+    real = apps.create_deployment
+
+    def create_then_push(app_id: str, *, force_build: bool) -> dict[str, object]:
+        try:
+            return real(app_id, force_build=force_build)
+        finally:
+            if len(apps.deployments) == 2:
+                apps.other_run("e" * 40)
+
+    apps.create_deployment = create_then_push  # type: ignore[method-assign]
+    step = run(repo, apps)
+    assert step.outputs["deploy-id"] == "dep-2", step.log  # ours, not the push's dep-3
+    assert apps.calls.count("create_deployment(force_build=True)") == 1
+    assert "It was: deployment dep-2" in step.log
+
+
+def test_two_new_deployments_after_a_lost_answer_are_an_unknown_outcome_not_a_guess(
+    repo: GitRepo, apps: FakeApps
+) -> None:
+    change(repo)
+    apps.lost = {"update_app"}
+    real = apps.update_app
+
+    def update_and_another_runs_deploy(app_id: str, spec: dict[str, object]) -> object:
+        apps.other_run("e" * 40, cause="manual", kind="MANUAL")  # another ci-deploy run
+        return real(app_id, spec)
+
+    apps.update_app = update_and_another_runs_deploy  # type: ignore[method-assign]
+    repo.write(".do/app.yaml", yaml.safe_dump({**apps.spec, "envs": [{"key": "A", "value": "1"}]}))
+    repo.commit("app spec")
+    step = run(repo, apps)
+    assert step.result.returncode == 1
+    assert apps.calls.count("update_app") == 1  # never sent again
+    assert "2 new deployments (dep-3, dep-2) appeared meanwhile" in step.log
+    assert "Nothing was sent again" in step.result.summary
+    assert step.outputs["deploy-id"] == ""
+
+
+def test_a_lost_rollback_answer_finds_the_rollback_to_its_own_target(
+    repo: GitRepo, apps: FakeApps
+) -> None:
+    older = apps.seed("d" * 40)  # dep-2, the deployment before ours
+    apps.outcomes = ["ERROR"]
+    change(repo)
+    # someone rolls back to dep-1 while our rollback (to dep-2) is lost unprocessed
+    lost_before_processing(
+        apps, "rollback", lambda: apps.rollback(apps.app_id, "dep-1", skip_pin=True)
+    )
+    step = run(repo, apps)
+    assert step.result.returncode == 1
+    ours = apps.deployments[-1]
+    assert ours["cloned_from"] == older["id"], step.log
+    assert step.outputs["rolled-back"] == "true"
+    assert step.outputs["rollback-deploy-id"] == ours["id"]

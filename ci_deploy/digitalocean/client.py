@@ -54,7 +54,7 @@ class AppsApi(Protocol):
     def delete_app(self, app_id: str) -> None: ...
     def update_app(self, app_id: str, spec: Json) -> Json: ...
     def propose(self, spec: Json, app_id: str) -> Json: ...
-    def list_deployments(self, app_id: str) -> list[Json]: ...
+    def list_deployments(self, app_id: str, kinds: Sequence[str] = ()) -> list[Json]: ...
     def get_deployment(self, app_id: str, deployment_id: str) -> Json: ...
     def create_deployment(self, app_id: str, *, force_build: bool) -> Json: ...
     def deployment_logs(self, app_id: str, deployment_id: str, kind: str) -> Json: ...
@@ -137,9 +137,14 @@ class AppsClient:
 
     # -- deployments ------------------------------------------------------------------------
 
-    def list_deployments(self, app_id: str) -> list[Json]:
+    def list_deployments(self, app_id: str, kinds: Sequence[str] = ()) -> list[Json]:
+        """The app's deployments, newest first; only those of ``kinds`` (``MANUAL``,
+        ``MANUAL_ROLLBACK``...: the ``deployment_types`` filter) when given."""
         return self._pages(
-            "listing the app's deployments", f"/v2/apps/{_seg(app_id)}/deployments", "deployments"
+            "listing the app's deployments",
+            f"/v2/apps/{_seg(app_id)}/deployments",
+            "deployments",
+            [("deployment_types", kind) for kind in kinds],
         )
 
     def get_deployment(self, app_id: str, deployment_id: str) -> Json:
@@ -186,11 +191,13 @@ class AppsClient:
             raise ApiError(f"The App Platform API's answer to {what} has no '{key}' object.")
         return found
 
-    def _pages(self, what: str, path: str, key: str) -> list[Json]:
+    def _pages(
+        self, what: str, path: str, key: str, query: Sequence[tuple[str, str]] = ()
+    ) -> list[Json]:
         found: dict[str, Json] = {}
         page = 1
         while True:
-            params = [("page", str(page)), ("per_page", str(PAGE_SIZE))]
+            params = [*query, ("page", str(page)), ("per_page", str(PAGE_SIZE))]
             answer = self._json(what, "GET", path, params=params)
             items = answer.get(key) or []
             if not isinstance(items, list):

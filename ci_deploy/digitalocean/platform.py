@@ -27,7 +27,7 @@ from ci_deploy.digitalocean.client import AppsApi, AppsClient
 from ci_deploy.digitalocean.preview import preview_app_name, preview_spec
 from ci_deploy.digitalocean.rules import AppsRules, Json
 from ci_deploy.errors import ApiAmbiguousError, ApiError, DeployRejectedError, NotFoundError
-from ci_deploy.exactly_once import deleted, exactly_once
+from ci_deploy.exactly_once import OutcomeUnknownError, deleted, exactly_once
 from ci_deploy.platform import (
     Artifact,
     Environment,
@@ -49,6 +49,13 @@ if TYPE_CHECKING:
 
 LOOKS_AFTER_LOST_ANSWER = (0.0, 2.0, 5.0)
 """Seconds before each read-back of a write whose answer was lost."""
+
+MANUAL = ("MANUAL",)
+"""The deployment types a create or an app update makes (a push's are ``DEPLOY_ON_PUSH``)."""
+ROLLBACK = ("MANUAL_ROLLBACK",)
+"""The deployment type a rollback makes (with ``cloned_from`` the deployment it restores)."""
+REVERT = ("MANUAL_ROLLBACK", "MANUAL")
+"""The types a revert's deployment may have: never a push's, which a pinned app refuses."""
 
 PENDING_ID = ""
 """The id of a release noted by :meth:`AppsPlatform.create` and made by finalize."""
@@ -96,7 +103,6 @@ class AppsPlatform:
         self._app_id = settings.app_id
         self._app: Json | None = None
         self._pushed: dict[str, tuple[str, str]] = {}  # release id -> (tag, digest)
-        self._known: set[str] = set()
 
     @property
     def rules(self) -> AppsRules:
@@ -124,9 +130,7 @@ class AppsPlatform:
         return str(found[0]["id"])
 
     def history(self) -> list[Release]:
-        deployments = self._client.list_deployments(self._app_id)
-        self._known.update(str(d.get("id", "")) for d in deployments)
-        return rules.history_of(deployments)
+        return rules.history_of(self._client.list_deployments(self._app_id))
 
     # -- a deployment -----------------------------------------------------------------------
 
@@ -157,25 +161,24 @@ class AppsPlatform:
         return f"{repository}@{digest}" if digest else f"{repository}:{tag}"
 
     def finalize(self, release: Release, shipment: Shipment) -> Release:
-        known = set(self._known) | {self._active_id()}
         if release.kind == rules.DEPLOYMENT:
+            before = self._ids(MANUAL)
             deployment = self._exactly_once(
                 "creating the deployment",
                 lambda: self._client.create_deployment(self._app_id, force_build=True),
-                lambda: self._new_deployment(known),
+                lambda: self._made_since(before, MANUAL, "creating the deployment"),
             )
         else:
             spec = self._target_spec()
             if release.kind == rules.IMAGE:
                 tag, digest = self._pushed.get(release.id, ("", ""))
                 spec = rules.with_image(spec, tag, digest)
-            deployment = self._update(spec, known)
+            deployment = self._update(spec)
         made = rules.release_of(deployment, release.kind)
-        self._known.add(made.id)
         self._runner.info(f"Deployment {made.id} started ({release.kind}).")
         return replace(made, commit=made.commit or release.commit)
 
-    def _update(self, spec: Json, known: set[str]) -> Json:
+    def _update(self, spec: Json) -> Json:
         """Validate ``spec``, show its diff, update the app with it (exactly once); the
         deployment that follows."""
         current = (self._app or {}).get("spec") or {}
@@ -193,9 +196,12 @@ class AppsPlatform:
                 title="Invalid app spec",
             ) from None
 
+        what = "updating the app's spec"
+        before = self._ids(MANUAL)
+
         def update() -> Json:
             self._app = self._client.update_app(self._app_id, spec)
-            found = self._new_deployment(known)
+            found = self._made_since(before, MANUAL, what)
             if found is None:
                 raise DeployRejectedError(
                     "The app was updated with the spec, but no deployment followed. Check the "
@@ -204,9 +210,7 @@ class AppsPlatform:
                 )
             return found
 
-        return self._exactly_once(
-            "updating the app's spec", update, lambda: self._new_deployment(known)
-        )
+        return self._exactly_once(what, update, lambda: self._made_since(before, MANUAL, what))
 
     def _target_spec(self) -> Json:
         """The spec to deploy: the repository's when it has one, else the app's; on a
@@ -245,24 +249,41 @@ class AppsPlatform:
             )
         return loaded
 
-    def _active_id(self) -> str:
-        return str(((self._app or {}).get("active_deployment") or {}).get("id", ""))
+    def _ids(self, kinds: Sequence[str]) -> set[str]:
+        """The ids of the app's deployments of ``kinds``, read just before a write: what
+        the write makes is the one of its kind that is not among them."""
+        return {str(d.get("id", "")) for d in self._client.list_deployments(self._app_id, kinds)}
 
-    def _new_deployment(self, known: set[str]) -> Json | None:
-        """The deployment the app shows in progress (or pending, or newest) that is not
-        among ``known``; None when none appears over a short window."""
+    def _made_since(
+        self, before: set[str], kinds: Sequence[str], what: str, cloned_from: str = ""
+    ) -> Json | None:
+        """The deployment ``what`` made: the one new deployment of ``kinds`` (and cloned
+        from ``cloned_from``, for a rollback) not in ``before``, looked for over a short
+        window; None when none appears. A push's deployment (``DEPLOY_ON_PUSH``) is never
+        taken for it. Two or more new ones cannot be told apart: the outcome is unknown."""
         for wait in LOOKS_AFTER_LOST_ANSWER:
             if wait:
                 self._sleep(wait)
-            app = self._client.get_app(self._app_id)
-            for key in ("in_progress_deployment", "pending_deployment", "active_deployment"):
-                found = app.get(key) or {}
-                if found.get("id") and found["id"] not in known:
-                    self._app = app
-                    return self._client.get_deployment(self._app_id, found["id"])
-            for deployment in self._client.list_deployments(self._app_id):
-                if deployment.get("id") and deployment["id"] not in known:
-                    return deployment
+            new = [
+                d
+                for d in self._client.list_deployments(self._app_id, kinds)
+                if d.get("id")
+                and str(d["id"]) not in before
+                and (not cloned_from or d.get("cloned_from") == cloned_from)
+            ]
+            if len(new) == 1:
+                return new[0]
+            if new:
+                ids = ", ".join(str(d["id"]) for d in new)
+                raise OutcomeUnknownError(
+                    f"Whether {what} was done is unknown: its answer was lost, and {len(new)} "
+                    f"new deployments ({ids}) appeared meanwhile, so which one is this run's "
+                    "cannot be told (another run, or a person, deployed at the same time). "
+                    "Nothing was sent again. Check the app's deployments in the control panel; "
+                    "let one run deploy an app at a time (a concurrency group).",
+                    operation=what,
+                    title="App Platform outcome unknown",
+                )
         return None
 
     def _exactly_once(
@@ -407,15 +428,14 @@ class AppsPlatform:
         return rules.rollback_check(answer)
 
     def roll_back_pinned(self, to: Release, *, pin: bool) -> Release:
-        self.history()
-        known = set(self._known) | {self._active_id()}
+        what = f"rolling back to deployment {to.id}"
+        before = self._ids(ROLLBACK)
         deployment = self._exactly_once(
-            f"rolling back to deployment {to.id}",
+            what,
             lambda: self._client.rollback(self._app_id, to.id, skip_pin=not pin),
-            lambda: self._new_deployment(known),
+            lambda: self._made_since(before, ROLLBACK, what, cloned_from=to.id),
         )
         made = rules.release_of(deployment, "rollback")
-        self._known.add(made.id)
         return replace(made, is_rollback=True, restores=to.id, commit=made.commit or to.commit)
 
     def commit_rollback(self) -> None:
@@ -426,21 +446,20 @@ class AppsPlatform:
                 raise
 
     def revert_rollback(self) -> Release:
-        self.history()
-        known = set(self._known)
+        what = "reverting the rollback"
+        before = self._ids(REVERT)
 
         def reverted() -> Json | None:
             if self._client.get_app(self._app_id).get("pinned_deployment"):
                 return None
-            return self._new_deployment(known)
+            return self._made_since(before, REVERT, what)
 
         deployment = self._exactly_once(
-            "reverting the rollback",
+            what,
             lambda: self._client.revert_rollback(self._app_id),
             reverted,
         )
         made = rules.release_of(deployment, "revert")
-        self._known.add(made.id)
         return made
 
 
