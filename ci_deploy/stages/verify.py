@@ -16,7 +16,7 @@ from ci_deploy.platform import Artifact, Release, Words
 from ci_deploy.result import Seen
 from ci_deploy.stages import Scope
 from ci_deploy.text import capitalized
-from ci_deploy.waiting import Wait
+from ci_deploy.waiting import Wait, duration
 
 
 def goal(release: Release, words: Words) -> str:
@@ -42,7 +42,7 @@ def wait_for(scope: Scope, release: Release, what: str, timeout: float) -> None:
             if wait.seen(seen.summary):
                 journal.add(Seen(seen.summary))
             if seen.done:
-                runner.info(f"{capitalized(the)} runs {what} after {wait.elapsed:.0f}s.")
+                runner.info(f"{capitalized(the)} runs {what} after {duration(wait.elapsed)}.")
                 return
             if seen.failed:
                 raise RolloutError(
