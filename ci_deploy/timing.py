@@ -12,14 +12,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 
-def poll_delays(
-    initial: float = 2.0, maximum: float = 15.0, factor: float = 1.5
-) -> Iterator[float]:
-    """Seconds to wait between polls: ``initial``, growing by ``factor``, capped at ``maximum``."""
-    delay = initial
+def poll_delays(first: float = 1.0, step: float = 1.0, maximum: float = 5.0) -> Iterator[float]:
+    """Seconds to wait between the looks of a wait: 1, 2, 3, 4, then 5 s for good.
+
+    A rollout that finishes is noticed within ``maximum`` seconds (5), however long the wait
+    has lasted, while staying polite: after the first 10 s a wait looks 12 times a minute,
+    720 times in an hour (a look is one or two GETs). That is well inside App Platform's
+    limits (250 requests a minute, 5,000 an hour) and light for Astro's API, which publishes
+    none. A 429 (or 503) answered while waiting is waited out by :mod:`ci_deploy.http`
+    (``Retry-After``, App Platform's ``ratelimit-reset``, at most 60 s) before the look
+    returns; the schedule then goes on where it was.
+    """
+    delay = first
     while True:
         yield delay
-        delay = min(maximum, delay * factor)
+        delay = min(maximum, delay + step)
 
 
 def _utc_now() -> datetime:

@@ -134,7 +134,7 @@ def test_a_lost_create_answer_is_found_by_the_marker_and_not_made_twice(
     [made] = previews(astro)
     assert step.outputs["preview-deployment-id"] == made["id"]
     assert step.outputs["deploy-type"] == "DAG_ONLY"
-    assert "waiting until made" in step.log
+    assert "not made yet" in step.log
 
 
 def test_a_lost_delete_answer_is_read_back(repo: GitRepo, astro: Emulator) -> None:

@@ -3,8 +3,6 @@ import errors in logs, and the deploy history read as releases."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from ci_deploy import history as releases
@@ -19,7 +17,6 @@ from ci_deploy.astro.rules import (
 from ci_deploy.astro.wire import Deploy, DeployGit, Deployment
 from ci_deploy.changeset import ChangeSet
 from ci_deploy.platform import Artifact, Decision, Environment, ReleaseState, Shipment
-from ci_deploy.timing import poll_delays
 
 DAG_DEPLOYS = Environment("d", "dep", "", "HEALTHY", "", dag_deploys=True)
 NO_DAG_DEPLOYS = Environment("d", "dep", "", "HEALTHY", "", dag_deploys=False)
@@ -122,14 +119,6 @@ def test_unhealthy_is_a_failed_rollout_with_its_reason() -> None:
     state = rollout_state(unhealthy, {Artifact.DAGS: "v2"})
     assert state.failed and not state.done
     assert "scheduler crash loop" in state.summary
-
-
-def test_poll_delays_grow_from_two_to_fifteen_seconds() -> None:
-    delays = list(itertools.islice(poll_delays(), 8))
-    assert delays[0] == 2.0
-    assert delays == sorted(delays)
-    assert delays[-1] == 15.0
-    assert max(delays) == 15.0
 
 
 def test_cut_description() -> None:

@@ -171,7 +171,7 @@ def test_opening_a_pull_request_makes_one_app_from_the_template_and_waits_for_it
     step = pr_run(pr_repo, do_api, clock, "opened", app_id=template["id"])
 
     assert step.result.returncode == 0, step.log
-    assert "The preview is BUILDING; waiting until made." in step.log
+    assert "The preview is BUILDING, not made yet" in step.log
     [preview] = [a for a in previews(do_api) if a["id"] != template["id"]]
     pr = PullRequest(REPO, 5, template=template["id"])
     spec = preview["spec"]
@@ -184,7 +184,7 @@ def test_opening_a_pull_request_makes_one_app_from_the_template_and_waits_for_it
     assert variables["DB_PASSWORD"]["type"] == "SECRET"
     assert variables["PLAIN"]["value"] == "1"
     assert SECRET not in step.log.replace(f"::add-mask ::{SECRET}", "")
-    assert "waiting until made" in step.log
+    assert "not made yet" in step.log
     active = preview["active_deployment"]
     assert active["services"][0]["source_commit_hash"] == pr_repo.head()
     assert (step.outputs["status"], step.outputs["deploy-id"]) == ("deployed", active["id"])

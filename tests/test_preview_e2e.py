@@ -125,7 +125,7 @@ def test_a_previews_whole_life_open_push_push_close(
     variables = {v["key"]: v for v in preview["environmentVariables"]}
     assert variables["PLAIN"]["value"] == "1"
     assert variables["DB_PASSWORD"]["isSecret"] is True
-    assert "waiting until made" in opened.log
+    assert "not made yet" in opened.log
     assert SECRET not in opened.log.replace(f"::add-mask ::{SECRET}", "")
     out = opened.outputs
     assert out["preview-deployment-id"] == preview["id"]

@@ -125,7 +125,7 @@ def test_a_new_preview_is_created_waited_for_and_given_a_full_deploy(repo: GitRe
     assert env.name == f"analytics PR #12 {short_hash(pr)}"
     assert env.description.endswith(pr.tag)
     assert "Preview of pull request #12 of example/astro-project" in env.description
-    assert "The preview is CREATING; waiting until made." in step.log
+    assert "The preview is CREATING, not made yet" in step.log
     assert clock.sleeps, "the run waited while the preview was being made"
     # the deploy went to the preview, everything (no commit to compare with), woken
     assert [r.kind for r in made.deploys()] == ["IMAGE_AND_DAG"]

@@ -263,8 +263,8 @@ def test_the_wait_polls_on_the_schedule_until_the_rollout_is_done(
     step = deploy(repo, platform, before=before, clock=clock)
 
     assert step.result.returncode == 0
-    assert clock.sleeps == [2.0, 3.0, 4.5]
-    assert "The Deployment runs deploy new-1 after 10s." in step.log
+    assert clock.sleeps == [1.0, 2.0, 3.0]
+    assert "The Deployment runs deploy new-1 after 6s." in step.log
 
 
 def test_a_timeout_is_rolled_back_to_what_ran_before(repo: GitRepo, platform: FakePlatform) -> None:

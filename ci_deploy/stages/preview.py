@@ -27,6 +27,7 @@ from ci_deploy.preview import (
 )
 from ci_deploy.result import PreviewReady, PreviewsDeleted, Subject
 from ci_deploy.stages import Scope
+from ci_deploy.waiting import Wait
 
 TIDY_ACTIONS = ("preview-delete", "preview-cleanup")
 """The preview actions that only delete: they need no checkout."""
@@ -158,23 +159,18 @@ class Previews:
 
     def _wait_until_ready(self, target: Platform, preview: Environment) -> Environment:
         """Poll the preview until it is made (bounded by wait-timeout)."""
-        timing, runner = self.scope.timing, self.runner
         timeout = self.inputs.wait_timeout
-        started = timing.clock()
-        delays = timing.poll_delays()
+        wait = Wait(self.scope.timing, timeout, self.runner.info)
         current = target.locate()
         while current.creating:
-            elapsed = timing.clock() - started
-            runner.info(f"[{elapsed:5.0f}s] The preview is {current.status}; waiting until made.")
-            remaining = timeout - elapsed
-            if remaining <= 0:
+            wait.seen(f"the preview is {current.status}, not made yet")
+            if not wait.pause():
                 raise PreviewError(
                     f"The preview '{preview.name}' ({preview.id}) is still {current.status} "
                     f"after {timeout:.0f}s (wait-timeout). Nothing was deployed to it; run the "
                     "job again later (it reuses the preview), or raise wait-timeout.",
                     title="Preview not ready",
                 )
-            timing.sleep(min(next(delays), remaining))
             current = target.locate()
         return current
 

@@ -1,7 +1,8 @@
 """Verify: wait until the environment runs the release, then look for Airflow's import errors.
 
 Every look at the environment is judged by the platform (:meth:`Platform.observe`); this
-stage paces the looks, logs the progress, keeps to the timeout and records what it saw.
+stage looks until the rollout ends or the timeout passes (paced and logged by
+:mod:`ci_deploy.waiting`) and records each new thing it saw.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ci_deploy.platform import Artifact, Release, Words
 from ci_deploy.result import Seen
 from ci_deploy.stages import Scope
 from ci_deploy.text import capitalized
+from ci_deploy.waiting import Wait, duration
 
 
 def goal(release: Release, words: Words) -> str:
@@ -26,34 +28,31 @@ def goal(release: Release, words: Words) -> str:
 def wait_for(scope: Scope, release: Release, what: str, timeout: float) -> None:
     """Poll until the environment runs ``release``; RolloutError when it fails or times out.
 
-    ``what`` names the release in messages ("deploy X", "the rollback to deploy Y").
+    ``what`` names the release in messages ("deploy X", "the rollback to deploy Y"). The
+    looks follow the poll schedule and the log shows each change of what is seen, as every
+    wait does (:class:`~ci_deploy.waiting.Wait`).
     """
-    platform, runner, journal, timing = scope.platform, scope.runner, scope.journal, scope.timing
+    platform, runner, journal = scope.platform, scope.runner, scope.journal
     target = goal(release, scope.words)
-    started = timing.clock()
-    deadline = started + timeout
-    delays = timing.poll_delays()
     the = scope.words.the_environment
     with runner.group(f"Waiting for {the} to run {target}"):
+        wait = Wait(scope.timing, timeout, runner.info)
         while True:
             seen = platform.observe(release)
-            journal.add(Seen(seen.summary))
-            elapsed = timing.clock() - started
-            runner.info(f"[{elapsed:5.0f}s] {seen.summary}; waiting for {target}")
+            if wait.seen(seen.summary):
+                journal.add(Seen(seen.summary))
             if seen.done:
-                runner.info(f"{capitalized(the)} runs {what} after {elapsed:.0f}s.")
+                runner.info(f"{capitalized(the)} runs {what} after {duration(wait.elapsed)}.")
                 return
             if seen.failed:
                 raise RolloutError(
                     f"{capitalized(the)} became unhealthy after {what}: {seen.summary}."
                 )
-            remaining = deadline - timing.clock()
-            if remaining <= 0:
+            if not wait.pause():
                 raise RolloutError(
                     f"Timed out after {timeout:.0f}s (wait-timeout) waiting for {the} "
                     f"to run {what} ({target}); last seen: {seen.summary}."
                 )
-            timing.sleep(min(next(delays), remaining))
 
 
 def check_imports(scope: Scope, *, since: datetime, members: Sequence[str], prefix: str) -> None:
