@@ -69,6 +69,7 @@ MAX_BLOCKS = 50_000
 MAX_BLOCK_SIZE = 4000 * MIB
 """Azure's limit on one block (REST version 2019-12-12 and later)."""
 
+_PIECE = 256 * 1024
 _ERROR_XML_LIMIT = 64 * 1024
 _TEXT_LIMIT = 300
 
@@ -195,23 +196,28 @@ class _Tarball:
             self._fd = os.open(source, os.O_RDONLY)
             self.size, self.name = os.fstat(self._fd).st_size, str(source)
 
-    def read(self, offset: int, length: int) -> bytes:
-        """``length`` bytes from ``offset``; UploadError when the file has become shorter."""
+    def read(self, offset: int, length: int, buffer: bytearray | None = None) -> memoryview:
+        """``length`` bytes from ``offset``: a view of the bytes in memory, or of ``buffer``
+        (a new one when None) read from the file. UploadError when the file has become
+        shorter than it was."""
         if self._fd is None:
             assert self._data is not None
-            return self._data[offset : offset + length]
-        parts: list[bytes] = []
+            return memoryview(self._data)[offset : offset + length]
+        view = memoryview(bytearray(length) if buffer is None else buffer)[:length]
         got = 0
         while got < length:
-            part = os.pread(self._fd, length - got, offset + got)
-            if not part:
+            read = os.preadv(self._fd, [view[got:]], offset + got)
+            if not read:
                 raise UploadError(
                     f"The tarball {self.name} changed while it was uploaded: it ends at "
                     f"{offset + got} bytes, not {self.size}. Run the job again."
                 )
-            parts.append(part)
-            got += len(part)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            got += read
+        return view
+
+    def buffer(self, size: int) -> bytearray | None:
+        """A buffer for :meth:`read` of up to ``size`` bytes; None when reading from memory."""
+        return None if self._fd is None else bytearray(size)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -298,7 +304,7 @@ class _Uploader:
         self,
         step: str,
         url: str,
-        content: bytes,
+        content: bytes | memoryview,
         headers: dict[str, str],
         *,
         sleep: Callable[[float], None] | None = None,
@@ -445,13 +451,14 @@ class _Blocks:
             self.stopped.set()
 
     def _work(self) -> None:
+        buffer = self.tarball.buffer(self.block_size)  # this worker's, reused for each block
         try:
             while not self.stopped.is_set():
                 with self._next_lock:
                     index = next(self._next, None)
                 if index is None:
                     return
-                self.events.put(("sent", self._send(index)))
+                self.events.put(("sent", self._send(index, buffer)))
         except _Stopped:
             pass
         except Exception as exc:  # the caller's thread raises it
@@ -460,10 +467,11 @@ class _Blocks:
         finally:
             self.uploader.release()
 
-    def _send(self, index: int) -> int:
-        """Put Block ``index``, read just now; its length."""
+    def _send(self, index: int, buffer: bytearray | None) -> int:
+        """Put Block ``index``, read just now (into ``buffer``); its length."""
         offset = index * self.block_size
-        block = self.tarball.read(offset, min(self.block_size, self.tarball.size - offset))
+        length = min(self.block_size, self.tarball.size - offset)
+        block = self.tarball.read(offset, length, buffer)
         url = _with_query(self.uploader.url, {"comp": "block", "blockid": self.ids[index]})
         step = f"Put Block {index + 1} of {len(self.ids)}"
         self.uploader.put(step, url, block, {}, sleep=self._pause, on_retry=self._retry)
@@ -481,8 +489,13 @@ class _Blocks:
         self.events.put(("retry", message))
 
 
-def _once(content: bytes) -> Iterator[bytes]:
-    yield content
+def _once(content: bytes | memoryview) -> Iterator[bytes]:
+    """``content`` as bytes in pieces of :data:`_PIECE`: each piece is the one copy made
+    as it is sent (the HTTP library would copy a view anyway), so a block is never copied
+    whole, and a sent request holds no piece of it."""
+    view = memoryview(content)
+    for start in range(0, len(view), _PIECE):
+        yield bytes(view[start : start + _PIECE])
 
 
 def _with_query(url: str, extra: dict[str, str]) -> str:
