@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
+import re
 import signal
 import threading
 import tracemalloc
@@ -23,6 +25,8 @@ from urllib.parse import parse_qs, quote
 import httpx
 import pytest
 
+from ci_deploy.astro.client import AstroClient
+from ci_deploy.astro.platform import AstroPlatform, AstroSettings
 from ci_deploy.astro.upload import (
     MAX_BLOCK_SIZE,
     MAX_BLOCKS,
@@ -34,6 +38,9 @@ from ci_deploy.astro.upload import (
 )
 from ci_deploy.cancel import cancellable
 from ci_deploy.errors import CancelledError, UploadError
+from ci_deploy.platform import Artifact
+from ci_deploy.runner import Runner
+from ci_deploy.source import CommitInfo, Source
 from ci_deploy_testkit.emulator import Emulator
 
 KIB = 1024
@@ -439,3 +446,39 @@ def test_upload_progress_says_a_line_every_few_seconds_and_tenth() -> None:
         "Uploaded 30 of 100 MiB (30%)",
         "Uploaded 45 of 100 MiB (45%)",
     ]
+
+
+# -- the platform -------------------------------------------------------------------------
+
+
+def test_the_platform_uploads_a_spool_file_and_logs_progress_not_blocks(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    path = tarball(tmp_path, 20 * MIB)  # three 8 MiB blocks
+    log = io.StringIO()
+    ticks = iter(range(0, 1000, 10))  # ten seconds pass between looks at the clock
+    with AstroClient(emu.api_url, emu.token, emu.organization_id, timeout=10) as client:
+        platform = AstroPlatform(
+            client,
+            AstroSettings(deployment_id=emu.deployment_id),
+            Runner(environ={}, stream=log),
+            registry_password=emu.token,
+            images=lambda: pytest.fail("no image in a DAG-only deploy"),
+            clock=lambda: float(next(ticks)),
+        )
+        platform.locate()
+        commit = CommitInfo("0" * 40, "subject", "A. Author", "a@example.com")
+        release = platform.create("DAG_ONLY", "bench", Source(commit), "[ci-deploy:test]")
+        version = platform.upload(release, Artifact.DAGS, path)
+    assert emu.blobs[version] == path.read_bytes()
+    lines = log.getvalue().splitlines()
+    uploading = [line for line in lines if line.startswith("Upload")]
+    assert uploading[0].startswith(f"Uploading {20 * MIB} bytes to http://127.0.0.1:")
+    assert uploading[0].endswith("?<redacted>")
+    # A line after each block but the last (blocks end in any order; the last one is 4 MiB).
+    progress = [
+        re.fullmatch(r"Uploaded (\d+) of 20 MiB \((\d+)%\)", line) for line in uploading[1:]
+    ]
+    assert len(progress) == 2 and all(progress)
+    done = [int(match[1]) for match in progress if match]
+    assert done in ([8, 16], [8, 12], [4, 12])

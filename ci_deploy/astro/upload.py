@@ -185,7 +185,8 @@ def upload_blob(
 
 class _Tarball:
     """The bytes to upload, read a block at a time: from memory, or from a file by offset
-    (:func:`os.pread`, so blocks are read in parallel without sharing a file position)."""
+    (:func:`os.preadv` into a buffer, so blocks are read in parallel without sharing a
+    file position and without a new allocation for each)."""
 
     def __init__(self, source: bytes | Path) -> None:
         self._data: bytes | None = None
