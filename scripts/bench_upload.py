@@ -23,8 +23,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
-
 from ci_deploy_testkit.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,22 +59,11 @@ def make_file(directory: Path, size_mib: int) -> Path:
     return path
 
 
-def upload_url(emu: Emulator) -> str:
-    response = httpx.post(
-        f"{emu.api_url}/organizations/{emu.organization_id}/deployments/"
-        f"{emu.deployment_id}/deploys",
-        json={"type": "DAG_ONLY"},
-        headers={"Authorization": f"Bearer {emu.token}"},
-    )
-    response.raise_for_status()
-    return str(response.json()["dagsUploadUrl"])
-
-
 def one_run(module: Path, file: Path, mode: str, block: int, conc: int, latency: float) -> dict:
     with Emulator(rollout_seconds=0) as emu:
         if latency:
             emu.faults.add_slow("PUT", r"^/blob/", latency, count=1_000_000)
-        url = upload_url(emu)
+        url = emu.upload_url()
         args = [str(module), url, str(file), mode, str(block * MIB), str(conc)]
         out = subprocess.run(
             [sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, check=True

@@ -55,14 +55,7 @@ def emu() -> Iterator[Emulator]:
 @pytest.fixture
 def sas(emu: Emulator) -> str:
     """A fresh DAG_ONLY deploy's upload URL (the signature is in its query)."""
-    response = httpx.post(
-        f"{emu.api_url}/organizations/{emu.organization_id}/deployments/"
-        f"{emu.deployment_id}/deploys",
-        json={"type": "DAG_ONLY"},
-        headers={"Authorization": f"Bearer {emu.token}"},
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["dagsUploadUrl"])
+    return emu.upload_url()
 
 
 def signature(url: str) -> str:
