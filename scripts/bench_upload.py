@@ -1,13 +1,14 @@
 """Upload speed and memory: the old sequential upload against the parallel one.
 
 Usage: ``.venv/bin/python scripts/bench_upload.py [--sizes 64,512] [--runs 3]
-[--old-ref main] [--latency 0] [--settings 8:4,4:4]``
+[--old-ref 4f785ac] [--latency 0] [--settings 8:4,4:4]``
 
 For each size (MiB) a deterministic file is uploaded to the emulator's blob endpoint on
 127.0.0.1, each run against a fresh emulator (it keeps what it receives in memory), each
 upload in a fresh process so its peak RSS is its own. ``old`` is ``upload_blob`` as of
-``--old-ref`` (git), given the file's bytes as the old pipeline did; ``new`` is this
-checkout's, given the file's path, once per ``block MiB:concurrency`` setting.
+``--old-ref`` (git; by default the last sequential one), given the file's bytes as the old
+pipeline did; ``new`` is this checkout's, given the file's path, once per
+``block MiB:concurrency`` setting.
 ``--latency`` answers each blob PUT that many seconds late (the emulator's slow fault),
 like a far blob store. Prints medians and the ratio to ``old``.
 """
@@ -26,6 +27,8 @@ from pathlib import Path
 from ci_deploy_testkit.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
+SEQUENTIAL = "4f785ac"
+"""The last commit whose upload sent its blocks one after another, from bytes."""
 MIB = 1024 * 1024
 
 _CHILD = r"""
@@ -77,7 +80,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="64,512")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--old-ref", default="main")
+    parser.add_argument("--old-ref", default=SEQUENTIAL)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--settings", default="8:4")
     options = parser.parse_args()
