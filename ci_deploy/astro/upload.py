@@ -452,8 +452,8 @@ class _Blocks:
             self.stopped.set()
 
     def _work(self) -> None:
-        buffer = self.tarball.buffer(self.block_size)  # this worker's, reused for each block
         try:
+            buffer = self.tarball.buffer(self.block_size)  # this worker's, for each block
             while not self.stopped.is_set():
                 with self._next_lock:
                     index = next(self._next, None)
