@@ -112,6 +112,7 @@ def test_block_upload(blob: Blob) -> None:
     assert blob.upload(data, block_size=8, single_put_limit=16) == VERSION
     *blocks, block_list = [call.request for call in route.calls]
     assert len(blocks) == 3
+    blocks.sort(key=lambda request: query_of(request)["blockid"][0])  # sent in parallel
     ids = []
     for index, request in enumerate(blocks):
         assert request.url.query.decode().startswith(QUERY + "&comp=block&blockid=")
@@ -234,15 +235,21 @@ def test_408_and_429_are_retried_with_retry_after(blob: Blob) -> None:
 
 
 def test_a_failing_block_is_retried_alone(blob: Blob) -> None:
-    answers = iter([201, 503, 201, 201])
+    second = base64.b64encode(b"block-000001").decode()
+    failed: list[str] = []
 
     def respond(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(next(answers), headers={"x-ms-version-id": VERSION})
+        block_id = query_of(request).get("blockid", ["list"])[0]
+        if block_id == second and not failed:
+            failed.append(block_id)
+            return httpx.Response(503)
+        return httpx.Response(201, headers={"x-ms-version-id": VERSION})
 
     route = blob.router.put(BLOB).mock(side_effect=respond)
     assert blob.upload(b"abcdef", block_size=4, single_put_limit=4) == VERSION
     ids = [query_of(call.request).get("blockid", ["list"])[0] for call in route.calls]
-    assert ids[1] == ids[2] != ids[0]
+    assert sorted(ids[:3]) == sorted([ids[0], second, second]) and ids[0] != second
+    assert ids[3] == "list"
     assert blob.retries[0].startswith(f"Put Block 2 of 2 to {REDACTED}: HTTP 503")
 
 

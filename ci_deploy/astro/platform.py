@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,7 +30,7 @@ from ci_deploy.astro.rules import (
     release_of,
     rollout_state,
 )
-from ci_deploy.astro.upload import redact_url, upload_blob
+from ci_deploy.astro.upload import UploadProgress, redact_url, upload_blob
 from ci_deploy.astro.wire import (
     DEPLOYMENT_DESCRIPTION_MAX,
     DESCRIPTION_MAX,
@@ -89,6 +90,7 @@ class AstroPlatform:
         registry_password: str,
         images: Callable[[], ImageBuilder],
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         request_timeout: float = 30.0,
     ) -> None:
         self._client = client
@@ -97,6 +99,7 @@ class AstroPlatform:
         self._registry_password = registry_password
         self._images = images
         self._sleep = sleep
+        self._clock = clock
         self._request_timeout = request_timeout
         self._deployment_id = settings.deployment_id
         self._deployment: Deployment | None = None
@@ -194,7 +197,7 @@ class AstroPlatform:
                     return self._client.get_deploy(self._deployment_id, deploy.id)
         return None
 
-    def upload(self, release: Release, artifact: Artifact, data: bytes) -> str:
+    def upload(self, release: Release, artifact: Artifact, data: bytes | Path) -> str:
         deploy = self._deploys[release.id]
         url = deploy.bundleUploadUrl if artifact is Artifact.BUNDLE else deploy.dagsUploadUrl
         if not url:
@@ -204,13 +207,15 @@ class AstroPlatform:
             )
         for signature in parse_qs(urlsplit(url).query).get("sig", []):
             self._runner.mask(signature)
-        self._runner.info(f"Uploading {len(data)} bytes to {redact_url(url)}")
+        size = data.stat().st_size if isinstance(data, Path) else len(data)
+        self._runner.info(f"Uploading {size} bytes to {redact_url(url)}")
         return upload_blob(
             url,
             data,
             timeout=self._request_timeout,
             sleep=self._sleep,
             on_retry=self._runner.info,
+            on_progress=UploadProgress(self._runner.info, self._clock),
         )
 
     def push(self, release: Release, image: BuiltImage) -> str:
@@ -360,6 +365,7 @@ class AstroPlatform:
             registry_password=self._registry_password,
             images=self._images,
             sleep=self._sleep,
+            clock=self._clock,
             request_timeout=self._request_timeout,
         )
 
@@ -450,5 +456,6 @@ def connect(
             registry_password=token,
             images=images,
             sleep=sleep,
+            clock=timing.clock,
             request_timeout=timing.request_timeout,
         )

@@ -2,17 +2,30 @@
 
 The URL's query is a credential: it is sent only to the blob host, by a client of its own
 (no API token, no cookies, no redirects), and every message shows :func:`redact_url` of
-it. Small tarballs go up in one Put Blob; larger ones as Put Block calls and a Put Block
-List. The result is the blob's ``x-ms-version-id``, which finalizes the deploy.
+it. The tarball is bytes or a file. A small one goes up in one Put Blob; a larger one in
+fixed-size Put Blocks, several in flight at once, each read (from the file, by offset) only
+when it is sent and retried on its own, then one Put Block List naming them in order. The
+result is the blob's ``x-ms-version-id``, which finalizes the deploy.
+
+The blocks are sent by daemon threads, at most ``concurrency`` at a time, so at most that
+many blocks are in memory. The caller's thread waits for them and runs every callback
+(retries, progress). At the first block that fails for good, or when the caller's thread is
+interrupted (a cancelled run), no further block starts and no block list is sent; a block
+still in flight cannot keep the process alive, and the client and the file are closed by
+whoever finishes last.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import queue
+import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from pathlib import Path
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -22,11 +35,41 @@ from ci_deploy.errors import UploadError
 from ci_deploy.http import BLOB_PUT, TransportFailure, send_with_retries
 from ci_deploy.text import shorten
 
-__all__ = ["AZURE_API_VERSION", "redact_url", "upload_blob"]
+__all__ = [
+    "AZURE_API_VERSION",
+    "BLOCK_SIZE",
+    "CONCURRENCY",
+    "MAX_BLOCKS",
+    "MAX_BLOCK_SIZE",
+    "SINGLE_PUT_LIMIT",
+    "UploadProgress",
+    "block_size_for",
+    "progress_line",
+    "redact_url",
+    "upload_blob",
+]
 
 AZURE_API_VERSION = "2023-11-03"
 """The Azure Blob Storage REST version sent as ``x-ms-version``."""
 
+MIB = 1024 * 1024
+
+BLOCK_SIZE = 8 * MIB
+"""The size of a Put Block (the last one is shorter); see the README's upload figures."""
+
+CONCURRENCY = 4
+"""How many Put Blocks are in flight at once; see the README's upload figures."""
+
+SINGLE_PUT_LIMIT = 8 * MIB
+"""Tarballs up to this size go up in one Put Blob."""
+
+MAX_BLOCKS = 50_000
+"""Azure's limit on the blocks of one block blob."""
+
+MAX_BLOCK_SIZE = 4000 * MIB
+"""Azure's limit on one block (REST version 2019-12-12 and later)."""
+
+_PIECE = 256 * 1024
 _ERROR_XML_LIMIT = 64 * 1024
 _TEXT_LIMIT = 300
 
@@ -42,35 +85,150 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}{suffix}"
 
 
+def block_size_for(size: int, preferred: int) -> int:
+    """The block size for a blob of ``size`` bytes: ``preferred`` (at most Azure's 4000 MiB),
+    grown to whole MiB when the blob would need more than Azure's 50,000 blocks.
+
+    Raises UploadError for a blob larger than 50,000 blocks of 4000 MiB.
+    """
+    if preferred < 1:
+        raise ValueError("block_size must be positive")
+    preferred = min(preferred, MAX_BLOCK_SIZE)
+    if -(-size // preferred) <= MAX_BLOCKS:
+        return preferred
+    needed = -(-size // MAX_BLOCKS)
+    grown = -(-needed // MIB) * MIB
+    if grown > MAX_BLOCK_SIZE:
+        raise UploadError(
+            f"The tarball is {size} bytes: more than a block blob holds ({MAX_BLOCKS} blocks "
+            f"of {MAX_BLOCK_SIZE // MIB} MiB). Leave the largest files out of the deploy."
+        )
+    return grown
+
+
+def progress_line(done: int, total: int) -> str:
+    """``Uploaded 120 of 640 MiB (19%)``; tenths of MiB below 10 MiB."""
+    digits = 0 if total >= 10 * MIB else 1
+    percent = done * 100 // total if total else 100
+    return f"Uploaded {done / MIB:.{digits}f} of {total / MIB:.{digits}f} MiB ({percent}%)"
+
+
+class UploadProgress:
+    """An ``on_progress`` for :func:`upload_blob` that says :func:`progress_line` through
+    ``say``: at most one line every ``interval`` seconds of ``clock``, each at least
+    ``step`` (a fraction of the whole) further on, and none at the end (an upload done
+    within ``interval`` says nothing)."""
+
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        interval: float = 5.0,
+        step: float = 0.1,
+    ) -> None:
+        self._say, self._clock = say, clock
+        self._interval, self._step = interval, step
+        self._said_at, self._said_done = clock(), 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self._clock()
+        if (
+            done >= total
+            or now - self._said_at < self._interval
+            or done - self._said_done < self._step * total
+        ):
+            return
+        self._said_at, self._said_done = now, done
+        self._say(progress_line(done, total))
+
+
 def upload_blob(
     url: str,
-    data: bytes,
+    source: bytes | Path,
     *,
     timeout: float = 120.0,
     max_attempts: int = 4,
     sleep: Callable[[float], None] = time.sleep,
     transport: httpx.BaseTransport | None = None,
     on_retry: Callable[[str], None] | None = None,
-    block_size: int = 8 * 1024 * 1024,
-    single_put_limit: int = 32 * 1024 * 1024,
+    on_progress: Callable[[int, int], None] | None = None,
+    block_size: int = BLOCK_SIZE,
+    single_put_limit: int = SINGLE_PUT_LIMIT,
+    concurrency: int = CONCURRENCY,
 ) -> str:
-    """Upload ``data`` as a block blob to the SAS ``url``; return its ``x-ms-version-id``.
+    """Upload ``source`` (bytes, or a file's path) as a block blob to the SAS ``url``;
+    return its ``x-ms-version-id``.
 
+    Up to ``single_put_limit`` bytes go in one Put Blob, more in blocks of ``block_size``
+    (grown by :func:`block_size_for` for huge files), ``concurrency`` at a time.
+    ``on_retry`` gets each retry's message, ``on_progress`` the bytes sent and the total
+    after each block (and once at the end of a Put Blob); both run on the caller's thread.
     Raises :class:`~ci_deploy.errors.UploadError`, whose message holds the redacted URL only.
     """
-    if block_size < 1:
-        raise ValueError("block_size must be positive")
-    uploader = _Uploader(url, timeout, max_attempts, sleep, transport, on_retry)
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    block_size = block_size_for(0, block_size)  # checks it before anything is sent
+    uploader = _Uploader(url, timeout, max_attempts, sleep, transport, on_retry, concurrency)
     with uploader:
-        if len(data) <= single_put_limit:
-            response = uploader.put("Put Blob", url, data, {"x-ms-blob-type": "BlockBlob"})
+        tarball = uploader.open(source)
+        if tarball.size <= single_put_limit:
+            content = tarball.read(0, tarball.size)
+            response = uploader.put("Put Blob", url, content, {"x-ms-blob-type": "BlockBlob"})
+            if on_progress is not None:
+                on_progress(tarball.size, tarball.size)
         else:
-            response = uploader.put_blocks(data, block_size)
+            size = block_size_for(tarball.size, block_size)
+            response = uploader.put_blocks(tarball, size, concurrency, on_progress)
     return uploader.version_id(response)
 
 
+class _Tarball:
+    """The bytes to upload, read a block at a time: from memory, or from a file by offset
+    (:func:`os.preadv` into a buffer, so blocks are read in parallel without sharing a
+    file position and without a new allocation for each)."""
+
+    def __init__(self, source: bytes | Path) -> None:
+        self._data: bytes | None = None
+        self._fd: int | None = None
+        if isinstance(source, bytes):
+            self._data, self.size, self.name = source, len(source), "tarball"
+        else:
+            self._fd = os.open(source, os.O_RDONLY)
+            self.size, self.name = os.fstat(self._fd).st_size, str(source)
+
+    def read(self, offset: int, length: int, buffer: bytearray | None = None) -> memoryview:
+        """``length`` bytes from ``offset``: a view of the bytes in memory, or of ``buffer``
+        (a new one when None) read from the file. UploadError when the file has become
+        shorter than it was."""
+        if self._fd is None:
+            assert self._data is not None
+            return memoryview(self._data)[offset : offset + length]
+        view = memoryview(bytearray(length) if buffer is None else buffer)[:length]
+        got = 0
+        while got < length:
+            read = os.preadv(self._fd, [view[got:]], offset + got)
+            if not read:
+                raise UploadError(
+                    f"The tarball {self.name} changed while it was uploaded: it ends at "
+                    f"{offset + got} bytes, not {self.size}. Run the job again."
+                )
+            got += read
+        return view
+
+    def buffer(self, size: int) -> bytearray | None:
+        """A buffer for :meth:`read` of up to ``size`` bytes; None when reading from memory."""
+        return None if self._fd is None else bytearray(size)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class _Uploader:
-    """One upload: the blob host's client, and the PUTs with retries and error messages."""
+    """One upload: the blob host's client, the tarball, and the PUTs with retries and error
+    messages. The caller and each block worker hold it; the last to let go closes it."""
 
     def __init__(
         self,
@@ -80,6 +238,7 @@ class _Uploader:
         sleep: Callable[[float], None],
         transport: httpx.BaseTransport | None,
         on_retry: Callable[[str], None] | None,
+        concurrency: int,
     ) -> None:
         self.url = url
         self.redacted = redact_url(url)
@@ -90,36 +249,84 @@ class _Uploader:
             timeout=httpx.Timeout(timeout, connect=10),
             follow_redirects=False,
             transport=transport,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             headers={"User-Agent": f"ci-deploy/{__version__}", "x-ms-version": AZURE_API_VERSION},
         )
+        self._tarball: _Tarball | None = None
+        self._holders = 1
+        self._holders_lock = threading.Lock()
 
     def __enter__(self) -> _Uploader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.client.close()
+        self.release()
 
-    def put_blocks(self, data: bytes, block_size: int) -> httpx.Response:
-        """Put Block for each chunk, then Put Block List; returns the list's answer."""
-        count = -(-len(data) // block_size)
+    def open(self, source: bytes | Path) -> _Tarball:
+        """The tarball to upload, closed with the client."""
+        self._tarball = _Tarball(source)
+        return self._tarball
+
+    def hold(self) -> None:
+        """One more holder (a block worker): the client stays open until it lets go."""
+        with self._holders_lock:
+            self._holders += 1
+
+    def release(self) -> None:
+        """One holder lets go; the last one closes the client and the tarball."""
+        with self._holders_lock:
+            self._holders -= 1
+            if self._holders:
+                return
+        self.client.close()
+        if self._tarball is not None:
+            self._tarball.close()
+
+    def put_blocks(
+        self,
+        tarball: _Tarball,
+        block_size: int,
+        concurrency: int,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> httpx.Response:
+        """Put Block for each block, ``concurrency`` at a time, then Put Block List in
+        order; returns the list's answer."""
+        count = -(-tarball.size // block_size)
         ids = [base64.b64encode(f"block-{i:06d}".encode()).decode() for i in range(count)]
-        for index, block_id in enumerate(ids):
-            chunk = data[index * block_size : (index + 1) * block_size]
-            block_url = _with_query(self.url, {"comp": "block", "blockid": block_id})
-            self.put(f"Put Block {index + 1} of {count}", block_url, chunk, {})
+        _Blocks(self, tarball, ids, block_size).send(min(concurrency, count), on_progress)
         body = "".join(f"<Latest>{block_id}</Latest>" for block_id in ids)
         xml = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{body}</BlockList>'
         headers = {"Content-Type": "application/xml", "x-ms-blob-content-type": "application/gzip"}
         list_url = _with_query(self.url, {"comp": "blocklist"})
         return self.put("Put Block List", list_url, xml.encode(), headers)
 
-    def put(self, step: str, url: str, content: bytes, headers: dict[str, str]) -> httpx.Response:
-        """One PUT with retries; returns a 200/201 answer or raises UploadError."""
-        headers = {"Content-Type": "application/gzip", **headers}
+    def put(
+        self,
+        step: str,
+        url: str,
+        content: bytes | memoryview,
+        headers: dict[str, str],
+        *,
+        sleep: Callable[[float], None] | None = None,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> httpx.Response:
+        """One PUT with retries; returns a 200/201 answer or raises UploadError.
+
+        ``sleep`` and ``on_retry`` replace the upload's own (a block worker's).
+        """
+        headers = {
+            "Content-Type": "application/gzip",
+            "Content-Length": str(len(content)),
+            **headers,
+        }
 
         def build() -> httpx.Request:
-            return self.client.build_request("PUT", url, content=content, headers=headers)
+            # A stream that gives the bytes once, not the bytes: a sent request then no
+            # longer holds them (httpx's answer and request refer to each other, so they
+            # are freed only by a garbage collection, which big blocks do not trigger).
+            body = _once(content)
+            return self.client.build_request("PUT", url, content=body, headers=headers)
 
         try:
             response = send_with_retries(
@@ -128,8 +335,8 @@ class _Uploader:
                 retryable=BLOB_PUT,
                 label=f"{step} to {self.redacted}",
                 max_attempts=self.max_attempts,
-                sleep=self.sleep,
-                on_retry=self.on_retry,
+                sleep=sleep or self.sleep,
+                on_retry=on_retry or self.on_retry,
             )
         except TransportFailure as failure:
             raise self._unreachable(step, failure) from None
@@ -187,6 +394,109 @@ class _Uploader:
         for secret in sorted((s for s in secrets if s), key=len, reverse=True):
             text = text.replace(secret, secrets[secret])
         return text
+
+
+class _Stopped(Exception):
+    """Raised in a block worker when the upload has stopped: it sends nothing more."""
+
+
+_Event = tuple[str, object]
+"""What a block worker tells the caller's thread: ``("sent", bytes)``, ``("retry",
+message)`` or ``("failed", exception)``."""
+
+
+class _Blocks:
+    """The Put Blocks of one upload: daemon workers take the next block, read it, send it
+    with retries, and report on :attr:`events`; the caller's thread waits in :meth:`send`."""
+
+    def __init__(
+        self, uploader: _Uploader, tarball: _Tarball, ids: list[str], block_size: int
+    ) -> None:
+        self.uploader, self.tarball, self.ids, self.block_size = uploader, tarball, ids, block_size
+        self.events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        self.stopped = threading.Event()
+        self._next = iter(range(len(ids)))
+        self._next_lock = threading.Lock()
+
+    def send(self, workers: int, on_progress: Callable[[int, int], None] | None) -> None:
+        """Send every block with ``workers`` threads; raise the first failure.
+
+        Whatever ends the wait (a failure, the caller's thread interrupted) stops the
+        workers: none starts another block or another attempt.
+        """
+        try:
+            for number in range(1, workers + 1):
+                self.uploader.hold()
+                try:
+                    threading.Thread(
+                        target=self._work, name=f"ci-deploy-upload-{number}", daemon=True
+                    ).start()
+                except BaseException:
+                    self.uploader.release()
+                    raise
+            sent = done = 0
+            while sent < len(self.ids):
+                kind, value = self.events.get()
+                if kind == "failed":
+                    assert isinstance(value, BaseException)
+                    raise value
+                if kind == "retry":
+                    if self.uploader.on_retry is not None:
+                        self.uploader.on_retry(str(value))
+                    continue
+                assert isinstance(value, int)
+                sent, done = sent + 1, done + value
+                if on_progress is not None:
+                    on_progress(done, self.tarball.size)
+        finally:
+            self.stopped.set()
+
+    def _work(self) -> None:
+        try:
+            buffer = self.tarball.buffer(self.block_size)  # this worker's, for each block
+            while not self.stopped.is_set():
+                with self._next_lock:
+                    index = next(self._next, None)
+                if index is None:
+                    return
+                self.events.put(("sent", self._send(index, buffer)))
+        except _Stopped:
+            pass
+        except Exception as exc:  # the caller's thread raises it
+            self.stopped.set()
+            self.events.put(("failed", exc))
+        finally:
+            self.uploader.release()
+
+    def _send(self, index: int, buffer: bytearray | None) -> int:
+        """Put Block ``index``, read just now (into ``buffer``); its length."""
+        offset = index * self.block_size
+        length = min(self.block_size, self.tarball.size - offset)
+        block = self.tarball.read(offset, length, buffer)
+        url = _with_query(self.uploader.url, {"comp": "block", "blockid": self.ids[index]})
+        step = f"Put Block {index + 1} of {len(self.ids)}"
+        self.uploader.put(step, url, block, {}, sleep=self._pause, on_retry=self._retry)
+        return len(block)
+
+    def _pause(self, seconds: float) -> None:
+        """The wait before a retry; raises _Stopped when the upload stopped meanwhile."""
+        if self.stopped.is_set():
+            raise _Stopped
+        self.uploader.sleep(seconds)
+        if self.stopped.is_set():
+            raise _Stopped
+
+    def _retry(self, message: str) -> None:
+        self.events.put(("retry", message))
+
+
+def _once(content: bytes | memoryview) -> Iterator[bytes]:
+    """``content`` as bytes in pieces of :data:`_PIECE`: each piece is the one copy made
+    as it is sent (the HTTP library would copy a view anyway), so a block is never copied
+    whole, and a sent request holds no piece of it."""
+    view = memoryview(content)
+    for start in range(0, len(view), _PIECE):
+        yield bytes(view[start : start + _PIECE])
 
 
 def _with_query(url: str, extra: dict[str, str]) -> str:

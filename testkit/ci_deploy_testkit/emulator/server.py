@@ -90,8 +90,9 @@ class Emulator(ServedApi):
     bearer tokens; add to it), :attr:`unhealthy_after_finalize`,
     :attr:`unhealthy_after_rollback`, :attr:`rollout_seconds`, :attr:`logs_available`,
     :attr:`import_errors_after_finalize`, :meth:`record_push` (the fake registry),
-    :meth:`add_log`, and :meth:`deployment` / :meth:`deploys` / :meth:`logs` /
-    :meth:`hibernation_override` for the state behind the API.
+    :meth:`add_log`, :meth:`upload_url` (a new deploy's, for the blob host alone), and
+    :meth:`deployment` / :meth:`deploys` / :meth:`logs` / :meth:`hibernation_override` for
+    the state behind the API.
 
     Images: a Deployment's ``imageRepository`` is ``127.0.0.1:<port>/<org>/<deployment>``
     (registry host = the emulator's address, though no registry is served there). An
@@ -140,6 +141,20 @@ class Emulator(ServedApi):
     def api_url(self) -> str:
         """The API base URL clients use, ``http://127.0.0.1:<port>/v1``."""
         return f"{self.base_url}/v1"
+
+    def upload_url(self, deployment_id: str = DEMO_DEPLOYMENT_ID) -> str:
+        """The upload URL of a new DAG_ONLY deploy of the Deployment, created over the API as
+        a client would: for tests and benchmarks of the blob host alone."""
+        import httpx  # only here: the emulator itself serves, it sends nothing
+
+        response = httpx.post(
+            f"{self.api_url}/organizations/{self.organization_id}/deployments/"
+            f"{deployment_id}/deploys",
+            json={"type": "DAG_ONLY"},
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        response.raise_for_status()
+        return str(response.json()["dagsUploadUrl"])
 
     # -- state -----------------------------------------------------------------------
 
