@@ -1,4 +1,4 @@
-"""Start-up time of a DAG-only run: from process start to the first API request.
+"""Start-up time: process start to the first API request, and invalid input to exit.
 
     python scripts/bench_startup.py CHECKOUT [BASELINE_CHECKOUT] [--runs N]
 
@@ -6,8 +6,10 @@ Each checkout needs its own ``.venv`` (``make`` makes it). The run is started as
 runner starts the action (``entrypoint.py`` with ``INPUT_*`` variables and a push event, in a
 git repository holding the example project with one DAG edited) against a socket on
 127.0.0.1 that notes when the first request's bytes arrive; then the process is killed.
+The same run with an invalid input (``INPUT_WAIT-TIMEOUT=abc``) is timed from start to its
+exit, which must be code 1 with no request sent.
 Runs alternate between the checkouts, so both see the same machine; the medians and their
-ratio are printed side by side.
+ratio are printed side by side, one line per checkout and measurement.
 """
 
 from __future__ import annotations
@@ -57,19 +59,8 @@ def token() -> str:
     return f"e30.{base64.urlsafe_b64encode(claims).decode().rstrip('=')}.bench"
 
 
-def once(checkout: Path, path: Path, event: Path, scratch: Path) -> float:
-    """Seconds from starting the step to the first byte of its first API request."""
-    server = socket.create_server(("127.0.0.1", 0))
-    arrived: list[float] = []
-
-    def accept() -> None:
-        connection, _ = server.accept()
-        connection.recv(1)
-        arrived.append(time.perf_counter())
-        connection.close()
-
-    listener = threading.Thread(target=accept, daemon=True)
-    listener.start()
+def step_environment(path: Path, event: Path, scratch: Path, port: int) -> dict[str, str]:
+    """The variables the runner gives the step: a DAG-only push, the API on ``port``."""
     files = scratch / "runner-files"
     files.write_text("")
     prefixes = ("GITHUB_", "INPUT_", "RUNNER_", "ASTRO_")
@@ -84,25 +75,77 @@ def once(checkout: Path, path: Path, event: Path, scratch: Path) -> float:
             "GITHUB_OUTPUT": str(files),
             "GITHUB_STEP_SUMMARY": str(files),
             "ASTRO_API_TOKEN": token(),
-            "INPUT_API-URL": f"http://127.0.0.1:{server.getsockname()[1]}/v1",
+            "INPUT_API-URL": f"http://127.0.0.1:{port}/v1",
             "INPUT_DEPLOYMENT-ID": "dep-bench",
         }
     )
-    started = time.perf_counter()
-    process = subprocess.Popen(
+    return environ
+
+
+def listen() -> tuple[socket.socket, list[float]]:
+    """A socket on 127.0.0.1, and the times the first byte of its first request arrived."""
+    server = socket.create_server(("127.0.0.1", 0))
+    arrived: list[float] = []
+
+    def accept() -> None:
+        try:
+            connection, _ = server.accept()
+        except OSError:  # closed before anything connected
+            return
+        connection.recv(1)
+        arrived.append(time.perf_counter())
+        connection.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, arrived
+
+
+def start(checkout: Path, path: Path, environ: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [str(checkout / ".venv" / "bin" / "python"), str(checkout / "entrypoint.py")],
         cwd=path,
         env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    listener.join(timeout=60)
+
+
+def first_request(checkout: Path, path: Path, event: Path, scratch: Path) -> float:
+    """Seconds from starting the step to the first byte of its first API request."""
+    server, arrived = listen()
+    environ = step_environment(path, event, scratch, server.getsockname()[1])
+    started = time.perf_counter()
+    process = start(checkout, path, environ)
+    deadline = started + 60
+    while not arrived and time.perf_counter() < deadline and process.poll() is None:
+        time.sleep(0.001)
     process.kill()
     process.wait()
     server.close()
     if not arrived:
-        raise SystemExit(f"{checkout}: no API request within 60 s")
+        raise SystemExit(f"{checkout}: no API request within 60 s (exit code {process.returncode})")
     return arrived[0] - started
+
+
+def invalid_input_exit(checkout: Path, path: Path, event: Path, scratch: Path) -> float:
+    """Seconds from starting the step with ``wait-timeout: abc`` to its exit (code 1)."""
+    server, arrived = listen()
+    environ = step_environment(path, event, scratch, server.getsockname()[1])
+    environ["INPUT_WAIT-TIMEOUT"] = "abc"
+    started = time.perf_counter()
+    process = start(checkout, path, environ)
+    code = process.wait(timeout=60)
+    ended = time.perf_counter()
+    server.close()
+    if code != 1 or arrived:
+        raise SystemExit(f"{checkout}: invalid input: exit code {code}, {len(arrived)} requests")
+    return ended - started
+
+
+MEASUREMENTS = {
+    "process start -> first API request, DAG-only run": first_request,
+    "invalid input (wait-timeout: abc) -> exit 1": invalid_input_exit,
+}
 
 
 def main() -> int:
@@ -111,17 +154,19 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     checkouts = [c.resolve() for c in args.checkouts]
-    samples: dict[Path, list[float]] = {c: [] for c in checkouts}
+    samples = {(what, c): list[float]() for what in MEASUREMENTS for c in checkouts}
     with tempfile.TemporaryDirectory(prefix="ci-deploy-bench-") as tmp:
         path, event = workspace(Path(tmp))
         for _ in range(args.runs):
-            for checkout in checkouts:
-                samples[checkout].append(once(checkout, path, event, Path(tmp)))
-    first = statistics.median(samples[checkouts[0]])
-    print(f"process start -> first API request, DAG-only run, median of {args.runs}:")
-    for checkout in checkouts:
-        median = statistics.median(samples[checkout])
-        print(f"  {median * 1000:6.0f} ms  ({median / first:.2f}x)  {checkout}")
+            for what, measure in MEASUREMENTS.items():
+                for checkout in checkouts:
+                    samples[what, checkout].append(measure(checkout, path, event, Path(tmp)))
+    for what in MEASUREMENTS:
+        first = statistics.median(samples[what, checkouts[0]])
+        print(f"{what}, median of {args.runs}:")
+        for checkout in checkouts:
+            median = statistics.median(samples[what, checkout])
+            print(f"  {median * 1000:6.0f} ms  ({median / first:.2f}x)  {checkout}")
     return 0
 
 
