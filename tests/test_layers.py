@@ -118,7 +118,7 @@ def test_only_the_astro_subpackage_knows_astro(module: str) -> None:
     if module in ("ci_deploy.inputs", "ci_deploy.input_rules"):
         # The inputs are the Astro action's contract: they cut the description to the
         # API's limit, and borrow only that number.
-        allowed = ["ci_deploy.astro.wire", "ci_deploy.astro.wire.DESCRIPTION_MAX"]
+        allowed = ["ci_deploy.astro.limits", "ci_deploy.astro.limits.DESCRIPTION_MAX"]
     assert imports_any(module, ("ci_deploy.astro",)) == allowed
 
 

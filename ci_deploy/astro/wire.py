@@ -15,10 +15,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ci_deploy.astro.limits import DESCRIPTION_MAX as DESCRIPTION_MAX  # re-exported
+
 DeployType = Literal["DAG_ONLY", "IMAGE_AND_DAG", "IMAGE_ONLY", "BUNDLE"]
 GitProvider = Literal["GITHUB", "GENERIC"]
 
-DESCRIPTION_MAX = 500
 DEPLOYMENT_DESCRIPTION_MAX = 1000
 """The most characters CreateDeployment takes in a Deployment's ``description``."""
 DEPLOYMENT_NAME_MAX = 500
@@ -48,11 +49,11 @@ def rfc3339(when: datetime) -> str:
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class GitInfo(_Request):
