@@ -10,6 +10,13 @@ The same run with an invalid input (``INPUT_WAIT-TIMEOUT=abc``) is timed from st
 exit, which must be code 1 with no request sent.
 Runs alternate between the checkouts, so both see the same machine; the medians and their
 ratio are printed side by side, one line per checkout and measurement.
+
+Bytecode (``--bytecode``): ``image`` (the default) runs each checkout as its action image
+does: with ci_deploy's bytecode when its Dockerfile compiles it at build time, otherwise
+compiling the sources at every start (each job's container is fresh and writes none).
+``cached`` gives every checkout its bytecode, ``none`` none: the code alone compared. Bytecode
+goes to a scratch ``PYTHONPYCACHEPREFIX`` (written by one unmeasured run), never into a
+checkout.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astro-project"
@@ -59,12 +68,38 @@ def token() -> str:
     return f"e30.{base64.urlsafe_b64encode(claims).decode().rstrip('=')}.bench"
 
 
-def step_environment(path: Path, event: Path, scratch: Path, port: int) -> dict[str, str]:
+@dataclass(frozen=True)
+class Target:
+    """A checkout, and the bytecode its runs get (a ``PYTHONPYCACHEPREFIX``, or none)."""
+
+    checkout: Path
+    pycache: Path | None
+
+    @property
+    def shown(self) -> str:
+        bytecode = "bytecode cached" if self.pycache else "compiled at every start"
+        return f"{self.checkout}  ({bytecode})"
+
+
+def image_compiles(checkout: Path) -> bool:
+    """Whether the checkout's action image carries ci_deploy's bytecode."""
+    dockerfile = checkout / "Dockerfile"
+    return dockerfile.is_file() and "compileall" in dockerfile.read_text()
+
+
+def step_environment(
+    target: Target, path: Path, event: Path, scratch: Path, port: int
+) -> dict[str, str]:
     """The variables the runner gives the step: a DAG-only push, the API on ``port``."""
     files = scratch / "runner-files"
     files.write_text("")
-    prefixes = ("GITHUB_", "INPUT_", "RUNNER_", "ASTRO_")
+    prefixes = ("GITHUB_", "INPUT_", "RUNNER_", "ASTRO_", "PYTHONPYCACHEPREFIX")
     environ = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    if target.pycache is None:
+        environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        environ["PYTHONPYCACHEPREFIX"] = str(target.pycache)
     environ.update(
         {
             "GITHUB_ACTIONS": "true",
@@ -100,7 +135,8 @@ def listen() -> tuple[socket.socket, list[float]]:
     return server, arrived
 
 
-def start(checkout: Path, path: Path, environ: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(target: Target, path: Path, environ: dict[str, str]) -> subprocess.Popen[bytes]:
+    checkout = target.checkout
     return subprocess.Popen(
         [str(checkout / ".venv" / "bin" / "python"), str(checkout / "entrypoint.py")],
         cwd=path,
@@ -110,12 +146,12 @@ def start(checkout: Path, path: Path, environ: dict[str, str]) -> subprocess.Pop
     )
 
 
-def first_request(checkout: Path, path: Path, event: Path, scratch: Path) -> float:
+def first_request(target: Target, path: Path, event: Path, scratch: Path) -> float:
     """Seconds from starting the step to the first byte of its first API request."""
     server, arrived = listen()
-    environ = step_environment(path, event, scratch, server.getsockname()[1])
+    environ = step_environment(target, path, event, scratch, server.getsockname()[1])
     started = time.perf_counter()
-    process = start(checkout, path, environ)
+    process = start(target, path, environ)
     deadline = started + 60
     while not arrived and time.perf_counter() < deadline and process.poll() is None:
         time.sleep(0.001)
@@ -123,26 +159,26 @@ def first_request(checkout: Path, path: Path, event: Path, scratch: Path) -> flo
     process.wait()
     server.close()
     if not arrived:
-        raise SystemExit(f"{checkout}: no API request within 60 s (exit code {process.returncode})")
+        raise SystemExit(f"{target.checkout}: no API request (exit code {process.returncode})")
     return arrived[0] - started
 
 
-def invalid_input_exit(checkout: Path, path: Path, event: Path, scratch: Path) -> float:
+def invalid_input_exit(target: Target, path: Path, event: Path, scratch: Path) -> float:
     """Seconds from starting the step with ``wait-timeout: abc`` to its exit (code 1)."""
     server, arrived = listen()
-    environ = step_environment(path, event, scratch, server.getsockname()[1])
+    environ = step_environment(target, path, event, scratch, server.getsockname()[1])
     environ["INPUT_WAIT-TIMEOUT"] = "abc"
     started = time.perf_counter()
-    process = start(checkout, path, environ)
+    process = start(target, path, environ)
     code = process.wait(timeout=60)
     ended = time.perf_counter()
     server.close()
     if code != 1 or arrived:
-        raise SystemExit(f"{checkout}: invalid input: exit code {code}, {len(arrived)} requests")
+        raise SystemExit(f"{target.checkout}: bad input: exit code {code}, {len(arrived)} requests")
     return ended - started
 
 
-MEASUREMENTS = {
+MEASUREMENTS: dict[str, Callable[[Target, Path, Path, Path], float]] = {
     "process start -> first API request, DAG-only run": first_request,
     "invalid input (wait-timeout: abc) -> exit 1": invalid_input_exit,
 }
@@ -152,21 +188,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkouts", nargs="+", type=Path)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--bytecode", choices=("image", "cached", "none"), default="image")
     args = parser.parse_args()
-    checkouts = [c.resolve() for c in args.checkouts]
-    samples = {(what, c): list[float]() for what in MEASUREMENTS for c in checkouts}
     with tempfile.TemporaryDirectory(prefix="ci-deploy-bench-") as tmp:
-        path, event = workspace(Path(tmp))
-        for _ in range(args.runs):
+        scratch = Path(tmp)
+        targets = [
+            Target(
+                checkout,
+                scratch / f"pycache-{n}"
+                if args.bytecode == "cached"
+                or (args.bytecode == "image" and image_compiles(checkout))
+                else None,
+            )
+            for n, checkout in enumerate(c.resolve() for c in args.checkouts)
+        ]
+        path, event = workspace(scratch)
+        samples = {(what, t): list[float]() for what in MEASUREMENTS for t in targets}
+        for run in range(args.runs + 1):
             for what, measure in MEASUREMENTS.items():
-                for checkout in checkouts:
-                    samples[what, checkout].append(measure(checkout, path, event, Path(tmp)))
+                for target in targets:
+                    taken = measure(target, path, event, scratch)
+                    if run:  # the first writes the bytecode
+                        samples[what, target].append(taken)
     for what in MEASUREMENTS:
-        first = statistics.median(samples[what, checkouts[0]])
+        first = statistics.median(samples[what, targets[0]])
         print(f"{what}, median of {args.runs}:")
-        for checkout in checkouts:
-            median = statistics.median(samples[what, checkout])
-            print(f"  {median * 1000:6.0f} ms  ({median / first:.2f}x)  {checkout}")
+        for target in targets:
+            median = statistics.median(samples[what, target])
+            print(f"  {median * 1000:6.0f} ms  ({median / first:.2f}x)  {target.shown}")
     return 0
 
 
