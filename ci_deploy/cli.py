@@ -104,7 +104,11 @@ def _deploy(
         inputs = load_inputs(raw, environ)
         for warning in inputs.warnings:
             runner.warning(warning, title="Input adjusted")
-        # the run's code (git, HTTP, the platforms) is loaded only once the inputs are good
+        # the run's code (git, HTTP, the platforms) is loaded only once the inputs are good,
+        # while the TLS context of its API clients is made on a thread
+        from ci_deploy import tls
+
+        tls.prepare()
         from ci_deploy.matrix import run_matrix
         from ci_deploy.run import Dependencies, run
 

@@ -45,6 +45,7 @@ IO_MODULES = (
     "ci_deploy.image",
     "ci_deploy.runner",
     "ci_deploy.http",
+    "ci_deploy.tls",
     "ci_deploy.github_api",
     "ci_deploy.github_side",
     "ci_deploy.astro.client",
