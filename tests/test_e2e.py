@@ -258,8 +258,10 @@ def test_a_dag_only_run_never_imports_the_docker_sdk(repo: GitRepo, emulator: Em
     imported = imported_modules(step)
     assert loaded(imported, "ci_deploy.run", "httpx", "git"), "the import log was read"
     assert loaded(imported, "docker", "requests") == []
-    # nor the image code, App Platform, or the config file's YAML (there is none)
+    # nor the image code, App Platform, the config file's YAML (there is none), or the GitHub
+    # client (a push with no environment tells GitHub nothing)
     assert loaded(imported, "ci_deploy.image", "ci_deploy.digitalocean", "yaml") == []
+    assert loaded(imported, "ci_deploy.github_api") == []
 
 
 def test_invalid_input_exits_before_the_run_code_is_loaded(
