@@ -4,7 +4,8 @@ Field names are the API's camelCase names, so ``model_dump(exclude_none=True)`` 
 JSON body to send. Request models forbid unknown fields and check the spec's rules (enums,
 required fields, 500-character descriptions, the GITHUB/GENERIC git rules); the emulator
 validates incoming bodies with the same models. Response models keep only what ci-deploy
-reads and ignore the rest, so new API fields never break a deploy.
+reads and ignore the rest, so new API fields never break a deploy. Each model's validator
+is built on first use (``defer_build``): a run builds only the models it sends or reads.
 """
 
 from __future__ import annotations
