@@ -15,6 +15,9 @@ RUN apt-get update \
 
 COPY pyproject.toml README.md entrypoint.py /opt/ci-deploy/
 COPY ci_deploy /opt/ci-deploy/ci_deploy
-RUN pip install /opt/ci-deploy
+# The entrypoint imports ci_deploy from /opt/ci-deploy, where no bytecode is ever written
+# (PYTHONDONTWRITEBYTECODE, and a fresh container per job): compiled here once, not at every start.
+RUN pip install /opt/ci-deploy \
+    && python -m compileall -q /opt/ci-deploy/ci_deploy
 
 ENTRYPOINT ["/usr/local/bin/python", "/opt/ci-deploy/entrypoint.py"]

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, TextIO
 
 from ci_deploy import __version__, report
 from ci_deploy.cancel import guarded, until_exit
-from ci_deploy.config import entry_inputs, from_entry, read_config
 from ci_deploy.errors import CiDeployError, ConfigError, InputError, unexpected_error
 from ci_deploy.github import GitHubContext, load_context
 from ci_deploy.input_rules import preview_env_values
@@ -38,14 +37,13 @@ from ci_deploy.inputs import (
     resolve_github_token,
     resolve_token,
 )
-from ci_deploy.matrix import run_matrix
 from ci_deploy.preview import PULL_REQUEST_ACTIONS, fork_error, fork_of
 from ci_deploy.result import Journal, RunResult, Subject, assemble
-from ci_deploy.run import Dependencies, run
 from ci_deploy.runner import Runner
 
 if TYPE_CHECKING:
     from ci_deploy.github_side import GitHubSide
+    from ci_deploy.run import Dependencies
 
 COMMANDS = ("deploy", "plan", "emulator")
 SECRET = ("api-token", "github-token", "preview-env", "digitalocean-token")
@@ -106,6 +104,14 @@ def _deploy(
         inputs = load_inputs(raw, environ)
         for warning in inputs.warnings:
             runner.warning(warning, title="Input adjusted")
+        # the run's code (git, HTTP, the platforms) is loaded only once the inputs are good,
+        # while the TLS context of its API clients is made on a thread
+        from ci_deploy import tls
+
+        tls.prepare()
+        from ci_deploy.matrix import run_matrix
+        from ci_deploy.run import Dependencies, run
+
         if inputs.action == "matrix":
             result = run_matrix(
                 inputs, raw, environ, context, runner, dependencies or Dependencies()
@@ -142,6 +148,8 @@ def _configured(
     one: they fill the inputs the step left at their default. A file other than the default
     must exist (the runner passes the default as the input's value: it cannot be told from
     an input set to it)."""
+    from ci_deploy.config import entry_inputs, from_entry, read_config
+
     config = read_config(
         inputs.config, inputs.workspace, required=not is_default_config(inputs.config)
     )

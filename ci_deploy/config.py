@@ -67,7 +67,7 @@ _Text = Annotated[StrictStr, Field(max_length=1024)]
 class _EntryModel(BaseModel):
     """One entry's shape. The options are checked after, by their inputs' rules."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     deployment_id: _Text = Field("", alias="deployment-id")
     deployment_name: _Text = Field("", alias="deployment-name")
@@ -82,7 +82,7 @@ _EntryWithOptions: type[_EntryModel] = create_model("Entry", __base__=_EntryMode
 
 
 class _ConfigModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     deployments: Annotated[list[Any], Field(min_length=1, max_length=256)]
 

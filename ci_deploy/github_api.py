@@ -79,7 +79,7 @@ class GitHubError(CiDeployError):
 
 
 class _Answer(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class Comment(_Answer):
@@ -105,7 +105,7 @@ class DeploymentStatus(_Answer):
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class NewDeployment(_Request):

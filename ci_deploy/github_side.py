@@ -3,7 +3,8 @@
 :class:`GitHubSide` is what :func:`ci_deploy.run.run` calls: :meth:`~GitHubSide.deploy_started`
 just before a deploy's release is created, :meth:`~GitHubSide.finished` with the run's result.
 :func:`connect` makes the real one over :class:`~ci_deploy.github_api.GitHubClient` (the
-client made on first use, so a run that needs nothing from GitHub sends nothing to it).
+client made on first use, so a run that needs nothing from GitHub sends nothing to it, and
+the client's module imported on first use: such a run never loads it).
 
 Nothing here can fail a run: a GitHub error (403 for a missing permission included) becomes
 a warning annotation that says what to do, and the deploy's own result decides the exit code.
@@ -15,23 +16,19 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ci_deploy import pr_comment
 from ci_deploy.github import GitHubContext
-from ci_deploy.github_api import (
-    Comment,
-    GitHubClient,
-    GitHubError,
-    NewDeployment,
-    NewStatus,
-)
 from ci_deploy.github_deployment import final_state, shorten_description
 from ci_deploy.inputs import Inputs
 from ci_deploy.platform import Environment
 from ci_deploy.result import RunResult
 from ci_deploy.runner import Runner
 from ci_deploy.timing import Timing
+
+if TYPE_CHECKING:
+    from ci_deploy.github_api import Comment, GitHubClient, NewStatus
 
 __all__ = [
     "GitHubReporter",
@@ -81,6 +78,8 @@ def deactivate_environment(client: GitHubClient, environment: str, log_url: str 
 
     Returns how many were marked.
     """
+    from ci_deploy.github_api import NewStatus
+
     deployments = client.list_deployments(environment)
     for deployment in deployments:
         client.create_status(
@@ -126,6 +125,8 @@ class GitHubReporter:
         words = environment.words
 
         def start(client: GitHubClient) -> None:
+            from ci_deploy.github_api import NewDeployment
+
             made = client.create_deployment(
                 NewDeployment(
                     ref=sha,
@@ -189,6 +190,8 @@ class GitHubReporter:
         self._guarded("GitHub environment not marked inactive", deactivate)
 
     def _status(self, state: str, description: str) -> NewStatus:
+        from ci_deploy.github_api import NewStatus
+
         return NewStatus.model_validate(
             {
                 "state": state,
@@ -200,6 +203,8 @@ class GitHubReporter:
 
     def _guarded(self, title: str, action: Callable[[GitHubClient], None]) -> None:
         """Do ``action`` with the client; any failure is a warning titled ``title``."""
+        from ci_deploy.github_api import GitHubError
+
         try:
             if self._client is None:
                 self._client = self._make_client()
@@ -231,6 +236,8 @@ def open_pull_requests(
 
 def _client(token: str, context: GitHubContext, runner: Runner, timing: Timing) -> GitHubClient:
     """The GitHub client for ``token``; GitHubError without one."""
+    from ci_deploy.github_api import GitHubClient, GitHubError
+
     if not token:
         raise GitHubError(
             "No GitHub token: set the github-token input (the workflow's token is its "

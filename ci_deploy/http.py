@@ -35,6 +35,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from ci_deploy import tls
+
 __all__ = [
     "API_GET",
     "API_POST",
@@ -82,6 +84,7 @@ def bearer_client(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=10),
         follow_redirects=False,
+        verify=tls.context(),
         transport=transport,
         headers={"Authorization": f"Bearer {token}", **headers},
     )

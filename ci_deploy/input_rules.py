@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from ci_deploy.astro.wire import DESCRIPTION_MAX
+from ci_deploy.astro.limits import DESCRIPTION_MAX
 from ci_deploy.changeset import glob_problem
 
 TOKEN_ENV = "ASTRO_API_TOKEN"  # noqa: S105 - a variable name, not a secret

@@ -29,7 +29,7 @@ from typing import Annotated, Literal, NamedTuple, get_args
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationInfo, model_validator
 
 from ci_deploy import input_rules as rules
-from ci_deploy.astro.wire import DESCRIPTION_MAX
+from ci_deploy.astro.limits import DESCRIPTION_MAX
 from ci_deploy.changeset import literal_glob
 from ci_deploy.errors import InputError, InputProblem
 from ci_deploy.input_rules import (

@@ -15,12 +15,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
-from ci_deploy.bundle import Bundle
 from ci_deploy.errors import CiDeployError
 from ci_deploy.plan import Detection, Operation, Plan
 from ci_deploy.platform import ASTRO, Artifact, Environment, Release, Shipment, Words
 
 if TYPE_CHECKING:
+    from ci_deploy.bundle import Bundle
     from ci_deploy.image import BuiltImage
 
 

@@ -85,6 +85,16 @@ def test_dockerfile_follows_the_runner_rules() -> None:
     assert "git" in text.split("apt-get install", 1)[1].split("&&", 1)[0]
 
 
+def test_the_image_carries_the_bytecode_of_the_code_the_entrypoint_imports() -> None:
+    """Each job starts a fresh container that writes no bytecode: without it every start
+    compiles the whole package again."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    lines = dockerfile.splitlines()
+    copied = [line.split()[2] for line in lines if line.startswith("COPY ci_deploy")]
+    assert copied == ["/opt/ci-deploy/ci_deploy"]
+    assert f"python -m compileall -q {copied[0]}" in dockerfile
+
+
 def test_the_image_installs_only_the_action() -> None:
     """The emulator and the local runner (the test kit) stay out of every user's run."""
     dockerfile = (ROOT / "Dockerfile").read_text()

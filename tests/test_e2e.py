@@ -21,7 +21,14 @@ import time
 from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.ghfiles import parse_workflow_command
 from ci_deploy_testkit.localrun import finish_step, push_event, start_step
-from tests.actionrun import api_posts, assert_no_traceback, change, run_push, step_environment
+from tests.actionrun import (
+    Step,
+    api_posts,
+    assert_no_traceback,
+    change,
+    run_push,
+    step_environment,
+)
 from tests.gitrepo import GitRepo
 
 
@@ -226,16 +233,56 @@ def test_sigterms_in_a_burst_still_leave_the_outputs_and_summary(
     assert "## ❌ Deploy failed" in result.summary
 
 
+def imported_modules(step: Step) -> set[str]:
+    """Every module the step's interpreter imported, read from its import log
+    (``PYTHONPROFILEIMPORTTIME=1``, the same as ``python -X importtime``)."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in step.result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def loaded(modules: set[str], *packages: str) -> list[str]:
+    """The modules of ``packages`` (each a package or a module, with its submodules)."""
+    return sorted(m for m in modules if any(m == p or m.startswith(f"{p}.") for p in packages))
+
+
 def test_a_dag_only_run_never_imports_the_docker_sdk(repo: GitRepo, emulator: Emulator) -> None:
     before = change(repo)
 
     step = run_push(repo, emulator, before, env={"PYTHONPROFILEIMPORTTIME": "1"})
 
     assert step.result.returncode == 0, step.log
-    imported = {
-        line.rsplit("|", 1)[1].strip().split(".")[0]
-        for line in step.result.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
-    assert {"ci_deploy", "httpx", "git"} <= imported, "the import log was read"
-    assert "docker" not in imported and "requests" not in imported
+    assert step.outputs["deploy-type"] == "DAG_ONLY"
+    imported = imported_modules(step)
+    assert loaded(imported, "ci_deploy.run", "httpx", "git"), "the import log was read"
+    assert loaded(imported, "docker", "requests") == []
+    # nor the image code, App Platform, the config file's YAML (there is none), or the GitHub
+    # client (a push with no environment tells GitHub nothing)
+    assert loaded(imported, "ci_deploy.image", "ci_deploy.digitalocean", "yaml") == []
+    assert loaded(imported, "ci_deploy.github_api") == []
+
+
+def test_invalid_input_exits_before_the_run_code_is_loaded(
+    repo: GitRepo, emulator: Emulator
+) -> None:
+    # A bad input costs only the inputs' validation: no git, HTTP, Docker, nor the API's
+    # models are imported before the step says what is wrong.
+    before = change(repo)
+
+    step = run_push(
+        repo, emulator, before, {"wait-timeout": "abc"}, env={"PYTHONPROFILEIMPORTTIME": "1"}
+    )
+
+    assert step.result.returncode == 1, step.log
+    assert step.titles("error") == ["Invalid input 'wait-timeout'"]
+    assert step.outputs["status"] == "failed"
+    assert emulator.requests == []
+    imported = imported_modules(step)
+    assert loaded(imported, "ci_deploy.inputs", "pydantic"), "the import log was read"
+    assert loaded(imported, "docker", "requests", "git", "httpx", "yaml") == []
+    # of Astro, only the number the inputs borrow
+    assert loaded(imported, "ci_deploy.astro") == ["ci_deploy.astro", "ci_deploy.astro.limits"]
+    assert loaded(imported, "ci_deploy.digitalocean") == []
+    assert loaded(imported, "ci_deploy.run", "ci_deploy.stages", "ci_deploy.github_api") == []

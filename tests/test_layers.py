@@ -45,6 +45,7 @@ IO_MODULES = (
     "ci_deploy.image",
     "ci_deploy.runner",
     "ci_deploy.http",
+    "ci_deploy.tls",
     "ci_deploy.github_api",
     "ci_deploy.github_side",
     "ci_deploy.astro.client",
@@ -118,7 +119,7 @@ def test_only_the_astro_subpackage_knows_astro(module: str) -> None:
     if module in ("ci_deploy.inputs", "ci_deploy.input_rules"):
         # The inputs are the Astro action's contract: they cut the description to the
         # API's limit, and borrow only that number.
-        allowed = ["ci_deploy.astro.wire", "ci_deploy.astro.wire.DESCRIPTION_MAX"]
+        allowed = ["ci_deploy.astro.limits", "ci_deploy.astro.limits.DESCRIPTION_MAX"]
     assert imports_any(module, ("ci_deploy.astro",)) == allowed
 
 

@@ -4,7 +4,8 @@ Field names are the API's camelCase names, so ``model_dump(exclude_none=True)`` 
 JSON body to send. Request models forbid unknown fields and check the spec's rules (enums,
 required fields, 500-character descriptions, the GITHUB/GENERIC git rules); the emulator
 validates incoming bodies with the same models. Response models keep only what ci-deploy
-reads and ignore the rest, so new API fields never break a deploy.
+reads and ignore the rest, so new API fields never break a deploy. Each model's validator
+is built on first use (``defer_build``): a run builds only the models it sends or reads.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ci_deploy.astro.limits import DESCRIPTION_MAX as DESCRIPTION_MAX  # re-exported
+
 DeployType = Literal["DAG_ONLY", "IMAGE_AND_DAG", "IMAGE_ONLY", "BUNDLE"]
 GitProvider = Literal["GITHUB", "GENERIC"]
 
-DESCRIPTION_MAX = 500
 DEPLOYMENT_DESCRIPTION_MAX = 1000
 """The most characters CreateDeployment takes in a Deployment's ``description``."""
 DEPLOYMENT_NAME_MAX = 500
@@ -48,11 +50,11 @@ def rfc3339(when: datetime) -> str:
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class GitInfo(_Request):
