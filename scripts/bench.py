@@ -58,6 +58,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from ci_deploy_testkit.emulator import Emulator
 
@@ -66,6 +67,8 @@ CHECKOUT = HERE.parent
 EXAMPLE = CHECKOUT / "examples" / "astro-project"
 SEED = 11
 MIB = 1024 * 1024
+
+_T = TypeVar("_T")
 
 
 # -- the reference folders ------------------------------------------------------------
@@ -618,18 +621,29 @@ class Settings:
     large: bool
     cache: Path
 
+    @property
+    def pairs(self) -> list[tuple[str, Path]]:
+        """``(label, checkout)`` of every checkout measured."""
+        return list(zip(self.labels, self.checkouts, strict=True))
+
+
+def rotated(items: Sequence[_T], round_: int) -> list[_T]:
+    """``items`` in the order of one round: each round starts one later, so that no one
+    always runs first, or right after the same other."""
+    shift = round_ % len(items)
+    return [*items[shift:], *items[:shift]]
+
 
 def deploy_rows(bench: Bench, place: Workspace, settings: Settings, runs: int) -> list[Row]:
     """Alternating runs (the order rotated each round) of every checkout and the recipe."""
     samples: dict[str, list[RunSample]] = {label: [] for label in [*settings.labels, "recipe"]}
-    order: list[str] = [*settings.labels, "recipe"]
-    paths = dict(zip(settings.labels, settings.checkouts, strict=True))
     for round_ in range(runs):
-        for label in order[round_ % len(order) :] + order[: round_ % len(order)]:
-            if label == "recipe":
+        racers: list[tuple[str, Path | None]] = [*settings.pairs, ("recipe", None)]
+        for label, checkout in rotated(racers, round_):
+            if checkout is None:
                 samples[label].append(bench.recipe(place))
             else:
-                samples[label].append(bench.ci_deploy(paths[label], place))
+                samples[label].append(bench.ci_deploy(checkout, place))
     size = f"{place.size / 1e6:.0f} MB, {place.files:,} files"
     rows = []
     measures: tuple[tuple[str, str, Callable[[RunSample], float]], ...] = (
@@ -650,8 +664,8 @@ def tiny_row(place: Workspace, settings: Settings, scratch: Path) -> Row:
     row = Row(f"bundle only, {place.files:,} tiny files: build_dag_tarball vs tar -czf")
     samples: dict[str, list[float]] = {label: [] for label in settings.labels}
     recipe: list[float] = []
-    for _ in range(settings.small_runs):
-        for label, checkout in zip(settings.labels, settings.checkouts, strict=True):
+    for round_ in range(settings.small_runs):
+        for label, checkout in rotated(settings.pairs, round_):
             what = f"build_dag_tarball ({checkout}) on {place.dags}"
             facts = probe(checkout, _BUNDLE_PROBE, place.dags, settings.timeout, what)
             samples[label].append(facts["seconds"])
@@ -674,8 +688,8 @@ def tiny_row(place: Workspace, settings: Settings, scratch: Path) -> Row:
 def syntax_row(place: Workspace, settings: Settings) -> Row:
     samples: dict[str, list[float]] = {label: [] for label in settings.labels}
     facts: dict[str, float] = {}
-    for _ in range(settings.small_runs):
-        for label, checkout in zip(settings.labels, settings.checkouts, strict=True):
+    for round_ in range(settings.small_runs):
+        for label, checkout in rotated(settings.pairs, round_):
             what = f"check_python_files ({checkout}) on {place.dags}"
             facts = probe(checkout, _SYNTAX_PROBE, place.dags, settings.timeout, what)
             samples[label].append(facts["seconds"])
