@@ -40,6 +40,7 @@ Speed is checked here, never by timed asserts in the tests.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -99,7 +100,8 @@ _WORDS = (
 )
 
 
-def stdlib_sources() -> list[bytes]:
+@functools.cache
+def stdlib_sources() -> tuple[bytes, ...]:
     """The standard library's ``.py`` files (no tests), sorted by path: real Python."""
     root = Path(sysconfig.get_paths()["stdlib"])
     paths = sorted(
@@ -107,7 +109,7 @@ def stdlib_sources() -> list[bytes]:
         for p in root.rglob("*.py")
         if not _SKIPPED_SOURCES & set(p.relative_to(root).parts) and p.is_file()
     )
-    return [p.read_bytes() for p in paths]
+    return tuple(p.read_bytes() for p in paths)
 
 
 def _sql(rng: random.Random, size: int) -> bytes:
