@@ -741,12 +741,9 @@ def run(settings: Settings) -> list[str]:
         rows.append(tiny_row(tiny, settings, scratch))
         rows.append(syntax_row(dags, settings))
     heading = (
-        f"median of {settings.runs} runs ({settings.small_runs} for the 1 GB folder, the tiny "
-        "files and the syntax check; start-up as bench_startup.py says); "
-        + ", ".join(
-            f"{label} = {path} at {_label(path)}"
-            for label, path in zip(settings.labels, settings.checkouts, strict=True)
-        )
+        f"medians; runs: {settings.runs} (the 1 GB folder, the tiny files and the syntax "
+        f"check: {settings.small_runs}; start-up: as its row says); "
+        + ", ".join(f"{label} = {path} at {_label(path)}" for label, path in settings.pairs)
     )
     lines = [heading, "", *table(rows, settings.labels)]
     if not startup_found:
