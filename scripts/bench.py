@@ -13,7 +13,7 @@ What it does, in one run:
    is ~3,000 files / ~63 MB (mostly Python, some SQL, CSV, JSON and a few incompressible
    binaries), committed to a git repository with a second commit editing one DAG; the
    large one is the same recipe at 16 times the size (~1 GB); the tiny one is 100,000
-   files of a few dozen bytes.
+   files of about 120 bytes.
 2. Starts the testkit's Astro emulator on 127.0.0.1 with ``keep_blobs=False`` (each
    upload leaves its size and sha256, not its bytes).
 3. Runs, alternating, ``--runs`` times each: (a) every checkout's ``entrypoint.py`` as the
@@ -762,7 +762,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--baseline", type=Path, help="another checkout with its own .venv")
     parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "5")))
-    parser.add_argument("--large", action="store_true", default=bool(os.environ.get("BENCH_LARGE")))
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        default=os.environ.get("BENCH_LARGE", "") not in ("", "0"),
+        help="add the 1 GB folder (its measurements get 4 times the timeout)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny folders, one run each")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per measurement")
     parser.add_argument(
