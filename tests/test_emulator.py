@@ -4,6 +4,7 @@ listing Deployments, hibernation overrides, Deployment logs, image pushes and ro
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import queue
 import re
@@ -27,6 +28,7 @@ from ci_deploy_testkit.emulator import (
     DEMO_DEPLOYMENT_ID,
     DEMO_ORGANIZATION_ID,
     Emulator,
+    StoredBlob,
     make_token,
 )
 from tests.fakes import FakeClock
@@ -583,6 +585,40 @@ def test_block_upload_and_block_list(emu: Emulator, api: httpx.Client) -> None:
     version = response.headers["x-ms-version-id"]
     assert emu.blobs[version] == b"BBBAAA"
     assert finalize(api, deploy["id"], dagTarballVersion=version).status_code == 200
+
+
+def test_without_keep_blobs_only_size_and_sha256_are_kept() -> None:
+    with Emulator(rollout_seconds=0.0, keep_blobs=False) as lean:
+        client = httpx.Client(
+            base_url=f"{lean.api_url}/organizations/{lean.organization_id}/deployments/",
+            headers={"Authorization": f"Bearer {lean.token}"},
+            timeout=5,
+        )
+        url = create(client)["dagsUploadUrl"]
+        whole = upload(url, b"the dag tarball")
+        block_id = base64.b64encode(b"block-1").decode()
+        assert httpx.put(block_url(url, block_id), content=b"AAA").status_code == 201
+        body = f"<BlockList><Latest>{block_id}</Latest></BlockList>".encode()
+        response = httpx.put(f"{url}&comp=blocklist", content=body)
+        assert response.status_code == 201, response.text
+        blocks = response.headers["x-ms-version-id"]
+        client.close()
+    assert lean.blobs == {}
+    assert lean.stored_blobs[whole] == StoredBlob(
+        15, hashlib.sha256(b"the dag tarball").hexdigest()
+    )
+    assert lean.stored_blobs[blocks] == StoredBlob(3, hashlib.sha256(b"AAA").hexdigest())
+    uploads = [r for r in lean.requests if r.path.startswith("/blob/")]
+    assert [r.headers["content-length"] for r in uploads] == ["15", "3", str(len(body))]
+    assert all(r.body == b"" for r in lean.requests)
+
+
+def test_stored_blobs_are_kept_beside_the_bytes_by_default(
+    emu: Emulator, api: httpx.Client
+) -> None:
+    version = upload(create(api)["dagsUploadUrl"], b"tarball")
+    assert emu.blobs[version] == b"tarball"
+    assert emu.stored_blobs[version] == StoredBlob(7, hashlib.sha256(b"tarball").hexdigest())
 
 
 def test_block_list_with_an_unknown_block_is_refused(emu: Emulator, api: httpx.Client) -> None:

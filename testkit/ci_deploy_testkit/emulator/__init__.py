@@ -16,6 +16,7 @@ from ci_deploy_testkit.emulator.server import (
     make_token,
     serve,
 )
+from ci_deploy_testkit.emulator.state import StoredBlob
 from ci_deploy_testkit.emulator.wire import RecordedRequest
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Fault",
     "Faults",
     "RecordedRequest",
+    "StoredBlob",
     "make_token",
     "serve",
 ]

@@ -33,7 +33,7 @@ from ci_deploy_testkit.emulator.api import AstroApi
 from ci_deploy_testkit.emulator.blob import BlobHost
 from ci_deploy_testkit.emulator.faults import Fault
 from ci_deploy_testkit.emulator.serving import Log, ServedApi
-from ci_deploy_testkit.emulator.state import WORKSPACE_ID, AstroState
+from ci_deploy_testkit.emulator.state import WORKSPACE_ID, AstroState, StoredBlob
 from ci_deploy_testkit.emulator.ui import deployment_page
 from ci_deploy_testkit.emulator.wire import (
     ApiProblem,
@@ -98,6 +98,11 @@ class Emulator(ServedApi):
     (registry host = the emulator's address, though no registry is served there). An
     image deploy finalizes only once :meth:`record_push` has recorded its
     ``imageRepository:imageTag``.
+
+    ``keep_blobs=False`` is for uploads too large to hold (the benchmark's): each committed
+    blob leaves only its size and sha256 in :attr:`stored_blobs`, :attr:`blobs` stays
+    empty, and :attr:`requests` are recorded without their bodies. Staged blocks are held
+    until their block list commits them, as Azure holds them.
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class Emulator(ServedApi):
         log: Log | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        keep_blobs: bool = True,
     ) -> None:
         self.clock, self.wall_clock = clock, wall_clock
         self.organization_id = DEMO_ORGANIZATION_ID
@@ -116,12 +122,14 @@ class Emulator(ServedApi):
         self.token = make_token(DEMO_ORGANIZATION_ID)
         self.tokens: set[str] = {self.token}
         super().__init__(host, port, log)
+        self.record_bodies = keep_blobs
         self._state = AstroState(
             self.base_url,
             DEMO_ORGANIZATION_ID,
             rollout_seconds=rollout_seconds,
             clock=clock,
             wall_clock=wall_clock,
+            keep_blobs=keep_blobs,
         )
         self._state.add_deployment(DEMO_DEPLOYMENT_ID, name="emulator")
         self._state.seed_history(DEMO_DEPLOYMENT_ID)
@@ -160,8 +168,14 @@ class Emulator(ServedApi):
 
     @property
     def blobs(self) -> dict[str, bytes]:
-        """Every committed upload by its ``x-ms-version-id`` (the live dict)."""
+        """Every committed upload by its ``x-ms-version-id`` (the live dict); empty without
+        ``keep_blobs``."""
         return self._state.blobs
+
+    @property
+    def stored_blobs(self) -> dict[str, StoredBlob]:
+        """The size and sha256 of every committed upload by its ``x-ms-version-id`` (live)."""
+        return self._state.stored_blobs
 
     @property
     def unhealthy_after_finalize(self) -> bool:

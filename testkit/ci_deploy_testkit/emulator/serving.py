@@ -19,6 +19,7 @@ import socket
 import threading
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -37,6 +38,7 @@ class ServedApi:
     def __init__(self, host: str, port: int, log: Log | None) -> None:
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
+        self.record_bodies = True  # False: requests are recorded with an empty body
         self._server = Server((host, port), self._respond, log)
         advertised = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104
         self.base_url = f"http://{advertised}:{self.port}"
@@ -107,7 +109,7 @@ class ServedApi:
     def _respond(self, request: RecordedRequest) -> Response | None:
         """The answer to ``request``; None to close the connection without one."""
         with self.lock:
-            self.requests.append(request)
+            self.requests.append(request if self.record_bodies else replace(request, body=b""))
         self._handle_late(request)
         fault = self.faults.take(request.method, request.path)
         if fault is not None and fault.until is not None:

@@ -20,6 +20,7 @@ hold :attr:`AstroState.lock` around every call.
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 import secrets
 import string
@@ -90,6 +91,14 @@ class VersionIds:
 
     def next(self) -> str:
         return self.at(self._wall_clock())
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """What is known of every committed blob, whether or not its bytes are kept."""
+
+    size: int
+    sha256: str
 
 
 @dataclass
@@ -194,6 +203,7 @@ class AstroState:
         rollout_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        keep_blobs: bool = True,
     ) -> None:
         self.lock = threading.RLock()
         self.base_url = base_url
@@ -204,7 +214,9 @@ class AstroState:
         self.logs_available = True
         self.import_errors_after_finalize: list[str] = []
         self.pushed_images: set[str] = set()  # "<repository>:<tag>"
-        self.blobs: dict[str, bytes] = {}
+        self.keep_blobs = keep_blobs
+        self.blobs: dict[str, bytes] = {}  # filled only when keep_blobs
+        self.stored_blobs: dict[str, StoredBlob] = {}
         self._clock = clock
         self._wall_clock = wall_clock
         self._versions = VersionIds(wall_clock)
@@ -644,12 +656,18 @@ class AstroState:
     def store_upload(
         self, target: UploadTarget, data: bytes, committed: dict[str, bytes] | None = None
     ) -> str:
-        """Commit a blob (Put Blob or Put Block List) and return its new version id."""
+        """Commit a blob (Put Blob or Put Block List) and return its new version id.
+
+        Without :attr:`keep_blobs` only its size and sha256 stay, and its blocks are not
+        kept as committed ones (a later block list can name only newly staged blocks).
+        """
         version = self._versions.next()
         target.versions.add(version)
         target.staged.clear()
-        target.committed = committed or {}
-        self.blobs[version] = data
+        self.stored_blobs[version] = StoredBlob(len(data), hashlib.sha256(data).hexdigest())
+        target.committed = (committed or {}) if self.keep_blobs else {}
+        if self.keep_blobs:
+            self.blobs[version] = data
         return version
 
     # -- internals -----------------------------------------------------------------
