@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_deploy.astro.rules import RULES, AstroRules
+from ci_deploy.bundle import Bundle
 from ci_deploy.errors import ImageError
 from ci_deploy.image import BuiltImage
 from ci_deploy.input_rules import DEPLOYMENT_NAME_MAX
@@ -195,10 +196,10 @@ class FakePlatform:
         self.releases.append(release)
         return release
 
-    def upload(self, release: Release, artifact: Artifact, data: bytes) -> str:
+    def upload(self, release: Release, artifact: Artifact, tarball: Bundle) -> str:
         self._call("upload", release.id, artifact)
         version = f"{artifact.value}-{release.id}"
-        self.uploads[version] = data
+        self.uploads[version] = tarball.path.read_bytes()  # the spool file goes at the end
         return version
 
     def push(self, release: Release, image: BuiltImage) -> str:

@@ -13,6 +13,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from pathlib import Path
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -44,7 +45,7 @@ def redact_url(url: str) -> str:
 
 def upload_blob(
     url: str,
-    data: bytes,
+    data: bytes | Path,
     *,
     timeout: float = 120.0,
     max_attempts: int = 4,
@@ -58,6 +59,8 @@ def upload_blob(
 
     Raises :class:`~ci_deploy.errors.UploadError`, whose message holds the redacted URL only.
     """
+    if isinstance(data, Path):  # stand-in until the upload streams from the file
+        data = data.read_bytes()
     if block_size < 1:
         raise ValueError("block_size must be positive")
     uploader = _Uploader(url, timeout, max_attempts, sleep, transport, on_retry)
