@@ -102,6 +102,8 @@ class FakePlatform:
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     sources: dict[str, Source] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    spooled: list[Path] = field(default_factory=list)
+    """The spool files the uploads were read from."""
     awake_calls: list[str] = field(default_factory=list)
     shows: dict[Artifact, str] = field(default_factory=dict)
     """The versions the environment runs now (what :meth:`locate` says it runs)."""
@@ -200,6 +202,7 @@ class FakePlatform:
         self._call("upload", release.id, artifact)
         version = f"{artifact.value}-{release.id}"
         self.uploads[version] = tarball.path.read_bytes()  # the spool file goes at the end
+        self.spooled.append(tarball.path)
         return version
 
     def push(self, release: Release, image: BuiltImage) -> str:

@@ -12,7 +12,6 @@ only when there are few.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -46,7 +45,7 @@ def build(
     """Make what ``release`` ships. ``root_folder`` is repository-relative (for annotations);
     ``image_tag`` names an image built here."""
     packing = bundling.Packing(
-        compression_for(inputs.compression_level), bundling.spool_folder(os.environ)
+        compression_for(inputs.compression_level), bundling.spool_folder(runner.environ)
     )
     dags = bundle = image = None
     try:
