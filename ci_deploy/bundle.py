@@ -46,6 +46,7 @@ _LFS_POINTER_MAX_SIZE = 1024
 
 _READ_CHUNK = 1024 * 1024
 """Files are read this many bytes at a time: memory stays bounded whatever their size."""
+_ZEROS = bytes(512)
 _USTAR_NAME = 100
 _USTAR_PREFIX = 155
 _USTAR_MAX_SIZE = 8**11 - 1
@@ -138,7 +139,7 @@ def _collect(
         if entry.name in walk.excluded_names:
             continue
         rel = f"{rel_prefix}{entry.name}"
-        path = os.path.join(directory, entry.name)
+        path = entry.path
         real, target = path, ""
         linked = entry.is_symlink()
         if linked:
@@ -210,6 +211,17 @@ def _split_ustar_name(name: bytes) -> tuple[bytes, bytes] | None:
     return None
 
 
+# The ustar header's fields that are the same for every member, and what they add to its sum.
+_OWNER = b"0000000\0" * 2  # uid, gid
+_MTIME = b"00000000000\0"
+_AFTER_CHECKSUM = (
+    tarfile.REGTYPE + b"\0" * 100 + tarfile.POSIX_MAGIC + b"\0" * 80
+)  # type, link name, magic and version, owner and group names, device numbers
+_MODES = {True: b"0000755\0", False: b"0000644\0"}
+_FIXED_SUM = sum(_OWNER) + sum(_MTIME) + sum(_AFTER_CHECKSUM) + 8 * ord(" ")
+"""The checksum counts its own field as eight spaces."""
+
+
 def _ustar_header(name: str, size: int, executable: bool) -> bytes | None:
     """The 512-byte ustar header of a regular file with the fixed metadata (mtime 0, owner
     0/0 without names), or None when ``name`` (not UTF-8, or too long) or ``size`` (8 GiB or
@@ -222,22 +234,22 @@ def _ustar_header(name: str, size: int, executable: bool) -> bytes | None:
     if split is None or size > _USTAR_MAX_SIZE:
         return None
     prefix, short = split
-    header = bytearray(
-        short.ljust(100, b"\0")
-        + (b"0000755\0" if executable else b"0000644\0")
-        + b"0000000\0" * 2  # uid, gid
-        + b"%011o\0" % size
-        + b"00000000000\0"  # mtime
-        + b" " * 8  # the checksum, counted as spaces
-        + tarfile.REGTYPE
-        + b"\0" * 100  # link name
-        + tarfile.POSIX_MAGIC
-        + b"\0" * 80  # owner and group names, device numbers
-        + prefix.ljust(155, b"\0")
-        + b"\0" * 12
+    mode = _MODES[executable]
+    size_field = b"%011o\0" % size
+    checksum = _FIXED_SUM + sum(short) + sum(prefix) + sum(mode) + sum(size_field)
+    return b"".join(
+        (
+            short.ljust(100, b"\0"),
+            mode,
+            _OWNER,
+            size_field,
+            _MTIME,
+            b"%06o\0 " % checksum,
+            _AFTER_CHECKSUM,
+            prefix.ljust(155, b"\0"),
+            b"\0" * 12,
+        )
     )
-    header[148:156] = b"%06o\0 " % sum(header)
-    return bytes(header)
 
 
 def _header(name: str, size: int, executable: bool) -> bytes:
@@ -361,33 +373,14 @@ def _write_archive(
     offset = 0  # the tar stream's length so far
     for item in entries:
         try:
-            with open(item.source, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                size = st.st_size
-                header = _header(item.member, size, bool(st.st_mode & stat.S_IXUSR))
-                gz.write(header)
-                remaining = size
-                while remaining:
-                    chunk = fh.read(min(remaining, _READ_CHUNK))
-                    if not chunk:
-                        raise BundleError(
-                            f"{item.display!r} in {what} shrank while it was being packed; "
-                            "run the deploy again once nothing writes to the folder"
-                        )
-                    first = remaining == size
-                    if (
-                        first
-                        and size < _LFS_POINTER_MAX_SIZE
-                        and chunk.startswith(_LFS_POINTER_START)
-                    ):
-                        pointers.append(shown(item.member))
-                    gz.write(chunk)
-                    remaining -= len(chunk)
+            fd = os.open(item.source, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise BundleError(f"cannot read {item.display!r} in {what}: {exc}") from exc
-        padding = -size % tarfile.BLOCKSIZE
-        gz.write(bytes(padding))
-        offset += len(header) + size + padding
+        try:
+            size, written = _write_member(fd, item, gz, what, pointers)
+        finally:
+            os.close(fd)
+        offset += written
         sizes.append(size)
     # The end: two zero blocks, then zeros up to a whole record, as tarfile ends an archive.
     end = 2 * tarfile.BLOCKSIZE
@@ -395,6 +388,50 @@ def _write_archive(
     gz.write(bytes(end))
     gz.close()
     return sizes, pointers
+
+
+def _write_member(
+    fd: int, item: _Entry, gz: GzipWriter, what: str, pointers: list[str]
+) -> tuple[int, int]:
+    """Write the file open as ``fd`` as a member: its header, content and padding (one write
+    when it is small). Returns its size and the bytes it took in the tar stream; a Git LFS
+    pointer's name is added to ``pointers``."""
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        header = _header(item.member, size, bool(st.st_mode & stat.S_IXUSR))
+        first = _read(fd, min(size, _READ_CHUNK), item, what)
+        if size < _LFS_POINTER_MAX_SIZE and first.startswith(_LFS_POINTER_START):
+            pointers.append(shown(item.member))
+        padding = _ZEROS[: -size % tarfile.BLOCKSIZE]
+        if size <= _READ_CHUNK:
+            gz.write(header + first + padding)
+        else:
+            gz.write(header)
+            gz.write(first)
+            remaining = size - len(first)
+            while remaining:
+                chunk = _read(fd, min(remaining, _READ_CHUNK), item, what)
+                gz.write(chunk)
+                remaining -= len(chunk)
+            gz.write(padding)
+    except OSError as exc:
+        raise BundleError(f"cannot read {item.display!r} in {what}: {exc}") from exc
+    return size, len(header) + size + len(padding)
+
+
+def _read(fd: int, count: int, item: _Entry, what: str) -> bytes:
+    """``count`` bytes from ``fd``; a file that ends sooner changed while it was packed."""
+    data = os.read(fd, count)
+    while len(data) < count:
+        more = os.read(fd, count - len(data))
+        if not more:
+            raise BundleError(
+                f"{item.display!r} in {what} shrank while it was being packed; run the deploy "
+                "again once nothing writes to the folder"
+            )
+        data += more
+    return data
 
 
 def build_dag_tarball(dags_dir: Path, packing: Packing | None = None) -> Bundle:

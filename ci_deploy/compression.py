@@ -36,7 +36,7 @@ __all__ = [
 LEVELS = range(10)
 """The levels of the ``compression-level`` input: gzip's 0 (stored) to 9 (smallest)."""
 
-DEFAULT_LEVEL = 3
+DEFAULT_LEVEL = 1
 """The ``compression-level`` default, chosen by ``scripts/bench_compression.py`` (see README)."""
 
 ISAL_LEVEL: dict[int, int] = {1: 1, 2: 2, 3: 3}

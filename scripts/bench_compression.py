@@ -110,6 +110,33 @@ def _tar_czf(dags: Path, spool: str) -> Callable[[], int]:
     return job
 
 
+_RSS_CHILD = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+if sys.argv[3] == "baseline":
+    from ci_deploy.bundle import build_dag_tarball
+    build_dag_tarball(Path(sys.argv[2]))
+else:
+    from ci_deploy.bundle import Packing, build_dag_tarball
+    from ci_deploy.compression import compression_for
+    packing = Packing(compression_for(int(sys.argv[3])), sys.argv[4])
+    build_dag_tarball(Path(sys.argv[2]), packing).close()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss(checkout: Path, dags: Path, level: str, spool: str) -> int:
+    """The peak RSS, in KiB, of a fresh process of ``checkout`` packing ``dags``."""
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_CHILD, str(checkout), str(dags), level, spool],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return int(out.split()[-1])
+
+
 def _row(label: str, seconds: float, size: int, content: int) -> str:
     uploads = "  ".join(f"{seconds + size / bw:7.2f} s" for bw in BANDWIDTHS.values())
     ratio = size / content
@@ -149,6 +176,13 @@ def main() -> None:
                     continue  # the same as the zlib row
                 seconds, size = _median(runs, _ours(dags, spool, level, isal))
                 print(_row(compression.label, seconds, size, content))
+        ours = Path(__file__).resolve().parent.parent
+        rss = peak_rss(ours, dags, str(DEFAULT_LEVEL), spool)
+        print(f"\npeak RSS packing in a fresh process: ours {rss / 1024:.0f} MiB", end="")
+        if args.baseline:
+            rss = peak_rss(args.baseline, dags, "baseline", spool)
+            print(f", baseline {rss / 1024:.0f} MiB", end="")
+        print()
         if args.tiny:
             tiny = make_tiny_folder(work / "tiny", args.tiny)
             print(f"\n{args.tiny} tiny files, medians of {args.runs} runs")

@@ -116,7 +116,7 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
         "force": "false",
         "description": "",
         "syntax-check": "true",
-        "compression-level": "3",
+        "compression-level": "1",
         "wait": "true",
         "wait-timeout": "10m",
         "wake-on-deploy": "false",
