@@ -17,6 +17,14 @@ folder's contents with no prefix (``<relative POSIX path>``), as Astro's BUNDLE 
 - member names keep a file name's bytes even when they are not UTF-8 (on Linux a name is
   bytes; Python holds the undecodable ones as surrogates): :func:`shown` is such a name as
   text for logs and messages.
+
+The archive is streamed: each file is read in chunks of at most 1 MiB, its header written
+here (plain ustar where the name fits; PAX, as :mod:`tarfile` writes it, for a long or
+non-UTF-8 name or a size of 8 GiB or more), compressed by :class:`~ci_deploy.compression.GzipWriter`
+and written to a spool file (:class:`Packing` says where and how), hashed on the way. Memory
+stays bounded whatever the folder's size; the :class:`Bundle` is the file's path and record,
+and the caller deletes the file with :meth:`Bundle.close`. A failed build deletes it at once,
+so a Git LFS pointer found at the end leaves nothing behind either.
 """
 
 from __future__ import annotations

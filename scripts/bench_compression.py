@@ -9,7 +9,8 @@ throttled 20 MB/s). Also: ``tar -czf`` of the same folder, and with ``--baseline
 checkout of an older ci-deploy) the old bundle code side by side; ``--tiny N`` packs N tiny
 files (headers dominate) with both.
 
-    .venv/bin/python scripts/bench_compression.py [--runs 3] [--baseline /work/main] [--tiny 100000]
+    .venv/bin/python scripts/bench_compression.py [--runs 3] [--baseline /work/main] \
+        [--tiny 100000] [--levels 1,2,3] [--copies 2]
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def _tar_czf(dags: Path, spool: str) -> Callable[[], int]:
 
 
 _RSS_CHILD = """
-import resource, sys
+import sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 if sys.argv[3] == "baseline":
@@ -122,7 +123,9 @@ else:
     from ci_deploy.compression import compression_for
     packing = Packing(compression_for(int(sys.argv[3])), sys.argv[4])
     build_dag_tarball(Path(sys.argv[2]), packing).close()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec.
+status = Path("/proc/self/status").read_text()
+print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 """
 
 
@@ -149,11 +152,12 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="a checkout of an older ci-deploy")
     parser.add_argument("--tiny", type=int, default=0, help="also pack this many tiny files")
     parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
+    parser.add_argument("--copies", type=int, default=2, help="copies of the standard library")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-compression-"))
     try:
-        dags = make_dag_folder(work / "big")
+        dags = make_dag_folder(work / "big", copies=args.copies)
         content = sum(p.stat().st_size for p in dags.rglob("*") if p.is_file())
         spool = str(work)
         print(f"DAG folder: {content / 1e6:.1f} MB; medians of {args.runs} runs")
