@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import io
+import os
+
 import pytest
 
-from ci_deploy.compression import LEVELS, Compression, choose
+from ci_deploy.compression import LEVELS, Compression, GzipWriter, choose
 
 
 def test_levels_1_to_3_run_on_isal_at_the_same_level() -> None:
@@ -28,3 +32,22 @@ def test_a_level_outside_0_to_9_is_refused() -> None:
 def test_labels_name_the_level_and_what_ran_it() -> None:
     assert choose(3, isal=True).label == "level 3 (ISA-L level 3)"
     assert choose(9, isal=True).label == "level 9 (zlib level 9)"
+
+
+@pytest.mark.parametrize("isal", [True, False])
+def test_the_gzip_stream_depends_on_the_bytes_never_on_how_they_were_written(isal: bool) -> None:
+    data = os.urandom(300_000) + bytes(3 * 1024 * 1024) + b"tail" * 100_000  # crosses chunks
+    compression = choose(1, isal=isal)
+    outputs = []
+    for piece in (997, 4096, 1024 * 1024 - 1, len(data)):
+        out = io.BytesIO()
+        writer = GzipWriter(out, compression)
+        for start in range(0, len(data), piece):
+            writer.write(data[start : start + piece])
+        writer.close()
+        outputs.append(out.getvalue())
+    assert len(set(outputs)) == 1
+    with gzip.GzipFile(fileobj=io.BytesIO(outputs[0])) as gz:
+        assert gz.read() == data
+        assert gz.mtime == 0
+    assert outputs[0][:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, no time
