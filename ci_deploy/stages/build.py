@@ -111,12 +111,10 @@ def _describe(tarball: Bundle, folder: str, runner: Runner) -> None:
         f"Bundled {folder}: {count}, {human_size(tarball.content_size)}, gzip "
         f"{tarball.compression.label} to {human_size(tarball.size)}, sha256 {tarball.sha256}"
     )
-    largest = ", ".join(
-        f"{bundling.shown(member)} ({human_size(size)})"
-        for member, size in tarball.largest(LARGEST_SHOWN)
-    )
     if len(tarball.members) > 1:
-        runner.info(f"Largest: {largest}")
+        largest = tarball.largest(LARGEST_SHOWN)
+        shown = ", ".join(f"{bundling.shown(m)} ({human_size(size)})" for m, size in largest)
+        runner.info(f"Largest: {shown}")
 
 
 def _syntax_check(tarball: Bundle, inputs: Inputs, runner: Runner, prefix: str) -> None:
