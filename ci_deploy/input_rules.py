@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from ci_deploy.astro.limits import DESCRIPTION_MAX
 from ci_deploy.changeset import glob_problem
+from ci_deploy.compression import LEVELS
 
 TOKEN_ENV = "ASTRO_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 DIGITALOCEAN_TOKEN_ENV = "DIGITALOCEAN_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -449,6 +450,16 @@ def boolean(text: str, _run: Run) -> bool:
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     raise InvalidInput(f"must be true or false, got {shown(text)}")
+
+
+def compression_level(text: str, _run: Run) -> int:
+    """A gzip level of the tarballs: 0 (stored) to 9 (smallest); see ci_deploy.compression."""
+    if text.isascii() and text.isdigit() and int(text) in LEVELS:
+        return int(text)
+    raise InvalidInput(
+        f"must be a whole number from {LEVELS[0]} (no compression) to {LEVELS[-1]} (smallest, "
+        f"slowest), as gzip's levels; got {shown(text)}"
+    )
 
 
 def description(text: str, _run: Run) -> str:

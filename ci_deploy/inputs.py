@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationInfo, model_val
 from ci_deploy import input_rules as rules
 from ci_deploy.astro.limits import DESCRIPTION_MAX
 from ci_deploy.changeset import literal_glob
+from ci_deploy.compression import DEFAULT_LEVEL
 from ci_deploy.errors import InputError, InputProblem
 from ci_deploy.input_rules import (
     DEPLOYMENT_NAME_MAX,
@@ -124,6 +125,7 @@ ASTRO_ONLY: tuple[str, ...] = (
     "wake-on-deploy",
     "dags-folder",
     "syntax-check",
+    "compression-level",
     "check-import-errors",
 )
 """Inputs that mean something only with platform: astro (rejected when given otherwise)."""
@@ -213,6 +215,10 @@ class Inputs(BaseModel):
     description: Annotated[str, ActionInput("description", "", rules.description)]
     """Cut to the most the Astro API accepts, with a warning."""
     syntax_check: Annotated[bool, ActionInput("syntax-check", "true", rules.boolean)]
+    compression_level: Annotated[
+        int, ActionInput("compression-level", str(DEFAULT_LEVEL), rules.compression_level)
+    ]
+    """gzip's 0 (stored) to 9 (smallest) for the tarballs; see ci_deploy.compression."""
     wait: Annotated[bool, ActionInput("wait", "true", rules.boolean)]
     wait_timeout: Annotated[float, ActionInput("wait-timeout", "10m", rules.wait_timeout)]
     """Seconds."""

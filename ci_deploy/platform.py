@@ -26,6 +26,7 @@ from ci_deploy.source import Source
 from ci_deploy.text import capitalized
 
 if TYPE_CHECKING:
+    from ci_deploy.bundle import Bundle
     from ci_deploy.image import BuiltImage
     from ci_deploy.preview import PullRequest
 
@@ -314,8 +315,9 @@ class Platform(Protocol):
         """
         ...
 
-    def upload(self, release: Release, artifact: Artifact, data: bytes) -> str:
-        """Upload ``data`` as ``artifact`` of ``release``; return the version to finalize with."""
+    def upload(self, release: Release, artifact: Artifact, tarball: Bundle) -> str:
+        """Upload ``tarball`` (read from its spool file) as ``artifact`` of ``release``; return
+        the version to finalize with."""
         ...
 
     def push(self, release: Release, image: BuiltImage) -> str:

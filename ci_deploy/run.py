@@ -38,10 +38,19 @@ from ci_deploy.plan import (
     plan_rollback,
 )
 from ci_deploy.platform import Environment, PinningPlatform, Platform, Release, Words
-from ci_deploy.result import Created, Journal, RunResult, Seen, Subject, Superseded, assemble
+from ci_deploy.result import (
+    Built,
+    Created,
+    Journal,
+    RunResult,
+    Seen,
+    Subject,
+    Superseded,
+    assemble,
+)
 from ci_deploy.runner import Runner
 from ci_deploy.stages import Scope
-from ci_deploy.stages.build import build
+from ci_deploy.stages.build import build, discard
 from ci_deploy.stages.detect import Checkout, open_checkout
 from ci_deploy.stages.preview import TIDY_ACTIONS, Previews, preview_deploy_inputs
 from ci_deploy.stages.recover import Recovery
@@ -248,6 +257,15 @@ class _Stages:
             image_tag=f"ci-deploy/{environment.id.lower()}:{checkout.head.sha[:12]}",
         )
         self.journal.add(built)
+        try:
+            self._ship_and_wait(plan, release_plan, environment, built)
+        finally:
+            discard(built)  # the tarballs' spool files
+
+    def _ship_and_wait(
+        self, plan: Plan, release_plan: ReleasePlan, environment: Environment, built: Built
+    ) -> None:
+        inputs, checkout = self.inputs, self.checkout
         self.github.deploy_started(checkout.head.sha, environment)
         with self.platform.awake(inputs.wake_on_deploy):
             shipped = ship(self.scope, release_plan, built, checkout.source(), checkout.contains)

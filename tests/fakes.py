@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_deploy.astro.rules import RULES, AstroRules
+from ci_deploy.bundle import Bundle
 from ci_deploy.errors import ImageError
 from ci_deploy.image import BuiltImage
 from ci_deploy.input_rules import DEPLOYMENT_NAME_MAX
@@ -101,6 +102,8 @@ class FakePlatform:
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     sources: dict[str, Source] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    spooled: list[Path] = field(default_factory=list)
+    """The spool files the uploads were read from."""
     awake_calls: list[str] = field(default_factory=list)
     shows: dict[Artifact, str] = field(default_factory=dict)
     """The versions the environment runs now (what :meth:`locate` says it runs)."""
@@ -195,10 +198,11 @@ class FakePlatform:
         self.releases.append(release)
         return release
 
-    def upload(self, release: Release, artifact: Artifact, data: bytes) -> str:
+    def upload(self, release: Release, artifact: Artifact, tarball: Bundle) -> str:
         self._call("upload", release.id, artifact)
         version = f"{artifact.value}-{release.id}"
-        self.uploads[version] = data
+        self.uploads[version] = tarball.path.read_bytes()  # the spool file goes at the end
+        self.spooled.append(tarball.path)
         return version
 
     def push(self, release: Release, image: BuiltImage) -> str:

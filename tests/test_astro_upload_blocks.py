@@ -36,7 +36,9 @@ from ci_deploy.astro.upload import (
     progress_line,
     upload_blob,
 )
+from ci_deploy.bundle import Bundle
 from ci_deploy.cancel import cancellable
+from ci_deploy.compression import Compression
 from ci_deploy.errors import CancelledError, UploadError
 from ci_deploy.platform import Artifact
 from ci_deploy.runner import Runner
@@ -462,7 +464,15 @@ def test_the_platform_uploads_a_spool_file_and_logs_progress_not_blocks(
         platform.locate()
         commit = CommitInfo("0" * 40, "subject", "A. Author", "a@example.com")
         release = platform.create("DAG_ONLY", "bench", Source(commit), "[ci-deploy:test]")
-        version = platform.upload(release, Artifact.DAGS, path)
+        spooled = Bundle(
+            path=path,
+            size=20 * MIB,
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            members=("dags/big.bin",),
+            member_sizes=(20 * MIB,),
+            compression=Compression(level=0, backend="zlib", backend_level=0),
+        )
+        version = platform.upload(release, Artifact.DAGS, spooled)
     assert emu.blobs[version] == path.read_bytes()
     lines = log.getvalue().splitlines()
     uploading = [line for line in lines if line.startswith("Upload")]

@@ -6,12 +6,19 @@ import gzip
 import hashlib
 import io
 import os
+import resource
+import signal
+import subprocess
 import tarfile
+import tempfile
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from ci_deploy.bundle import Bundle, build_bundle_tarball, build_dag_tarball, shown
+from ci_deploy import bundle as bundling
+from ci_deploy.bundle import Bundle, Packing, build_bundle_tarball, build_dag_tarball, shown
+from ci_deploy.compression import choose
 from ci_deploy.errors import BundleError
 
 
@@ -20,6 +27,15 @@ def _write(path: Path, text: str = "x = 1\n", *, mode: int = 0o644) -> Path:
     path.write_text(text, encoding="utf-8")
     path.chmod(mode)
     return path
+
+
+@pytest.fixture(autouse=True)
+def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system temp folder the default packing spools to: a folder of this test's own."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -42,7 +58,7 @@ def dags(tmp_path: Path) -> Path:
 
 
 def _open(bundle: Bundle) -> tarfile.TarFile:
-    return tarfile.open(fileobj=io.BytesIO(bundle.data), mode="r:gz")
+    return tarfile.open(bundle.path, mode="r:gz")
 
 
 def test_members_are_all_files_sorted_without_caches_or_git(dags: Path) -> None:
@@ -69,8 +85,8 @@ def test_members_are_all_files_sorted_without_caches_or_git(dags: Path) -> None:
         helper = tar.extractfile("dags/sub/deeper/helper.py")
         assert helper is not None
         assert helper.read() == b"def f():\n    return 1\n"
-    assert bundle.size == len(bundle.data)
-    assert bundle.sha256 == hashlib.sha256(bundle.data).hexdigest()
+    assert bundle.size == len(bundle.path.read_bytes())
+    assert bundle.sha256 == hashlib.sha256(bundle.path.read_bytes()).hexdigest()
 
 
 def test_prefix_is_the_folders_own_name(tmp_path: Path) -> None:
@@ -90,7 +106,7 @@ def test_same_tree_gives_identical_bytes_even_after_touching_files(dags: Path) -
     for path in dags.rglob("*"):
         os.utime(path, (1_234_567_890, 1_234_567_890), follow_symlinks=False)
     second = build_dag_tarball(dags)
-    assert second.data == first.data
+    assert second.path.read_bytes() == first.path.read_bytes()
     assert second.sha256 == first.sha256
 
 
@@ -102,7 +118,7 @@ def test_same_content_in_another_place_gives_identical_bytes(tmp_path: Path) -> 
             _write(tmp_path / base / "dags" / name, f"# {name}\n")
     one = build_dag_tarball(tmp_path / "one" / "dags")
     two = build_dag_tarball(tmp_path / "two" / "dags")
-    assert one.data == two.data
+    assert one.path.read_bytes() == two.path.read_bytes()
 
 
 def test_a_different_tree_gives_different_bytes(dags: Path) -> None:
@@ -115,7 +131,7 @@ def test_a_different_tree_gives_different_bytes(dags: Path) -> None:
 
 
 def test_gzip_header_has_no_mtime_and_no_name(dags: Path) -> None:
-    data = build_dag_tarball(dags).data
+    data = build_dag_tarball(dags).path.read_bytes()
     assert data[:2] == b"\x1f\x8b"
     flags = data[3]
     assert flags & 0x08 == 0  # FNAME not set
@@ -269,7 +285,7 @@ def test_bundle_members_have_no_prefix_and_skip_git_caches_and_venvs(project: Pa
         content = tar.extractfile("models/staging/stg_orders.sql")
         assert content is not None
         assert content.read() == b"select 2\n"
-    assert bundle.sha256 == hashlib.sha256(bundle.data).hexdigest()
+    assert bundle.sha256 == hashlib.sha256(bundle.path.read_bytes()).hexdigest()
 
 
 def test_bundle_of_a_relative_folder_has_no_prefix_either(
@@ -290,21 +306,21 @@ def test_bundle_is_deterministic(project: Path, tmp_path: Path) -> None:
     first = build_bundle_tarball(project)
     for path in project.rglob("*"):
         os.utime(path, (1_234_567_890, 1_234_567_890), follow_symlinks=False)
-    assert build_bundle_tarball(project).data == first.data
+    assert build_bundle_tarball(project).path.read_bytes() == first.path.read_bytes()
 
     # The same contents under another folder name give the same bytes: there is no prefix.
     other = tmp_path / "elsewhere" / "another_name"
     for member in reversed(PROJECT_MEMBERS):
         source = project / member
         _write(other / member, source.read_text(), mode=source.stat().st_mode & 0o777)
-    assert build_bundle_tarball(other).data == first.data
+    assert build_bundle_tarball(other).path.read_bytes() == first.path.read_bytes()
 
     _write(project / "models" / "orders.sql", "select 3\n")
     assert build_bundle_tarball(project).sha256 != first.sha256
 
 
 def test_bundle_gzip_header_has_no_mtime_and_no_name(project: Path) -> None:
-    data = build_bundle_tarball(project).data
+    data = build_bundle_tarball(project).path.read_bytes()
     assert data[3] & 0x08 == 0
     assert int.from_bytes(data[4:8], "little") == 0
 
@@ -375,7 +391,7 @@ def test_a_name_that_is_not_utf8_keeps_its_bytes_and_is_shown_escaped(tmp_path: 
     ]
     [odd] = [m for m in bundle.members if os.fsencode(m) == b"dags/caf\xe9.py"]
     # The name is stored as its bytes (a PAX record), not re-encoded or replaced.
-    assert b" path=dags/caf\xe9.py\n" in gzip.decompress(bundle.data)
+    assert b" path=dags/caf\xe9.py\n" in gzip.decompress(bundle.path.read_bytes())
     with _open(bundle) as tar:
         assert tar.getnames() == list(bundle.members)
         member = tar.extractfile(odd)
@@ -423,3 +439,204 @@ def test_what_is_not_a_git_lfs_pointer(tmp_path: Path) -> None:
     _write(root / "doc.md", "# Notes\n" + POINTER)
     _write(root / "empty.py", "")
     assert build_dag_tarball(root).members == ("dags/big.txt", "dags/doc.md", "dags/empty.py")
+
+
+# --- the spool file ---------------------------------------------------------------------------
+
+
+def test_the_tarball_is_spooled_to_a_file_that_close_deletes(dags: Path, spool: Path) -> None:
+    with build_dag_tarball(dags) as bundle:
+        assert list(spool.iterdir()) == [bundle.path]
+        assert bundle.path.stat().st_size == bundle.size
+    assert list(spool.iterdir()) == []
+    bundle.close()  # again is fine
+    assert bundle.members and bundle.sha256  # the record stays
+
+
+def test_the_spool_folder_is_runner_temp_when_set(tmp_path: Path) -> None:
+    assert bundling.spool_folder({"RUNNER_TEMP": str(tmp_path)}) == str(tmp_path)
+    assert bundling.spool_folder({"RUNNER_TEMP": ""}) == tempfile.gettempdir()
+    assert bundling.spool_folder({}) == tempfile.gettempdir()
+
+
+def test_nothing_is_left_behind_when_packing_fails(tmp_path: Path, spool: Path) -> None:
+    root = tmp_path / "dags"
+    _write(root / "big.bin", "x" * 100_000)
+    _write(root / "weights.bin", POINTER)  # found after the whole archive was written
+
+    with pytest.raises(BundleError, match="Git LFS pointers"):
+        build_dag_tarball(root)
+    assert list(spool.iterdir()) == []
+
+
+def test_a_failed_write_is_a_bundle_error_naming_the_folder_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "dags"
+    root.mkdir()
+    (root / "model.bin").write_bytes(os.urandom(1_000_000))
+    folder = tmp_path / "runner_temp"
+    folder.mkdir()
+    # A file size limit makes the spool's writes fail for real (EFBIG), as a full disk would.
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))
+    try:
+        with pytest.raises(BundleError, match=f"cannot write the tarball to {folder}: .*large"):
+            build_dag_tarball(root, Packing(choose(3, isal=True), str(folder)))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert list(folder.iterdir()) == []
+
+
+def test_a_missing_spool_folder_is_a_bundle_error_saying_what_to_do(
+    dags: Path, tmp_path: Path
+) -> None:
+    packing = Packing(choose(3, isal=True), str(tmp_path / "gone"))
+    with pytest.raises(BundleError, match=r"cannot create the tarball in .*set RUNNER_TEMP"):
+        build_dag_tarball(dags, packing)
+
+
+def test_memory_stays_bounded_whatever_the_archives_size(tmp_path: Path) -> None:
+    root = tmp_path / "dags"
+    root.mkdir()
+    for i in range(6):  # 48 MB that does not compress: the archive is as large
+        (root / f"model_{i}.bin").write_bytes(os.urandom(8_000_000))
+
+    tracemalloc.start()
+    try:
+        with build_dag_tarball(root) as bundle:
+            _, peak = tracemalloc.get_traced_memory()
+            size = bundle.size
+    finally:
+        tracemalloc.stop()
+    assert size > 48_000_000
+    assert peak < 8 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte archive"
+
+
+# --- compression ------------------------------------------------------------------------------
+
+
+def _tar_stream(bundle: Bundle) -> bytes:
+    return gzip.decompress(bundle.path.read_bytes())
+
+
+@pytest.mark.parametrize("isal", [True, False])
+@pytest.mark.parametrize("level", [0, 1, 3, 6, 9])
+def test_each_compression_and_level_is_deterministic(
+    dags: Path, tmp_path: Path, level: int, isal: bool
+) -> None:
+    packing = Packing(choose(level, isal=isal), str(tmp_path))
+    with build_dag_tarball(dags, packing) as one, build_dag_tarball(dags, packing) as two:
+        assert one.path.read_bytes() == two.path.read_bytes()
+        assert one.sha256 == two.sha256 == hashlib.sha256(one.path.read_bytes()).hexdigest()
+        assert one.compression == choose(level, isal=isal)
+        with _open(one) as tar:
+            assert tuple(tar.getnames()) == one.members
+
+
+def test_compression_changes_the_gzip_bytes_never_the_tar_inside(
+    dags: Path, tmp_path: Path
+) -> None:
+    made = [
+        build_dag_tarball(dags, Packing(choose(level, isal=isal), str(tmp_path)))
+        for level, isal in ((0, False), (1, False), (9, False), (1, True), (6, True))
+    ]
+    assert len({bundle.sha256 for bundle in made}) == len(made)
+    assert len({_tar_stream(bundle) for bundle in made}) == 1
+    stored, fastest, smallest = made[0], made[1], made[2]
+    assert stored.size > fastest.size >= smallest.size
+
+
+def test_big_files_cross_chunk_boundaries_intact(tmp_path: Path) -> None:
+    root = tmp_path / "dags"
+    root.mkdir()
+    data = os.urandom(1024 * 1024 * 2 + 777) + b"tail" * 300_000
+    (root / "big.bin").write_bytes(data)
+    _write(root / "small.py")
+    for isal in (True, False):
+        with build_dag_tarball(root, Packing(choose(6, isal=isal), str(tmp_path))) as bundle:
+            with _open(bundle) as tar:
+                member = tar.extractfile("dags/big.bin")
+                assert member is not None and member.read() == data
+            assert bundle.member_sizes == (len(data), 6)
+
+
+# --- tar headers ------------------------------------------------------------------------------
+
+LONG_DIRS = "/".join(["folder_with_a_long_name_" + str(i) for i in range(5)])  # 129 chars
+LONG_NAMES = {
+    "short": "a.py",
+    "utf8": "caf\u00e9_\u00fcber.py",
+    "split": f"{LONG_DIRS}/dag.py",  # over 100 bytes: ustar's prefix and name fields
+    "long_component": "x" * 120 + ".py",  # no cut fits: PAX
+    "too_deep": "/".join(["d" * 90] * 3) + "/f.py",  # the prefix would pass 155: PAX
+}
+
+
+@pytest.fixture
+def named(tmp_path: Path) -> Path:
+    root = tmp_path / "dags"
+    for name in LONG_NAMES.values():
+        _write(root / name, f"# {name}\n")
+    raw = os.path.join(os.fsencode(root), b"caf\xe9.py")
+    Path(os.fsdecode(raw)).write_bytes(b"X = 1\n")
+    return root
+
+
+def _headers(bundle: Bundle) -> dict[str, tarfile.TarInfo]:
+    with _open(bundle) as tar:
+        return {info.name: info for info in tar.getmembers()}
+
+
+def test_ustar_headers_where_the_name_fits_pax_only_where_needed(named: Path) -> None:
+    bundle = build_dag_tarball(named)
+    infos = _headers(bundle)
+    pax = {name for name, info in infos.items() if info.pax_headers}
+    assert pax == {
+        f"dags/{LONG_NAMES['long_component']}",
+        f"dags/{LONG_NAMES['too_deep']}",
+        "dags/caf\udce9.py",
+    }
+    stream = _tar_stream(bundle)
+    # The long name's folders went into ustar's prefix field, its file into the name field.
+    assert f"{LONG_NAMES['split'].rsplit('/', 1)[0]}".encode() in stream
+    assert stream.count(b"path=") == 3
+    assert b"hdrcharset=BINARY" in stream  # the name that is not UTF-8, as before
+
+
+def test_gnu_tar_lists_and_extracts_the_same_files(named: Path, tmp_path: Path) -> None:
+    bundle = build_dag_tarball(named)
+    listed = subprocess.run(
+        ["tar", "--quoting-style=literal", "-tzf", str(bundle.path)],
+        check=True,
+        capture_output=True,
+    ).stdout.splitlines()
+    assert listed == [os.fsencode(member) for member in bundle.members]
+
+    out = tmp_path / "extracted"
+    out.mkdir()
+    subprocess.run(["tar", "-xzf", str(bundle.path), "-C", str(out)], check=True)
+    for member in bundle.members:
+        source = named.parent / member
+        assert (out / member).read_bytes() == source.read_bytes(), shown(member)
+    assert (out / "dags" / LONG_NAMES["short"]).stat().st_mode & 0o777 == 0o644
+
+
+def test_a_ustar_header_reads_back_as_tarfile_reads_it() -> None:
+    for name in ("dags/a.py", f"dags/{LONG_DIRS}/dag.py", "dags/" + "n" * 95):
+        header = bundling._ustar_header(name, 1234, executable=True)
+        assert header is not None and len(header) == tarfile.BLOCKSIZE
+        info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")  # checks the sum
+        assert (info.name, info.size, info.mode, info.mtime) == (name, 1234, 0o755, 0)
+        assert (info.uid, info.gid, info.uname, info.gname) == (0, 0, "", "")
+        assert info.type == tarfile.REGTYPE
+
+
+def test_sizes_past_ustars_limit_get_a_pax_header() -> None:
+    size = 8**11  # 8 GiB: 12 octal digits, one more than ustar holds
+    assert bundling._ustar_header("dags/huge.bin", size, executable=False) is None
+    header = bundling._header("dags/huge.bin", size, executable=False)
+    assert b"size=8589934592" in header
+    assert bundling._ustar_header("dags/huge.bin", size - 1, executable=False) is not None

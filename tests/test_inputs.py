@@ -20,6 +20,7 @@ from pydantic import (
 
 from ci_deploy import inputs as inputs_module
 from ci_deploy.changeset import PathRules
+from ci_deploy.compression import DEFAULT_LEVEL
 from ci_deploy.errors import InputError, InputProblem
 from ci_deploy.input_rules import Run
 from ci_deploy.inputs import (
@@ -115,6 +116,7 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
         "force": "false",
         "description": "",
         "syntax-check": "true",
+        "compression-level": "1",
         "wait": "true",
         "wait-timeout": "10m",
         "wake-on-deploy": "false",
@@ -1473,3 +1475,21 @@ def test_environment_is_a_github_environment_name(workspace: Path) -> None:
     assert "at most 255" in only_problem(workspace, "environment", environment="e" * 256)
     assert "printable" in only_problem(workspace, "environment", environment="a\x07b")
     assert "true or false" in only_problem(workspace, "pr-comment", pr_comment="yes")
+
+
+def test_compression_level_takes_0_to_9_and_defaults_to_the_measured_level(
+    workspace: Path,
+) -> None:
+    assert load(workspace).compression_level == DEFAULT_LEVEL
+    assert load(workspace, compression_level=" 9 ").compression_level == 9
+    assert load(workspace, compression_level="0").compression_level == 0
+
+
+@pytest.mark.parametrize("text", ["10", "-1", "fast", "3.5", "\u0663"])
+def test_compression_level_refuses_other_text_naming_the_range(workspace: Path, text: str) -> None:
+    message = only_problem(workspace, "compression-level", compression_level=text)
+    assert message.startswith(
+        "must be a whole number from 0 (no compression) to 9 (smallest, slowest), as gzip's "
+        "levels; got "
+    )
+    assert text in message

@@ -181,7 +181,7 @@ def test_a_dag_file_name_that_is_not_utf8_is_deployed_and_shown_escaped(
     out = step.outputs
     assert (out["status"], out["deploy-type"]) == ("deployed", "DAG_ONLY")
     assert json.loads(out["changed-files"]) == [ODD_SHOWN]
-    assert f"  {ODD_SHOWN}" in step.log.splitlines(), "listed in the bundle, escaped"
+    assert f"  {ODD_SHOWN} (6 B)" in step.log.splitlines(), "listed in the bundle, escaped"
     names = tarball_names(emulator.blobs[out["dag-tarball-version"]])
     assert ODD_NAME in names, "the member keeps the file's real name"
 

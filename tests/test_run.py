@@ -7,8 +7,13 @@ and time a :class:`~tests.fakes.FakeClock`, so a ten-minute wait takes no time a
 
 from __future__ import annotations
 
+import io
+import tarfile
+from pathlib import Path
+
 import pytest
 
+from ci_deploy.compression import DEFAULT_LEVEL, compression_for
 from ci_deploy.errors import ApiError, CancelledError, UploadError
 from ci_deploy.platform import Artifact, Environment
 from ci_deploy_testkit.localrun import push_event
@@ -154,6 +159,40 @@ def test_an_image_without_the_runtime_label_is_refused_before_any_deploy(
     assert step.result.returncode == 1
     assert "create" not in platform.names()
     assert "Nothing was changed on the Deployment" in error(step)
+
+
+def _spooled_in(repo: GitRepo) -> list[Path]:
+    """The tarballs left in the run's RUNNER_TEMP (tests/inprocess.py's folder)."""
+    return list((repo.path.parent / f"runner-{repo.path.name}").glob("ci-deploy-*"))
+
+
+def test_the_tarball_is_spooled_in_runner_temp_and_deleted_after_the_run(
+    repo: GitRepo, platform: FakePlatform
+) -> None:
+    before = change(repo)
+
+    step = deploy(repo, platform, before=before)
+
+    assert step.result.returncode == 0, step.log
+    [spooled] = platform.spooled
+    assert spooled.parent == repo.path.parent / f"runner-{repo.path.name}"
+    assert not spooled.exists()
+    with tarfile.open(fileobj=io.BytesIO(platform.uploads["dags-new-1"])) as tar:
+        assert DAG in tar.getnames()
+    assert f"gzip {compression_for(DEFAULT_LEVEL).label} to " in step.log
+
+
+def test_the_tarball_is_deleted_after_a_failed_build_or_upload(
+    repo: GitRepo, platform: FakePlatform
+) -> None:
+    broken = change(repo, "dags/broken.py", "def oops(:\n")
+    assert deploy(repo, platform, before=broken).result.returncode == 1  # the syntax check
+    assert _spooled_in(repo) == []
+
+    platform.faults["upload"] = UploadError("Put Blob failed: HTTP 403.")
+    fixed = change(repo, "dags/broken.py", "X = 1\n")
+    assert deploy(repo, platform, before=fixed).outputs["status"] == "failed"
+    assert _spooled_in(repo) == []
 
 
 def test_a_bundle_deploy_uploads_the_project_folder(repo: GitRepo, platform: FakePlatform) -> None:

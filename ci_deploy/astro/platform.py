@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -57,6 +56,7 @@ from ci_deploy.source import Source
 from ci_deploy.timing import Timing
 
 if TYPE_CHECKING:
+    from ci_deploy.bundle import Bundle
     from ci_deploy.image import BuiltImage, ImageBuilder
     from ci_deploy.inputs import Inputs
 
@@ -197,7 +197,7 @@ class AstroPlatform:
                     return self._client.get_deploy(self._deployment_id, deploy.id)
         return None
 
-    def upload(self, release: Release, artifact: Artifact, data: bytes | Path) -> str:
+    def upload(self, release: Release, artifact: Artifact, tarball: Bundle) -> str:
         deploy = self._deploys[release.id]
         url = deploy.bundleUploadUrl if artifact is Artifact.BUNDLE else deploy.dagsUploadUrl
         if not url:
@@ -207,11 +207,10 @@ class AstroPlatform:
             )
         for signature in parse_qs(urlsplit(url).query).get("sig", []):
             self._runner.mask(signature)
-        size = data.stat().st_size if isinstance(data, Path) else len(data)
-        self._runner.info(f"Uploading {size} bytes to {redact_url(url)}")
+        self._runner.info(f"Uploading {tarball.size} bytes to {redact_url(url)}")
         return upload_blob(
             url,
-            data,
+            tarball.path,
             timeout=self._request_timeout,
             sleep=self._sleep,
             on_retry=self._runner.info,

@@ -43,6 +43,7 @@ from ci_deploy.source import Source
 from ci_deploy.timing import Timing
 
 if TYPE_CHECKING:
+    from ci_deploy.bundle import Bundle
     from ci_deploy.image import BuiltImage, ImageBuilder
     from ci_deploy.inputs import Inputs
     from ci_deploy.preview import PullRequest
@@ -144,7 +145,7 @@ class AppsPlatform:
             description=description,
         )
 
-    def upload(self, release: Release, artifact: Artifact, data: bytes) -> str:
+    def upload(self, release: Release, artifact: Artifact, tarball: Bundle) -> str:
         raise DeployRejectedError(f"App Platform takes no {artifact.noun} upload.")
 
     def push(self, release: Release, image: BuiltImage) -> str:

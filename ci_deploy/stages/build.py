@@ -3,6 +3,11 @@
 The DAG tarball (and the syntax check of its Python files), the bundle archive, the image.
 A failure here leaves the environment exactly as it was. A submodule the checkout did not
 fetch under what ships is warned of: its files would be missing from the release.
+
+The tarballs are spooled to files in ``RUNNER_TEMP`` (else the system's temp folder); the
+caller closes them once they are uploaded (:func:`discard`), and a failure here closes those
+already made. The log summarises each tarball; its files are listed, in a collapsed group,
+only when there are few.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from ci_deploy import bundle as bundling
 from ci_deploy import gitrepo
 from ci_deploy.bundle import Bundle
 from ci_deploy.changeset import count_files
+from ci_deploy.compression import compression_for
 from ci_deploy.errors import SyntaxCheckError
 from ci_deploy.inputs import Inputs
 from ci_deploy.plan import ReleasePlan
@@ -21,6 +27,7 @@ from ci_deploy.platform import Artifact
 from ci_deploy.result import Built
 from ci_deploy.runner import Runner
 from ci_deploy.syntax import check_python_files
+from ci_deploy.text import human_size
 
 if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage, ImageBuilder
@@ -37,21 +44,34 @@ def build(
 ) -> Built:
     """Make what ``release`` ships. ``root_folder`` is repository-relative (for annotations);
     ``image_tag`` names an image built here."""
+    packing = bundling.Packing(
+        compression_for(inputs.compression_level), bundling.spool_folder(runner.environ)
+    )
     dags = bundle = image = None
-    if Artifact.BUNDLE in release.artifacts:
-        with runner.group(f"Bundling {inputs.root_folder}/ ({inputs.bundle_type})"):
-            bundle = bundling.build_bundle_tarball(inputs.root_path)
-            _describe(bundle, runner)
-    if Artifact.DAGS in release.artifacts:
-        with runner.group(f"Bundling {inputs.dags_folder}/"):
-            dags = bundling.build_dag_tarball(inputs.dags_path)
-            _describe(dags, runner)
-    _warn_of_unfetched_submodules(release, inputs, runner)
-    if dags is not None and inputs.syntax_check:
-        _syntax_check(dags, inputs, runner, bundling.member_prefix(root_folder, inputs.dags_folder))
-    if Artifact.IMAGE in release.artifacts:
-        image = _image(inputs, runner, images(), image_tag)
+    try:
+        if Artifact.BUNDLE in release.artifacts:
+            bundle = bundling.build_bundle_tarball(inputs.root_path, packing)
+            _describe(bundle, f"{inputs.root_folder}/ ({inputs.bundle_type})", runner)
+        if Artifact.DAGS in release.artifacts:
+            dags = bundling.build_dag_tarball(inputs.dags_path, packing)
+            _describe(dags, f"{inputs.dags_folder}/", runner)
+        _warn_of_unfetched_submodules(release, inputs, runner)
+        if dags is not None and inputs.syntax_check:
+            prefix = bundling.member_prefix(root_folder, inputs.dags_folder)
+            _syntax_check(dags, inputs, runner, prefix)
+        if Artifact.IMAGE in release.artifacts:
+            image = _image(inputs, runner, images(), image_tag)
+    except BaseException:
+        discard(Built(dags=dags, bundle=bundle))
+        raise
     return Built(dags=dags, bundle=bundle, image=image)
+
+
+def discard(built: Built) -> None:
+    """Delete the spool files of ``built``'s tarballs (their record stays)."""
+    for tarball in (built.dags, built.bundle):
+        if tarball is not None:
+            tarball.close()
 
 
 def _warn_of_unfetched_submodules(release: ReleasePlan, inputs: Inputs, runner: Runner) -> None:
@@ -73,10 +93,28 @@ def _warn_of_unfetched_submodules(release: ReleasePlan, inputs: Inputs, runner: 
         )
 
 
-def _describe(tarball: Bundle, runner: Runner) -> None:
-    for member in tarball.members:
-        runner.info(f"  {bundling.shown(member)}")
-    runner.info(f"{len(tarball.members)} files, {tarball.size} bytes, sha256 {tarball.sha256}")
+LISTED_MEMBERS = 200
+"""A tarball of at most this many files has them listed in a collapsed group."""
+LARGEST_SHOWN = 5
+"""How many of the largest files the summary names."""
+
+
+def _describe(tarball: Bundle, folder: str, runner: Runner) -> None:
+    """The tarball of ``folder`` in the log: its files in a group when there are few, then a
+    summary (counts, sizes, sha256, compression, the largest files) outside it."""
+    count = count_files(len(tarball.members))
+    if len(tarball.members) <= LISTED_MEMBERS:
+        with runner.group(f"Bundled {folder}: {count}"):
+            for member, size in zip(tarball.members, tarball.member_sizes, strict=True):
+                runner.info(f"  {bundling.shown(member)} ({human_size(size)})")
+    runner.info(
+        f"Bundled {folder}: {count}, {human_size(tarball.content_size)}, gzip "
+        f"{tarball.compression.label} to {human_size(tarball.size)}, sha256 {tarball.sha256}"
+    )
+    if len(tarball.members) > 1:
+        largest = tarball.largest(LARGEST_SHOWN)
+        shown = ", ".join(f"{bundling.shown(m)} ({human_size(size)})" for m, size in largest)
+        runner.info(f"Largest: {shown}")
 
 
 def _syntax_check(tarball: Bundle, inputs: Inputs, runner: Runner, prefix: str) -> None:

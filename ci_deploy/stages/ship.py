@@ -43,7 +43,7 @@ def ship(
     versions: dict[Artifact, str] = {}
     for artifact, tarball in ((Artifact.DAGS, built.dags), (Artifact.BUNDLE, built.bundle)):
         if tarball is not None:
-            versions[artifact] = platform.upload(created, artifact, tarball.data)
+            versions[artifact] = platform.upload(created, artifact, tarball)
             journal.add(Shipped(Shipment(dict(versions))))
     if built.image is not None:
         versions[Artifact.IMAGE] = platform.push(created, built.image)
