@@ -525,8 +525,10 @@ import json, sys, time
 from pathlib import Path
 from ci_deploy.bundle import build_dag_tarball
 started = time.perf_counter()
-build_dag_tarball(Path(sys.argv[1]))
-print(json.dumps({"seconds": time.perf_counter() - started}))
+built = build_dag_tarball(Path(sys.argv[1]))
+seconds = time.perf_counter() - started
+getattr(built, "close", lambda: None)()  # a spooled tarball's file (after issue 11)
+print(json.dumps({"seconds": seconds}))
 """
 
 
