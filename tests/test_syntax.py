@@ -28,7 +28,7 @@ def dags(tmp_path: Path) -> Path:
 
 
 def check(dags: Path, *members: str, prefix: str = "astro/") -> list[SyntaxProblem]:
-    return check_python_files(dags, members, path_prefix=prefix)
+    return list(check_python_files(dags, members, path_prefix=prefix, cache={}).problems)
 
 
 def test_a_good_file_passes(dags: Path) -> None:
@@ -169,7 +169,7 @@ def test_members_are_relative_to_the_parent_of_base_dir(tmp_path: Path) -> None:
     folder = tmp_path / "repo" / "pipelines"
     _write(folder / "sub" / "bad.py", "x =\n")
     _write(tmp_path / "repo" / "dags" / "sub" / "bad.py", "fine = True\n")  # never read
-    [problem] = check_python_files(folder, ["pipelines/sub/bad.py"], path_prefix="")
+    [problem] = check_python_files(folder, ["pipelines/sub/bad.py"], path_prefix="").problems
     assert problem.path == "pipelines/sub/bad.py"
 
 
@@ -178,7 +178,7 @@ def test_a_relative_base_dir_works_like_the_tarball(
 ) -> None:
     _write(dags / "bad.py", "x =\n")
     monkeypatch.chdir(dags)
-    [problem] = check_python_files(Path(), ["dags/bad.py"], path_prefix="astro/")
+    [problem] = check_python_files(Path(), ["dags/bad.py"], path_prefix="astro/").problems
     assert problem.path == "astro/dags/bad.py"
 
 
