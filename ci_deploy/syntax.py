@@ -102,6 +102,8 @@ class SyntaxCheck:
     """The ``.py`` files not checked: the environment already runs them as they are."""
     compiled: int = field(default=0, compare=False)
     """The distinct contents compiled by this check (the rest came from the cache)."""
+    processes: int = field(default=1, compare=False)
+    """The processes that compiled them: 1 when all was done in this one."""
 
 
 def syntax_summary(check: SyntaxCheck, unchanged_since: str | None) -> str:
@@ -201,7 +203,7 @@ def check_python_files(
             problems.extend(_problems(outcome, waiting[digest]))
     problems.sort(key=lambda p: p.path)
     checked = len(files) - unchanged - unreadable
-    return SyntaxCheck(tuple(problems), checked, unchanged, len(waiting))
+    return SyntaxCheck(tuple(problems), checked, unchanged, len(waiting), compiler.processes)
 
 
 def _problems(outcome: Outcome, paths: Iterable[str]) -> list[SyntaxProblem]:
@@ -229,6 +231,11 @@ class _Compiler:
     def __exit__(self, *exc_info: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def processes(self) -> int:
+        """The processes compiling: the workers once the pool started, else this one."""
+        return 1 if self._pool is None else self._workers
 
     def add(self, digest: bytes, data: bytes) -> None:
         self._batch.append((digest, data))
