@@ -25,9 +25,10 @@ What is compiled, and how:
 - the rest is read by this process and compiled in batches of about :data:`BATCH_BYTES` by a
   pool of worker processes, one per usable core, started only once a whole batch is waiting
   (below that, compiling here is quicker than starting the pool). The workers are forked
-  when this process has one thread (the cheapest start), and otherwise come from a fork
-  server that imports nothing but this module (forking a process with other threads may
-  deadlock the child). At most two batches per worker are in flight, so memory stays
+  when this process has one thread (the cheapest start, a run's case), and otherwise come
+  from a fork server preloading this module (forking a process with other threads may
+  deadlock the child; each such worker imports the main module again, as ``spawn`` does, so
+  this start is slower). At most two batches per worker are in flight, so memory stays
   bounded at any tree size.
 """
 
@@ -63,7 +64,7 @@ __all__ = [
 
 _SAVE_AS = "save it as UTF-8, or declare its encoding in a coding comment (PEP 263)"
 
-BATCH_BYTES = 256 * 1024
+BATCH_BYTES = 512 * 1024
 """The source bytes of one batch of work for a worker process; less than one batch in all is
 compiled in this process. Measured with ``scripts/bench_syntax.py --crossover``: starting the
 pool (fork, 2 workers) costs about as much as compiling 100-200 KiB of Python."""
@@ -187,7 +188,8 @@ def check_python_files(
                 problems.append(SyntaxProblem(path, 1, 1, f"cannot be read: {exc.strerror or exc}"))
                 unreadable += 1
                 continue
-            if deployed and deployed.get(path) == git_blob_id(data):
+            known = deployed.get(path) if deployed else None
+            if known is not None and known == git_blob_id(data):
                 unchanged += 1
                 continue
             digest = hashlib.sha256(data).digest()
@@ -240,12 +242,18 @@ class _Compiler:
     def add(self, digest: bytes, data: bytes) -> None:
         self._batch.append((digest, data))
         self._size += len(data)
-        if self._size >= self._batch_bytes and self._workers > 1:
+        if self._size < self._batch_bytes:
+            return
+        if self._workers > 1:
             self._submit()
+        else:  # one core: compiled here, a batch at a time
+            self._done.extend(_compile_batch(self._batch))
+            self._batch, self._size = [], 0
 
     def finish(self) -> list[tuple[bytes, Outcome]]:
         if self._pool is None:
             self._done.extend(_compile_batch(self._batch))
+            self._batch, self._size = [], 0
         elif self._batch:
             self._submit()
         self._collect(wait_all=True)
@@ -253,9 +261,15 @@ class _Compiler:
 
     def _submit(self) -> None:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self._workers, mp_context=_start_method(), initializer=_worker_signals
-            )
+            try:
+                self._pool = ProcessPoolExecutor(
+                    self._workers, mp_context=_start_method(), initializer=_worker_signals
+                )
+            except (OSError, ImportError, ValueError):  # no processes here (no /dev/shm...)
+                self._workers = 1
+                self._done.extend(_compile_batch(self._batch))
+                self._batch, self._size = [], 0
+                return
         while len(self._running) >= 2 * self._workers:  # bounded memory: wait for one
             self._collect(wait_all=False)
         self._running.add(self._pool.submit(_compile_batch, self._batch))
