@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -82,6 +84,12 @@ def change_some(folder: Path) -> None:
 # --- one measurement, in its own process ---------------------------------------------------
 
 
+def cpu_seconds() -> float:
+    """User and system time of this process and its finished children (the pool's workers)."""
+    usages = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return sum(u.ru_utime + u.ru_stime for u in usages)
+
+
 def measure(variant: str, folder: Path, deployed_sha: str, baseline: str) -> dict[str, float]:
     dags = folder / "dags"
     members = sorted(
@@ -91,15 +99,15 @@ def measure(variant: str, folder: Path, deployed_sha: str, baseline: str) -> dic
         module = types.ModuleType("baseline_syntax")
         sys.modules[module.__name__] = module  # dataclasses look their module up
         exec(compile(baseline, "baseline_syntax.py", "exec"), module.__dict__)  # noqa: S102
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         problems = module.check_python_files(dags, members, path_prefix="")
         elapsed = time.perf_counter() - start
-        return {"seconds": elapsed, "problems": len(problems), "checked": -1}
+        return {"seconds": elapsed, "cpu": cpu_seconds() - cpu, "problems": len(problems)}
 
     from ci_deploy import gitrepo
     from ci_deploy.syntax import check_python_files, usable_cores
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     deployed: dict[str, str] = {}
     if variant == "changed":
         repo = gitrepo.open_repo(dags)
@@ -112,6 +120,7 @@ def measure(variant: str, folder: Path, deployed_sha: str, baseline: str) -> dic
     elapsed = time.perf_counter() - start
     return {
         "seconds": elapsed,
+        "cpu": cpu_seconds() - cpu,
         "problems": len(found.problems),
         "checked": found.checked,
         "processes": found.processes,
@@ -180,8 +189,8 @@ def main() -> None:
             "serial": "all, 1 process",
             "changed": f"changed only ({_CHANGED} files)",
         }
-        times: dict[str, list[float]] = {v: [] for v in variants}
-        info: dict[str, dict[str, float]] = {}
+        results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+        load = os.getloadavg()[0]
         for _ in range(args.runs):
             for variant in variants:
                 done = subprocess.run(
@@ -189,21 +198,25 @@ def main() -> None:
                      variant, str(folder), deployed_sha],
                     check=True, stdout=subprocess.PIPE, text=True,
                 )  # fmt: skip
-                result = json.loads(done.stdout)
-                times[variant].append(result["seconds"])
-                info[variant] = result
-        base = statistics.median(times["baseline"])
-        print(f"{'':34} {'median s':>9} {'ratio':>7}  runs (s)")
+                results[variant].append(json.loads(done.stdout))
+        print(f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
+
+        def median(variant: str, key: str) -> float:
+            return statistics.median(r[key] for r in results[variant])
+
+        wall, cpu = median("baseline", "seconds"), median("baseline", "cpu")
+        print(f"{'':30} {'wall s':>7} {'ratio':>6} {'CPU s':>7} {'ratio':>6}  wall of each run (s)")
         for variant, label in variants.items():
-            median = statistics.median(times[variant])
-            runs = " ".join(f"{t:.2f}" for t in times[variant])
-            extra = info[variant]
+            runs = " ".join(f"{r['seconds']:.2f}" for r in results[variant])
+            last = results[variant][-1]
             detail = (
-                f"  [{extra['checked']:.0f} checked, {extra['processes']:.0f} processes]"
-                if extra["checked"] >= 0
+                f"  [{last['checked']:.0f} checked, {last['processes']:.0f} processes]"
+                if "checked" in last
                 else ""
             )
-            print(f"{label:34} {median:>9.2f} {median / base:>7.2f}  {runs}{detail}")
+            w, c = median(variant, "seconds"), median(variant, "cpu")
+            ratios = f"{w:>7.2f} {w / wall:>6.2f} {c:>7.2f} {c / cpu:>6.2f}"
+            print(f"{label:30} {ratios}  {runs}{detail}")
 
 
 if __name__ == "__main__":
