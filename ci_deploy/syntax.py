@@ -23,7 +23,7 @@ What is compiled, and how:
   (``cache``; by default one per process, i.e. per run): identical files, and a second check
   of the same tree in one process (a matrix, a preview), compile once;
 - the rest is read by this process and compiled in batches of about :data:`BATCH_BYTES` by a
-  pool of worker processes, one per usable core, started only once a whole batch is waiting
+  pool of worker processes, one per usable core, started only once three batches are waiting
   (below that, compiling here is quicker than starting the pool). The workers are forked
   when this process has one thread (the cheapest start, a run's case), and otherwise come
   from a fork server preloading this module (forking a process with other threads may
@@ -64,10 +64,13 @@ __all__ = [
 
 _SAVE_AS = "save it as UTF-8, or declare its encoding in a coding comment (PEP 263)"
 
-BATCH_BYTES = 512 * 1024
-"""The source bytes of one batch of work for a worker process; less than one batch in all is
-compiled in this process. Measured with ``scripts/bench_syntax.py --crossover``: starting the
-pool (fork, 2 workers) costs about as much as compiling 100-200 KiB of Python."""
+BATCH_BYTES = 256 * 1024
+"""The source bytes of one batch of work for a worker process."""
+
+_POOL_FROM_BATCHES = 3
+"""The pool starts once this many batches are waiting; less work is compiled in this process.
+Measured with ``scripts/bench_syntax.py --crossover`` (2 cores, busy): the pool is quicker
+from between 512 KiB and 1 MiB of Python on."""
 
 Outcome = tuple[int, int, str] | None
 """What compiling some bytes gives, whatever the file's name: None when they compile, else the
@@ -242,38 +245,52 @@ class _Compiler:
     def add(self, digest: bytes, data: bytes) -> None:
         self._batch.append((digest, data))
         self._size += len(data)
-        if self._size < self._batch_bytes:
-            return
-        if self._workers > 1:
-            self._submit()
-        else:  # one core: compiled here, a batch at a time
-            self._done.extend(_compile_batch(self._batch))
-            self._batch, self._size = [], 0
+        if self._pool is not None:
+            if self._size >= self._batch_bytes:
+                self._submit(self._take())
+        elif self._workers == 1:
+            if self._size >= self._batch_bytes:
+                self._done.extend(_compile_batch(self._take()))
+        elif self._size >= _POOL_FROM_BATCHES * self._batch_bytes and self._start_pool():
+            batch: list[tuple[bytes, bytes]] = []
+            size = 0
+            for item in self._take():  # the work waiting, cut into batches
+                batch.append(item)
+                size += len(item[1])
+                if size >= self._batch_bytes:
+                    self._submit(batch)
+                    batch, size = [], 0
+            self._submit(batch)
 
     def finish(self) -> list[tuple[bytes, Outcome]]:
         if self._pool is None:
-            self._done.extend(_compile_batch(self._batch))
-            self._batch, self._size = [], 0
+            self._done.extend(_compile_batch(self._take()))
         elif self._batch:
-            self._submit()
+            self._submit(self._take())
         self._collect(wait_all=True)
         return self._done
 
-    def _submit(self) -> None:
-        if self._pool is None:
-            try:
-                self._pool = ProcessPoolExecutor(
-                    self._workers, mp_context=_start_method(), initializer=_worker_signals
-                )
-            except (OSError, ImportError, ValueError):  # no processes here (no /dev/shm...)
-                self._workers = 1
-                self._done.extend(_compile_batch(self._batch))
-                self._batch, self._size = [], 0
-                return
+    def _take(self) -> list[tuple[bytes, bytes]]:
+        batch, self._batch, self._size = self._batch, [], 0
+        return batch
+
+    def _start_pool(self) -> bool:
+        try:
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=_start_method(), initializer=_worker_signals
+            )
+        except (OSError, ImportError, ValueError):  # no processes here (no /dev/shm...)
+            self._workers = 1  # compiled here, a batch at a time
+            self._done.extend(_compile_batch(self._take()))
+            return False
+        return True
+
+    def _submit(self, batch: list[tuple[bytes, bytes]]) -> None:
+        if not batch or self._pool is None:
+            return
         while len(self._running) >= 2 * self._workers:  # bounded memory: wait for one
             self._collect(wait_all=False)
-        self._running.add(self._pool.submit(_compile_batch, self._batch))
-        self._batch, self._size = [], 0
+        self._running.add(self._pool.submit(_compile_batch, batch))
 
     def _collect(self, *, wait_all: bool) -> None:
         until = ALL_COMPLETED if wait_all else FIRST_COMPLETED

@@ -289,6 +289,23 @@ def test_less_than_a_batch_of_work_is_compiled_in_this_process(dags: Path) -> No
     assert len(found.problems) == 7
 
 
+def test_without_worker_processes_everything_is_compiled_here(
+    dags: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no process can be started (no /dev/shm, say), the check still runs, here."""
+    members = _broken_tree(dags)
+    expected = check_python_files(dags, members, path_prefix="", workers=1, cache={})
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(syntax, "ProcessPoolExecutor", no_pool)
+    found = check_python_files(dags, members, path_prefix="", workers=2, batch_bytes=1, cache={})
+
+    assert found.processes == 1
+    assert found == expected
+
+
 def test_identical_contents_compile_once_and_every_path_is_reported(
     dags: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
