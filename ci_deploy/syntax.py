@@ -116,18 +116,15 @@ def syntax_summary(check: SyntaxCheck, unchanged_since: str | None) -> str:
     ``unchanged_since`` is the commit the environment runs when only files changed since it
     were checked (see :attr:`ci_deploy.plan.ReleasePlan.unchanged_since`).
     """
-    n = check.checked
-    files = f"{n:,} Python file{'' if n == 1 else 's'}"
-    verb = "compiles" if n == 1 else "compile"
+    n, same = check.checked, check.unchanged
+    files, verb = ("Python file", "compiles") if n == 1 else ("Python files", "compile")
     if unchanged_since is None:
         if n == 0:
             return "Syntax check: the DAG bundle has no Python files."
-        return f"Syntax check: {'the' if n == 1 else 'all'} {files} in the DAG bundle {verb}."
-    same = check.unchanged
+        return f"Syntax check: {'the' if n == 1 else 'all'} {n:,} {files} in the DAG bundle {verb}."
     return (
-        f"Syntax check: {n:,} changed {files.split(' ', 1)[1]} {verb}; {same:,} "
-        f"{'is' if same == 1 else 'are'} as in the deployed commit {unchanged_since[:12]} "
-        "and not checked again."
+        f"Syntax check: {n:,} changed {files} {verb}; {same:,} {'is' if same == 1 else 'are'} "
+        f"as in the deployed commit {unchanged_since[:12]} and not checked again."
     )
 
 
