@@ -282,7 +282,7 @@ def test_workers_are_started_safely_while_other_threads_run(dags: Path) -> None:
     assert found == expected
 
 
-def test_less_than_a_batch_of_work_is_compiled_in_this_process(dags: Path) -> None:
+def test_little_work_is_compiled_in_this_process(dags: Path) -> None:
     members = _broken_tree(dags)
     found = check_python_files(dags, members, path_prefix="", workers=2, cache={})
     assert found.processes == 1
