@@ -35,21 +35,23 @@ What is compiled, and how:
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import posixpath
 import signal
 import threading
 import warnings
 from collections.abc import Collection, Iterable, Mapping, MutableMapping
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from importlib.util import decode_source
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ci_deploy.bundle import shown
 from ci_deploy.errors import SyntaxCheckError
+
+if TYPE_CHECKING:  # imported when a pool starts: a run without one does not pay for them
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from multiprocessing.context import BaseContext
 
 __all__ = [
     "BATCH_BYTES",
@@ -272,6 +274,8 @@ class _Compiler:
         return batch
 
     def _start_pool(self) -> bool:
+        from concurrent.futures import ProcessPoolExecutor
+
         try:
             self._pool = ProcessPoolExecutor(
                 self._workers, mp_context=_start_method(), initializer=_worker_signals
@@ -290,6 +294,9 @@ class _Compiler:
         self._running.add(self._pool.submit(_compile_batch, batch))
 
     def _collect(self, *, wait_all: bool) -> None:
+        from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
         until = ALL_COMPLETED if wait_all else FIRST_COMPLETED
         done, _ = wait(self._running, return_when=until)
         for future in done:
@@ -305,8 +312,10 @@ class _Compiler:
                 ) from exc
 
 
-def _start_method() -> multiprocessing.context.BaseContext:
+def _start_method() -> BaseContext:
     """Fork when this process has one thread; otherwise a fork server preloading this module."""
+    import multiprocessing
+
     if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")

@@ -299,7 +299,7 @@ def test_without_worker_processes_everything_is_compiled_here(
     def no_pool(*args: object, **kwargs: object) -> None:
         raise OSError(38, "Function not implemented")
 
-    monkeypatch.setattr(syntax, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", no_pool)
     found = check_python_files(dags, members, path_prefix="", workers=2, batch_bytes=1, cache={})
 
     assert found.processes == 1
