@@ -71,8 +71,8 @@ BATCH_BYTES = 256 * 1024
 
 _POOL_FROM_BATCHES = 3
 """The pool starts once this many batches are waiting; less work is compiled in this process.
-Measured with ``scripts/bench_syntax.py --crossover`` (2 cores, busy): the pool is quicker
-from between 512 KiB and 1 MiB of Python on."""
+Measured with ``scripts/bench_syntax.py --crossover`` on 2 cores: the pool is quicker from
+about 512 KiB of Python on when the machine is idle, from about 1 MiB when it is busy."""
 
 Outcome = tuple[int, int, str] | None
 """What compiling some bytes gives, whatever the file's name: None when they compile, else the
