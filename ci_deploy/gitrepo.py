@@ -288,3 +288,27 @@ def is_ancestor(repo: git.Repo, ancestor: str, descendant: str) -> bool:
     commit is missing.
     """
     return _merge_base(repo, "--is-ancestor", ancestor, descendant).status == 0
+
+
+def blob_ids(repo: git.Repo, commit: str, folder: str) -> dict[str, str]:
+    """The files under repository-relative ``folder`` at ``commit``: repository-relative POSIX
+    path to git blob id (regular files; symlinks and submodules left out).
+
+    Paths that are not UTF-8 are written as :func:`run_git` decodes them. Empty when the
+    folder is not in that commit, or git cannot read it (e.g. the commit is missing).
+    """
+    if not is_rev(commit):
+        return {}
+    folder = "" if folder in ("", ".") else folder.strip("/")
+    # <commit>:<path> names the folder's tree: the path is never a glob or an option.
+    out = run_git(repo, "ls_tree", "-r", "-z", f"{commit}:{folder}", check=False)
+    if out.status != 0:
+        return {}
+    blobs: dict[str, str] = {}
+    for entry in out.stdout.split("\x00"):
+        meta, _, name = entry.partition("\t")
+        mode, _, rest = meta.partition(" ")
+        kind, _, blob = rest.partition(" ")
+        if kind == "blob" and mode in ("100644", "100755"):
+            blobs[f"{folder}/{name}" if folder else name] = blob
+    return blobs

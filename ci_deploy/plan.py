@@ -61,6 +61,10 @@ class ReleasePlan:
     description: str
     refusal: Refusal | None = None
     """Why the environment cannot take it; None when it can."""
+    unchanged_since: str | None = None
+    """The commit the environment runs, when the changes were measured from it and the deploy
+    is not forced: a file as it is in that commit ships unchanged, so the syntax check skips
+    it. None: everything is checked."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ def make_plan(
         shows=rules.rollout_shows(decision.kind, artifacts),
         description=inputs.description or detection.head.subject,
         refusal=rules.refusal(decision.kind, environment),
+        unchanged_since=_unchanged_since(inputs, detection),
     )
     target = releases.running(history, environment.running)
     words = environment.words
@@ -141,6 +146,15 @@ def make_plan(
         no_rollback=no_rollback,
         words=words,
     )
+
+
+def _unchanged_since(inputs: Inputs, detection: Detection) -> str | None:
+    """The commit whose files this deploy does not change: the one the environment runs, when
+    the changes were measured from it; None for a forced deploy, or with no such base."""
+    base = detection.base
+    if inputs.force or detection.changes is None or base is None or base.source != "deployed":
+        return None
+    return base.sha
 
 
 def plan_rollback(inputs: Inputs, history: Sequence[Release], environment: Environment) -> Plan:

@@ -515,8 +515,9 @@ members = sorted(
     for d, _, names in os.walk(folder) for f in names if f.endswith(".py")
 )
 started = time.perf_counter()
-problems = check_python_files(folder, members, path_prefix="")
+checked = check_python_files(folder, members, path_prefix="")
 seconds = time.perf_counter() - started
+problems = getattr(checked, "problems", checked)  # a SyntaxCheck after issue 11, else a list
 print(json.dumps({"seconds": seconds, "files": len(members), "problems": len(problems)}))
 """
 

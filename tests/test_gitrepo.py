@@ -13,6 +13,7 @@ from ci_deploy.errors import GitError
 from ci_deploy.gitfetch import Resolved, connect_history, ensure_commit
 from ci_deploy.gitrepo import (
     SafeGit,
+    blob_ids,
     changed_files,
     head_commit,
     is_ancestor,
@@ -379,3 +380,28 @@ def test_remote_url_strips_credentials(repo: GitRepo) -> None:
 )
 def test_strip_credentials(url: str, expected: str) -> None:
     assert strip_credentials(url) == expected
+
+
+def test_blob_ids_lists_a_folders_files_at_a_commit(tmp_path: Path) -> None:
+    r = GitRepo(tmp_path / "blobs")
+    r.write("astro/d [x]/a.py", "A = 1\n")
+    r.write("astro/d [x]/sub/run.sh", "#!/bin/sh\n", executable=True)
+    r.write("astro/d [x]-other/b.py", "B = 1\n")
+    (r.path / "astro" / "d [x]" / "link.py").symlink_to("a.py")
+    r.write_bytes("top.py", b"T = 1\n")
+    first = r.commit("initial")
+    r.write("astro/d [x]/a.py", "A = 2\n")
+    r.commit("later")
+    blob = {path: r.git("hash-object", path).strip() for path in ("top.py",)}
+
+    with open_repo(r.path) as repo:
+        at_first = blob_ids(repo, first, "astro/d [x]")
+        root = blob_ids(repo, first, ".")
+        missing = blob_ids(repo, first, "astro/nothing")
+        bad = blob_ids(repo, "0" * 40, "astro")
+
+    assert set(at_first) == {"astro/d [x]/a.py", "astro/d [x]/sub/run.sh"}
+    assert at_first["astro/d [x]/a.py"] == r.git("rev-parse", f"{first}:astro/d [x]/a.py").strip()
+    assert root["top.py"] == blob["top.py"]
+    assert "astro/d [x]-other/b.py" in root and "astro/d [x]/link.py" not in root
+    assert missing == bad == {}

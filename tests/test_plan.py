@@ -153,3 +153,23 @@ def test_a_rollback_to_a_named_release_must_be_a_live_one(tmp_path: Path) -> Non
 def test_a_rollback_with_nothing_before_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DeployRejectedError, match="no earlier DEPLOYED deploy"):
         plan_rollback(inputs(tmp_path, action="rollback"), HISTORY[:1], ENVIRONMENT)
+
+
+@pytest.mark.parametrize(
+    ("values", "detection", "since"),
+    [
+        ({}, dags_changed(), "b" * 40),
+        ({"force": "true"}, dags_changed(), None),
+        ({}, dags_changed(BaseChoice("e" * 40, "event", "the push's", "compare-to is auto")), None),
+        ({}, dags_changed(BaseChoice("i" * 40, "input", "compare-to v1", "named")), None),
+        ({"deploy_type": "dags-only"}, Detection(HEAD), None),
+    ],
+    ids=["deployed-base", "forced", "event-base", "named-base", "no-base"],
+)
+def test_files_ship_unchanged_only_compared_with_the_commit_the_deployment_runs(
+    tmp_path: Path, values: dict[str, str], detection: Detection, since: str | None
+) -> None:
+    plan = make_plan(inputs(tmp_path, **values), detection, ENVIRONMENT, HISTORY, RULES)
+
+    assert plan.release is not None
+    assert plan.release.unchanged_since == since

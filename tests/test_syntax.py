@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 import warnings
 from pathlib import Path
 
 import pytest
 
+from ci_deploy import syntax
 from ci_deploy.bundle import build_dag_tarball
-from ci_deploy.syntax import SyntaxProblem, check_python_files
+from ci_deploy.syntax import (
+    SyntaxCheck,
+    SyntaxProblem,
+    check_python_files,
+    git_blob_id,
+    syntax_summary,
+)
+from tests.gitrepo import run_git
 
 
 def _write(path: Path, data: bytes | str) -> None:
@@ -28,7 +38,7 @@ def dags(tmp_path: Path) -> Path:
 
 
 def check(dags: Path, *members: str, prefix: str = "astro/") -> list[SyntaxProblem]:
-    return check_python_files(dags, members, path_prefix=prefix)
+    return list(check_python_files(dags, members, path_prefix=prefix, cache={}).problems)
 
 
 def test_a_good_file_passes(dags: Path) -> None:
@@ -169,7 +179,7 @@ def test_members_are_relative_to_the_parent_of_base_dir(tmp_path: Path) -> None:
     folder = tmp_path / "repo" / "pipelines"
     _write(folder / "sub" / "bad.py", "x =\n")
     _write(tmp_path / "repo" / "dags" / "sub" / "bad.py", "fine = True\n")  # never read
-    [problem] = check_python_files(folder, ["pipelines/sub/bad.py"], path_prefix="")
+    [problem] = check_python_files(folder, ["pipelines/sub/bad.py"], path_prefix="").problems
     assert problem.path == "pipelines/sub/bad.py"
 
 
@@ -178,7 +188,7 @@ def test_a_relative_base_dir_works_like_the_tarball(
 ) -> None:
     _write(dags / "bad.py", "x =\n")
     monkeypatch.chdir(dags)
-    [problem] = check_python_files(Path(), ["dags/bad.py"], path_prefix="astro/")
+    [problem] = check_python_files(Path(), ["dags/bad.py"], path_prefix="astro/").problems
     assert problem.path == "astro/dags/bad.py"
 
 
@@ -212,3 +222,182 @@ def test_a_name_that_is_not_utf8_is_checked_and_given_escaped(dags: Path) -> Non
     [problem] = check(dags, member)
     assert problem.path == "astro/dags/caf\\xe9.py"
     assert problem.path.encode("utf-8")
+
+
+# --- what is compiled, and where ------------------------------------------------------------
+
+
+def _broken_tree(dags: Path) -> list[str]:
+    """A tree with several broken files among good ones, some identical; its members."""
+    _write(dags / "ok.py", "x = 1\n")
+    _write(dags / "a" / "twin1.py", "def f(:\n")
+    _write(dags / "b" / "twin2.py", "def f(:\n")
+    _write(dags / "c" / "indent.py", "x = 1\n    y = 2\n")
+    _write(dags / "d" / "latin.py", b'# -*- coding: latin-1 -*-\nNAME = "caf\xe9"\n')
+    _write(dags / "d" / "bad_utf8.py", b'x = 1\nNAME = "caf\xe9"\n')
+    _write(dags / "e" / "null.py", b"x = 1\nab\x00c\n")
+    for n in range(20):
+        _write(dags / "many" / f"m{n:02}.py", f"value_{n} = {n}\n" * 50)
+    _write(dags / "many" / "m07.py", "value = (\n")
+    return [*build_dag_tarball(dags).members, "dags/missing.py"]
+
+
+def test_the_parallel_compile_gives_exactly_the_serial_result(dags: Path) -> None:
+    members = _broken_tree(dags)
+    serial = check_python_files(dags, members, path_prefix="astro/", workers=1, cache={})
+    # batch_bytes=1: every content is a batch of its own, so the pool starts at the first.
+    parallel = check_python_files(
+        dags, members, path_prefix="astro/", workers=2, batch_bytes=1, cache={}
+    )
+
+    assert (serial.processes, parallel.processes) == (1, 2)
+    assert parallel == serial
+    assert [(p.path, p.line) for p in parallel.problems] == [
+        ("astro/dags/a/twin1.py", 1),
+        ("astro/dags/b/twin2.py", 1),
+        ("astro/dags/c/indent.py", 2),
+        ("astro/dags/d/bad_utf8.py", 1),
+        ("astro/dags/e/null.py", 2),
+        ("astro/dags/many/m07.py", 1),
+        ("astro/dags/missing.py", 1),
+    ]
+    assert (parallel.checked, parallel.unchanged) == (len(members) - 1, 0)
+
+
+def test_workers_are_started_safely_while_other_threads_run(dags: Path) -> None:
+    """With another thread alive the workers come from a fork server, not a fork."""
+    members = _broken_tree(dags)
+    expected = check_python_files(dags, members, path_prefix="", workers=1, cache={})
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        found = check_python_files(
+            dags, members, path_prefix="", workers=2, batch_bytes=1, cache={}
+        )
+    finally:
+        stop.set()
+        other.join()
+    assert found.processes == 2
+    assert found == expected
+
+
+def test_little_work_is_compiled_in_this_process(dags: Path) -> None:
+    members = _broken_tree(dags)
+    found = check_python_files(dags, members, path_prefix="", workers=2, cache={})
+    assert found.processes == 1
+    assert len(found.problems) == 7
+
+
+def test_without_worker_processes_everything_is_compiled_here(
+    dags: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no process can be started (no /dev/shm, say), the check still runs, here."""
+    members = _broken_tree(dags)
+    expected = check_python_files(dags, members, path_prefix="", workers=1, cache={})
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", no_pool)
+    found = check_python_files(dags, members, path_prefix="", workers=2, batch_bytes=1, cache={})
+
+    assert found.processes == 1
+    assert found == expected
+
+
+def test_identical_contents_compile_once_and_every_path_is_reported(
+    dags: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = _broken_tree(dags)
+    compiled: list[bytes] = []
+    real = syntax._compile
+
+    def counting(data: bytes) -> syntax.Outcome:
+        compiled.append(data)
+        return real(data)
+
+    monkeypatch.setattr(syntax, "_compile", counting)
+    cache: dict[bytes, syntax.Outcome] = {}
+
+    first = check_python_files(dags, members, path_prefix="", workers=1, cache=cache)
+
+    assert compiled.count(b"def f(:\n") == 1
+    assert len(compiled) == len(set(compiled)) == first.compiled == len(cache)
+    assert {"dags/a/twin1.py", "dags/b/twin2.py"} <= {p.path for p in first.problems}
+
+    again = check_python_files(dags, members, path_prefix="x/", workers=1, cache=cache)
+
+    assert len(compiled) == first.compiled, "the second check compiled nothing"
+    assert again.compiled == 0
+    assert [(p.path, p.line, p.column, p.message) for p in again.problems] == [
+        ("x/" + p.path, p.line, p.column, p.message) for p in first.problems
+    ]
+
+
+def test_the_cache_is_keyed_by_the_sha256_of_the_content(dags: Path) -> None:
+    data = b"x = 1\n"
+    _write(dags / "one.py", data)
+    _write(dags / "two.py", data)
+    cache: dict[bytes, syntax.Outcome] = {hashlib.sha256(data).digest(): (7, 3, "seen before")}
+
+    found = check_python_files(dags, ["dags/one.py", "dags/two.py"], path_prefix="", cache=cache)
+
+    assert found.problems == (
+        SyntaxProblem("dags/one.py", 7, 3, "seen before"),
+        SyntaxProblem("dags/two.py", 7, 3, "seen before"),
+    )
+    assert (found.checked, found.compiled) == (2, 0)
+
+
+def test_files_as_the_environment_runs_them_are_not_checked_again(dags: Path) -> None:
+    broken = b"def f(:\n"
+    _write(dags / "deployed_broken.py", broken)  # as deployed: not this deploy's doing
+    _write(dags / "edited.py", broken)  # deployed with other bytes
+    _write(dags / "moved.py", broken)  # these bytes were deployed, but at another path
+    _write(dags / "new.py", "x = (\n")
+    _write(dags / "good.py", "x = 1\n")
+    deployed = {
+        "astro/dags/deployed_broken.py": git_blob_id(broken),
+        "astro/dags/edited.py": git_blob_id(b"x = 1\n"),
+        "astro/dags/gone.py": git_blob_id(broken),
+        "astro/dags/good.py": git_blob_id(b"x = 1\n"),
+    }
+    members = build_dag_tarball(dags).members
+
+    found = check_python_files(dags, members, path_prefix="astro/", deployed=deployed, cache={})
+
+    assert [p.path for p in found.problems] == [
+        "astro/dags/edited.py",
+        "astro/dags/moved.py",
+        "astro/dags/new.py",
+    ]
+    assert (found.checked, found.unchanged) == (3, 2)
+
+
+def test_the_git_blob_id_is_gits(tmp_path: Path) -> None:
+    data = b"print('hello')\n\x00\xff"
+    (tmp_path / "f").write_bytes(data)
+    assert git_blob_id(data) == run_git(tmp_path, "hash-object", "f").strip()
+
+
+@pytest.mark.parametrize(
+    ("check_", "since", "line"),
+    [
+        (SyntaxCheck(checked=3000), None,
+         "Syntax check: all 3,000 Python files in the DAG bundle compile."),
+        (SyntaxCheck(checked=1), None,
+         "Syntax check: the 1 Python file in the DAG bundle compiles."),
+        (SyntaxCheck(), None, "Syntax check: the DAG bundle has no Python files."),
+        (SyntaxCheck(checked=3, unchanged=2997), "0123456789abcdef", "Syntax check: 3 changed "
+         "Python files compile; 2,997 are as in the deployed commit 0123456789ab and not "
+         "checked again."),
+        (SyntaxCheck(checked=1, unchanged=1), "0123456789abcdef", "Syntax check: 1 changed "
+         "Python file compiles; 1 is as in the deployed commit 0123456789ab and not checked "
+         "again."),
+    ],
+)  # fmt: skip
+def test_the_summary_says_what_was_checked(
+    check_: SyntaxCheck, since: str | None, line: str
+) -> None:
+    assert syntax_summary(check_, since) == line

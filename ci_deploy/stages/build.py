@@ -26,7 +26,7 @@ from ci_deploy.plan import ReleasePlan
 from ci_deploy.platform import Artifact
 from ci_deploy.result import Built
 from ci_deploy.runner import Runner
-from ci_deploy.syntax import check_python_files
+from ci_deploy.syntax import check_python_files, syntax_summary
 from ci_deploy.text import human_size
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def build(
         _warn_of_unfetched_submodules(release, inputs, runner)
         if dags is not None and inputs.syntax_check:
             prefix = bundling.member_prefix(root_folder, inputs.dags_folder)
-            _syntax_check(dags, inputs, runner, prefix)
+            _syntax_check(release, dags, inputs, runner, prefix)
         if Artifact.IMAGE in release.artifacts:
             image = _image(inputs, runner, images(), image_tag)
     except BaseException:
@@ -117,19 +117,31 @@ def _describe(tarball: Bundle, folder: str, runner: Runner) -> None:
         runner.info(f"Largest: {shown}")
 
 
-def _syntax_check(tarball: Bundle, inputs: Inputs, runner: Runner, prefix: str) -> None:
-    problems = check_python_files(inputs.dags_path, tarball.members, path_prefix=prefix)
-    for problem in problems:
+def _syntax_check(
+    release: ReleasePlan, tarball: Bundle, inputs: Inputs, runner: Runner, prefix: str
+) -> None:
+    deployed: dict[str, str] = {}
+    if release.unchanged_since is not None:  # files as the environment runs them: not again
+        repo = gitrepo.open_repo(inputs.dags_path)
+        try:
+            folder = gitrepo.repo_relative(repo, inputs.dags_path)
+            deployed = gitrepo.blob_ids(repo, release.unchanged_since, folder)
+        finally:
+            repo.close()
+    check = check_python_files(
+        inputs.dags_path, tarball.members, path_prefix=prefix, deployed=deployed
+    )
+    for problem in check.problems:
         runner.error(
             problem.message, title="Python syntax error", file=problem.path, line=problem.line
         )
-    if problems:
-        files = ", ".join(f"{p.path}:{p.line}" for p in problems)
+    if check.problems:
+        files = ", ".join(f"{p.path}:{p.line}" for p in check.problems)
         raise SyntaxCheckError(
-            f"{count_files(len(problems))} in the DAG bundle do not compile ({files}); "
+            f"{count_files(len(check.problems))} in the DAG bundle do not compile ({files}); "
             "nothing was deployed. Fix them, or set syntax-check: false to skip this check."
         )
-    runner.info("Syntax check: every Python file in the DAG bundle compiles.")
+    runner.info(syntax_summary(check, release.unchanged_since))
 
 
 def _image(inputs: Inputs, runner: Runner, builder: ImageBuilder, tag: str) -> BuiltImage:
