@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-
-from git import Repo
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from ci_deploy import gitfetch, gitrepo
 from ci_deploy.basecommit import (
@@ -31,24 +31,45 @@ from ci_deploy.platform import ASTRO, Artifact, Release, Words
 from ci_deploy.runner import Runner
 from ci_deploy.source import CommitInfo, Source
 
+if TYPE_CHECKING:
+    from git import Repo
+
 _FULL_HISTORY_HINT = "; with fetch-depth: 0 on actions/checkout the whole history is there"
 
 
 class Checkout:
     """The run's git checkout: the commit deployed, and changes since another commit."""
 
-    def __init__(self, repo: Repo, inputs: Inputs, context: GitHubContext, runner: Runner) -> None:
-        self._repo = repo
+    def __init__(self, inputs: Inputs, context: GitHubContext, runner: Runner) -> None:
         self._inputs = inputs
         self._context = context
         self._runner = runner
-        self.rules = PathRules(
-            gitrepo.repo_relative(repo, inputs.root_path),
+
+    @cached_property
+    def _repo(self) -> Repo:
+        """The repository, opened when first needed (GitError when there is none)."""
+        return gitrepo.open_repo(self._inputs.root_path)
+
+    @cached_property
+    def rules(self) -> PathRules:
+        """How the run's changed files are sorted."""
+        inputs = self._inputs
+        return PathRules(
+            gitrepo.repo_relative(self._repo, inputs.root_path),
             inputs.dag_paths,
             inputs.image_paths,
             inputs.ignore_paths,
         )
-        self.head: CommitInfo = gitrepo.head_commit(repo)
+
+    @cached_property
+    def head(self) -> CommitInfo:
+        """The commit deployed: the checkout's HEAD."""
+        return gitrepo.head_commit(self._repo)
+
+    def close(self) -> None:
+        """Close the repository, when it was opened."""
+        if "_repo" in self.__dict__:
+            self._repo.close()
 
     @property
     def root_folder(self) -> str:
@@ -160,9 +181,10 @@ class Checkout:
 
 @contextmanager
 def open_checkout(inputs: Inputs, context: GitHubContext, runner: Runner) -> Iterator[Checkout]:
-    """The checkout holding ``root-folder``; GitError when there is none."""
-    repo = gitrepo.open_repo(inputs.root_path)
+    """The checkout holding ``root-folder``, opened when first used (GitError when there is
+    none): the run's first API request does not wait for git."""
+    checkout = Checkout(inputs, context, runner)
     try:
-        yield Checkout(repo, inputs, context, runner)
+        yield checkout
     finally:
-        repo.close()
+        checkout.close()
