@@ -377,24 +377,24 @@ def _write_archive(
     """
     sizes: list[int] = []
     pointers: list[str] = []
-    gz = GzipWriter(spool, compression)
     offset = 0  # the tar stream's length so far
-    for item in entries:
-        try:
-            fd = os.open(item.source, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise BundleError(f"cannot read {item.display!r} in {what}: {exc}") from exc
-        try:
-            size, written = _write_member(fd, item, gz, what, pointers)
-        finally:
-            os.close(fd)
-        offset += written
-        sizes.append(size)
-    # The end: two zero blocks, then zeros up to a whole record, as tarfile ends an archive.
-    end = 2 * tarfile.BLOCKSIZE
-    end += -(offset + end) % tarfile.RECORDSIZE
-    gz.write(bytes(end))
-    gz.close()
+    with GzipWriter(spool, compression) as gz:
+        for item in entries:
+            try:
+                fd = os.open(item.source, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise BundleError(f"cannot read {item.display!r} in {what}: {exc}") from exc
+            try:
+                size, written = _write_member(fd, item, gz, what, pointers)
+            finally:
+                os.close(fd)
+            offset += written
+            sizes.append(size)
+        # The end: two zero blocks, then zeros up to a whole record, as tarfile ends one.
+        end = 2 * tarfile.BLOCKSIZE
+        end += -(offset + end) % tarfile.RECORDSIZE
+        gz.write(bytes(end))
+        gz.close()
     return sizes, pointers
 
 

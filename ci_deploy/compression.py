@@ -16,7 +16,9 @@ the compressor and the level as well as on the files.
 
 from __future__ import annotations
 
+import queue
 import struct
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +47,9 @@ zlib's at that level, on the benchmark's DAG folder."""
 
 _CHUNK = 1024 * 1024
 """The deflate stream is fed exactly this many bytes at a time (the last chunk excepted)."""
+
+_QUEUED = 2
+"""How many chunks may wait for the compressing thread."""
 
 # The gzip member header (RFC 1952): magic, deflate, no flags, mtime 0, no extra flags, OS 255.
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
@@ -115,10 +120,15 @@ def _deflate(compression: Compression) -> tuple[_Deflater, _Crc32]:
 
 
 class GzipWriter:
-    """One gzip member written to ``out`` as bytes come: :meth:`write`, then :meth:`close`.
+    """One gzip member written to ``out`` as bytes come: :meth:`write`, then :meth:`close`;
+    used as a context manager, which stops its thread whatever happens.
 
     ``out`` gets the header at once, the compressed stream as it is made, and the trailer
-    (CRC-32 and size) at :meth:`close`; at most one chunk of input is held.
+    (CRC-32 and size) at :meth:`close`. The chunks are compressed and written to ``out`` on a
+    thread of their own, in order: ISA-L, zlib, hashing and file writes release the GIL, so
+    compressing overlaps the caller's reading of files and making of headers. At most
+    ``_QUEUED`` chunks wait, so memory stays bounded. A failure on the thread (a write
+    to a full disk) is raised by the next :meth:`write` or by :meth:`close`.
     """
 
     def __init__(self, out: Sink, compression: Compression) -> None:
@@ -127,7 +137,17 @@ class GzipWriter:
         self._pending = bytearray()
         self._crc = 0
         self._size = 0
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
+        self._failure: BaseException | None = None
         out.write(_GZIP_HEADER)
+        self._thread = threading.Thread(target=self._compress, name="gzip", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> GzipWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop()
 
     def write(self, data: bytes | memoryview) -> None:
         """Compress ``data`` after what was written before."""
@@ -138,7 +158,7 @@ class GzipWriter:
         view = memoryview(pending)
         done = 0
         while len(pending) - done >= _CHUNK:
-            self._feed(view[done : done + _CHUNK])
+            self._feed(bytes(view[done : done + _CHUNK]))
             done += _CHUNK
         view.release()
         del pending[:done]
@@ -146,14 +166,34 @@ class GzipWriter:
     def close(self) -> None:
         """Compress what is left and write the trailer; ``out`` stays open."""
         if self._pending:
-            self._feed(memoryview(self._pending))
+            self._feed(bytes(self._pending))
             self._pending = bytearray()
+        self._stop()
         self._out.write(self._deflater.flush(zlib.Z_FINISH))
         self._out.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
 
-    def _feed(self, chunk: memoryview) -> None:
-        self._crc = self._crc32(chunk, self._crc)
-        self._size += len(chunk)
-        compressed = self._deflater.compress(chunk)
-        if compressed:
-            self._out.write(compressed)
+    def _feed(self, chunk: bytes) -> None:
+        if self._failure is not None:
+            self._stop()
+        self._chunks.put(chunk)
+
+    def _stop(self) -> None:
+        """End the thread once the chunks queued are done; raise its failure, if any."""
+        if self._thread.is_alive():
+            self._chunks.put(None)
+            self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def _compress(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._failure is not None:
+                continue  # drained, never written after a failure
+            try:
+                self._crc = self._crc32(chunk, self._crc)
+                self._size += len(chunk)
+                compressed = self._deflater.compress(chunk)
+                if compressed:
+                    self._out.write(compressed)
+            except BaseException as exc:  # raised on the caller's thread
+                self._failure = exc

@@ -512,7 +512,9 @@ def test_memory_stays_bounded_whatever_the_archives_size(tmp_path: Path) -> None
     finally:
         tracemalloc.stop()
     assert size > 48_000_000
-    assert peak < 8 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte archive"
+    # The chunks waiting for the compressing thread and the one being gathered: a few MiB,
+    # whatever the archive's size.
+    assert peak < 16 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte archive"
 
 
 # --- compression ------------------------------------------------------------------------------

@@ -51,3 +51,32 @@ def test_the_gzip_stream_depends_on_the_bytes_never_on_how_they_were_written(isa
         assert gz.read() == data
         assert gz.mtime == 0
     assert outputs[0][:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, no time
+
+
+class _FullDisk:
+    """A sink whose writes fail once the header is in, as a full disk's would."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        if self.writes > 1:
+            raise OSError(28, "No space left on device")
+
+
+def test_a_failed_write_on_the_compressing_thread_is_raised_to_the_writer() -> None:
+    writer = GzipWriter(_FullDisk(), choose(0, isal=False))  # stored: every chunk is written
+    with pytest.raises(OSError, match="No space left"), writer:
+        for _ in range(8):
+            writer.write(os.urandom(1024 * 1024))
+        writer.close()
+    assert not writer._thread.is_alive()
+
+
+def test_the_compressing_thread_stops_when_the_writer_is_left_by_an_error() -> None:
+    writer = GzipWriter(io.BytesIO(), choose(1, isal=True))
+    with pytest.raises(RuntimeError, match="an unreadable file"), writer:
+        writer.write(os.urandom(3 * 1024 * 1024))
+        raise RuntimeError("an unreadable file")
+    assert not writer._thread.is_alive()
