@@ -44,6 +44,7 @@ class Checkout:
         self._inputs = inputs
         self._context = context
         self._runner = runner
+        self._present: dict[str, gitfetch.Resolved] = {}
 
     @cached_property
     def _repo(self) -> Repo:
@@ -65,6 +66,17 @@ class Checkout:
     def head(self) -> CommitInfo:
         """The commit deployed: the checkout's HEAD."""
         return gitrepo.head_commit(self._repo)
+
+    def _ensure(self, rev: str) -> gitfetch.Resolved:
+        """:func:`gitfetch.ensure_commit`, each commit found once a run (HEAD's known)."""
+        if rev == self.head.sha:
+            return gitfetch.Resolved(rev, "present locally")
+        found = self._present.get(rev)
+        if found is None:
+            found = gitfetch.ensure_commit(self._repo, rev, log=self._runner.info)
+            if found.sha is not None:  # one not found may be fetched later in the run
+                self._present[rev] = found
+        return found
 
     def close(self) -> None:
         """Close the repository, when it was opened."""
@@ -88,8 +100,8 @@ class Checkout:
         if descendant == ancestor:
             return True
         repo, log = self._repo, self._runner.info
-        later = gitfetch.ensure_commit(repo, descendant, log=log).sha
-        earlier = gitfetch.ensure_commit(repo, ancestor, log=log).sha
+        later = self._ensure(descendant).sha
+        earlier = self._ensure(ancestor).sha
         if later is None or earlier is None:
             return None
         linked = gitfetch.connect_history(repo, earlier, later, log=log) is not None
@@ -132,7 +144,7 @@ class Checkout:
         repo, head_sha, log = self._repo, self.head.sha, self._runner.info
 
         def probe(candidate: Candidate, needs_ancestor: bool) -> Probed:
-            resolved = gitfetch.ensure_commit(repo, candidate.rev, log=log)
+            resolved = self._ensure(candidate.rev)
             sha = resolved.sha
             if sha is None:
                 hint = _FULL_HISTORY_HINT if resolved.uncertain else ""
@@ -158,10 +170,10 @@ class Checkout:
     def _changes(self, choice: BaseChoice, words: Words) -> ChangeSet | None:
         if choice.sha is None:
             return None
-        repo, log = self._repo, self._runner.info
+        repo = self._repo
         base, head = choice.sha, self.head.sha
         if choice.head:  # a pull request: its own head, not the test merge commit
-            head = gitfetch.ensure_commit(repo, choice.head, log=log).sha or head
+            head = self._ensure(choice.head).sha or head
         if choice.merge_base:
             base = gitfetch.connect_history(repo, choice.sha, head) or choice.sha
         changes = classify(gitrepo.changed_files(repo, base, head), self.rules)
