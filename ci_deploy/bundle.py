@@ -108,7 +108,7 @@ class Bundle:
         self.close()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: tens of thousands in a large folder
 class _Entry:
     member: str  # name inside the archive
     source: str  # real path of the file to read

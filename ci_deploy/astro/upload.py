@@ -3,12 +3,12 @@
 The URL's query is a credential: it is sent only to the blob host, by a client of its own
 (no API token, no cookies, no redirects), and every message shows :func:`redact_url` of
 it. The tarball is bytes or a file. A small one goes up in one Put Blob; a larger one in
-fixed-size Put Blocks, several in flight at once, each read (from the file, by offset) only
-when it is sent and retried on its own, then one Put Block List naming them in order. The
+fixed-size Put Blocks, several in flight at once, each read (from the file, by offset, in
+pieces of :data:`_PIECE`) as it is sent, and read again when it is retried on its own, then one Put Block List naming them in order. The
 result is the blob's ``x-ms-version-id``, which finalizes the deploy.
 
-The blocks are sent by daemon threads, at most ``concurrency`` at a time, so at most that
-many blocks are in memory. The caller's thread waits for them and runs every callback
+The blocks are sent by daemon threads, at most ``concurrency`` at a time, each holding one
+piece at a time: memory does not grow with the block size. The caller's thread waits for them and runs every callback
 (retries, progress). At the first block that fails for good, or when the caller's thread is
 interrupted (a cancelled run), no further block starts and no block list is sent; a block
 still in flight cannot keep the process alive, and the client and the file are closed by
@@ -24,6 +24,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
@@ -173,8 +174,8 @@ def upload_blob(
     with uploader:
         tarball = uploader.open(source)
         if tarball.size <= single_put_limit:
-            content = tarball.read(0, tarball.size)
-            response = uploader.put("Put Blob", url, content, {"x-ms-blob-type": "BlockBlob"})
+            whole = _Body(tarball.size, lambda: tarball.pieces(0, tarball.size))
+            response = uploader.put("Put Blob", url, whole, {"x-ms-blob-type": "BlockBlob"})
             if on_progress is not None:
                 on_progress(tarball.size, tarball.size)
         else:
@@ -183,10 +184,22 @@ def upload_blob(
     return uploader.version_id(response)
 
 
+@dataclass(frozen=True)
+class _Body:
+    """A request body: its length, and its bytes in pieces, made anew for each attempt."""
+
+    length: int
+    pieces: Callable[[], Iterator[bytes]]
+
+    @classmethod
+    def of(cls, content: bytes) -> _Body:
+        return cls(len(content), lambda: iter((content,)))
+
+
 class _Tarball:
-    """The bytes to upload, read a block at a time: from memory, or from a file by offset
-    (:func:`os.preadv` into a buffer, so blocks are read in parallel without sharing a
-    file position and without a new allocation for each)."""
+    """The bytes to upload, read piece by piece as they are sent: from memory, or from a
+    file by offset (:func:`os.pread`, so blocks are read in parallel without sharing a file
+    position)."""
 
     def __init__(self, source: bytes | Path) -> None:
         self._data: bytes | None = None
@@ -197,28 +210,24 @@ class _Tarball:
             self._fd = os.open(source, os.O_RDONLY)
             self.size, self.name = os.fstat(self._fd).st_size, str(source)
 
-    def read(self, offset: int, length: int, buffer: bytearray | None = None) -> memoryview:
-        """``length`` bytes from ``offset``: a view of the bytes in memory, or of ``buffer``
-        (a new one when None) read from the file. UploadError when the file has become
-        shorter than it was."""
-        if self._fd is None:
-            assert self._data is not None
-            return memoryview(self._data)[offset : offset + length]
-        view = memoryview(bytearray(length) if buffer is None else buffer)[:length]
-        got = 0
-        while got < length:
-            read = os.preadv(self._fd, [view[got:]], offset + got)
-            if not read:
+    def pieces(self, offset: int, length: int) -> Iterator[bytes]:
+        """The ``length`` bytes from ``offset``, in pieces of :data:`_PIECE` read as they are
+        sent: a block is never held whole. UploadError when the file has become shorter."""
+        end = offset + length
+        while offset < end:
+            want = min(_PIECE, end - offset)
+            if self._fd is None:
+                assert self._data is not None
+                piece = self._data[offset : offset + want]
+            else:
+                piece = os.pread(self._fd, want, offset)
+            if not piece:
                 raise UploadError(
                     f"The tarball {self.name} changed while it was uploaded: it ends at "
-                    f"{offset + got} bytes, not {self.size}. Run the job again."
+                    f"{offset} bytes, not {self.size}. Run the job again."
                 )
-            got += read
-        return view
-
-    def buffer(self, size: int) -> bytearray | None:
-        """A buffer for :meth:`read` of up to ``size`` bytes; None when reading from memory."""
-        return None if self._fd is None else bytearray(size)
+            offset += len(piece)
+            yield piece
 
     def close(self) -> None:
         if self._fd is not None:
@@ -299,13 +308,13 @@ class _Uploader:
         xml = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{body}</BlockList>'
         headers = {"Content-Type": "application/xml", "x-ms-blob-content-type": "application/gzip"}
         list_url = _with_query(self.url, {"comp": "blocklist"})
-        return self.put("Put Block List", list_url, xml.encode(), headers)
+        return self.put("Put Block List", list_url, _Body.of(xml.encode()), headers)
 
     def put(
         self,
         step: str,
         url: str,
-        content: bytes | memoryview,
+        content: _Body,
         headers: dict[str, str],
         *,
         sleep: Callable[[float], None] | None = None,
@@ -317,15 +326,15 @@ class _Uploader:
         """
         headers = {
             "Content-Type": "application/gzip",
-            "Content-Length": str(len(content)),
+            "Content-Length": str(content.length),
             **headers,
         }
 
         def build() -> httpx.Request:
-            # A stream that gives the bytes once, not the bytes: a sent request then no
-            # longer holds them (httpx's answer and request refer to each other, so they
-            # are freed only by a garbage collection, which big blocks do not trigger).
-            body = _once(content)
+            # The bytes as a stream read anew for each attempt, never the block whole: a
+            # sent request then holds none of them (httpx's answer and request refer to
+            # each other, so they are freed only by a garbage collection).
+            body = content.pieces()
             return self.client.build_request("PUT", url, content=body, headers=headers)
 
         try:
@@ -453,13 +462,12 @@ class _Blocks:
 
     def _work(self) -> None:
         try:
-            buffer = self.tarball.buffer(self.block_size)  # this worker's, for each block
             while not self.stopped.is_set():
                 with self._next_lock:
                     index = next(self._next, None)
                 if index is None:
                     return
-                self.events.put(("sent", self._send(index, buffer)))
+                self.events.put(("sent", self._send(index)))
         except _Stopped:
             pass
         except Exception as exc:  # the caller's thread raises it
@@ -468,15 +476,15 @@ class _Blocks:
         finally:
             self.uploader.release()
 
-    def _send(self, index: int, buffer: bytearray | None) -> int:
-        """Put Block ``index``, read just now (into ``buffer``); its length."""
+    def _send(self, index: int) -> int:
+        """Put Block ``index``, read from the tarball as it is sent; its length."""
         offset = index * self.block_size
         length = min(self.block_size, self.tarball.size - offset)
-        block = self.tarball.read(offset, length, buffer)
+        block = _Body(length, lambda: self.tarball.pieces(offset, length))
         url = _with_query(self.uploader.url, {"comp": "block", "blockid": self.ids[index]})
         step = f"Put Block {index + 1} of {len(self.ids)}"
         self.uploader.put(step, url, block, {}, sleep=self._pause, on_retry=self._retry)
-        return len(block)
+        return length
 
     def _pause(self, seconds: float) -> None:
         """The wait before a retry; raises _Stopped when the upload stopped meanwhile."""
@@ -488,15 +496,6 @@ class _Blocks:
 
     def _retry(self, message: str) -> None:
         self.events.put(("retry", message))
-
-
-def _once(content: bytes | memoryview) -> Iterator[bytes]:
-    """``content`` as bytes in pieces of :data:`_PIECE`: each piece is the one copy made
-    as it is sent (the HTTP library would copy a view anyway), so a block is never copied
-    whole, and a sent request holds no piece of it."""
-    view = memoryview(content)
-    for start in range(0, len(view), _PIECE):
-        yield bytes(view[start : start + _PIECE])
 
 
 def _with_query(url: str, extra: dict[str, str]) -> str:
