@@ -4,15 +4,16 @@ The URL's query is a credential: it is sent only to the blob host, by a client o
 (no API token, no cookies, no redirects), and every message shows :func:`redact_url` of
 it. The tarball is bytes or a file. A small one goes up in one Put Blob; a larger one in
 fixed-size Put Blocks, several in flight at once, each read (from the file, by offset, in
-pieces of :data:`_PIECE`) as it is sent, and read again when it is retried on its own, then one Put Block List naming them in order. The
-result is the blob's ``x-ms-version-id``, which finalizes the deploy.
+pieces of :data:`_PIECE`) as it is sent, and read again when it is retried on its own;
+then one Put Block List names them in order. The result is the blob's
+``x-ms-version-id``, which finalizes the deploy.
 
 The blocks are sent by daemon threads, at most ``concurrency`` at a time, each holding one
-piece at a time: memory does not grow with the block size. The caller's thread waits for them and runs every callback
-(retries, progress). At the first block that fails for good, or when the caller's thread is
-interrupted (a cancelled run), no further block starts and no block list is sent; a block
-still in flight cannot keep the process alive, and the client and the file are closed by
-whoever finishes last.
+piece at a time: memory does not grow with the block size. The caller's thread waits for
+them and runs every callback (retries, progress). At the first block that fails for good,
+or when the caller's thread is interrupted (a cancelled run), no further block starts and
+no block list is sent; a block still in flight cannot keep the process alive, and the
+client and the file are closed by whoever finishes last.
 """
 
 from __future__ import annotations
