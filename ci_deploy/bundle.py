@@ -315,9 +315,14 @@ class Packing:
 
 
 def spool_folder(environ: Mapping[str, str]) -> str:
-    """Where tarballs are spooled: ``RUNNER_TEMP`` when set (the runner empties it after the
-    job), else the system's temporary folder."""
-    return environ.get("RUNNER_TEMP") or tempfile.gettempdir()
+    """Where tarballs are spooled: ``RUNNER_TEMP`` when it is a folder this process may
+    write in (the runner empties it after the job), else the system's temporary folder. A
+    container action may be given the host's ``RUNNER_TEMP`` (older runners pass it on
+    untranslated), which does not exist inside the container."""
+    folder = environ.get("RUNNER_TEMP", "")
+    if folder and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+        return folder
+    return tempfile.gettempdir()
 
 
 def _pack(
@@ -338,8 +343,8 @@ def _pack(
         fd, name = tempfile.mkstemp(prefix="ci-deploy-", suffix=".tar.gz", dir=packing.spool)
     except OSError as exc:
         raise BundleError(
-            f"cannot create the tarball in {packing.spool}: {exc}. Free space there, or set "
-            "RUNNER_TEMP to a writable folder."
+            f"cannot create the tarball in {packing.spool}: {exc}. Set RUNNER_TEMP to a "
+            "writable folder with room."
         ) from exc
     path = Path(name)
     try:

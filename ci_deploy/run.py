@@ -214,9 +214,9 @@ class _Stages:
 
     def run(self) -> None:
         inputs, journal, platform = self.inputs, self.journal, self.platform
-        environment = platform.locate()  # first: the request does not wait for git to load
-        journal.add(Subject(environment.id, environment))
         journal.add(Detection(self.checkout.head))
+        environment = platform.locate()
+        journal.add(Subject(environment.id, environment))
         self.scope = replace(self.scope, words=environment.words)
         self.runner.info(environment.summary)
         if inputs.action in PIN_ACTIONS:

@@ -226,7 +226,8 @@ class _Compiler:
         self._batch: list[tuple[bytes, bytes]] = []
         self._size = 0
         self._pool: ProcessPoolExecutor | None = None
-        self._running: set[Future[list[tuple[bytes, Outcome]]]] = set()
+        self._running: dict[Future[list[tuple[bytes, Outcome]]], list[tuple[bytes, bytes]]] = {}
+        """The batches sent to the pool and not collected yet."""
         self._done: list[tuple[bytes, Outcome]] = []
 
     def __enter__(self) -> _Compiler:
@@ -262,10 +263,10 @@ class _Compiler:
             self._submit(batch)
 
     def finish(self) -> list[tuple[bytes, Outcome]]:
+        if self._pool is not None and self._batch:
+            self._submit(self._take())
         if self._pool is None:
             self._done.extend(_compile_batch(self._take()))
-        elif self._batch:
-            self._submit(self._take())
         self._collect(wait_all=True)
         return self._done
 
@@ -287,11 +288,31 @@ class _Compiler:
         return True
 
     def _submit(self, batch: list[tuple[bytes, bytes]]) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
         if not batch or self._pool is None:
             return
         while len(self._running) >= 2 * self._workers:  # bounded memory: wait for one
             self._collect(wait_all=False)
-        self._running.add(self._pool.submit(_compile_batch, batch))
+        try:  # the pool starts its worker processes here, as work comes
+            self._running[self._pool.submit(_compile_batch, batch)] = batch
+        except (OSError, BrokenProcessPool):  # a process could not start (a pids limit...)
+            self._compile_here_instead(batch)
+
+    def _compile_here_instead(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Stop the pool, its processes killed (none is left waiting for work that never
+        comes, which would hold the run at exit), and compile here what it had and
+        ``batch``."""
+        pool, self._pool, self._workers = self._pool, None, 1
+        waiting = [*self._running.values(), batch]
+        self._running.clear()
+        if pool is not None:
+            processes = getattr(pool, "_processes", None) or {}  # no public way before 3.14
+            for process in list(processes.values()):
+                process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+        for work in waiting:
+            self._done.extend(_compile_batch(work))
 
     def _collect(self, *, wait_all: bool) -> None:
         from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, wait
@@ -300,7 +321,7 @@ class _Compiler:
         until = ALL_COMPLETED if wait_all else FIRST_COMPLETED
         done, _ = wait(self._running, return_when=until)
         for future in done:
-            self._running.discard(future)
+            self._running.pop(future)
             try:
                 self._done.extend(future.result())
             except BrokenProcessPool as exc:

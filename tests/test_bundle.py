@@ -453,10 +453,15 @@ def test_the_tarball_is_spooled_to_a_file_that_close_deletes(dags: Path, spool: 
     assert bundle.members and bundle.sha256  # the record stays
 
 
-def test_the_spool_folder_is_runner_temp_when_set(tmp_path: Path) -> None:
+def test_the_spool_folder_is_runner_temp_when_this_process_can_write_there(
+    tmp_path: Path,
+) -> None:
     assert bundling.spool_folder({"RUNNER_TEMP": str(tmp_path)}) == str(tmp_path)
     assert bundling.spool_folder({"RUNNER_TEMP": ""}) == tempfile.gettempdir()
     assert bundling.spool_folder({}) == tempfile.gettempdir()
+    # A container action may be given the host's path, which the container does not have.
+    host = str(tmp_path / "home" / "runner" / "work" / "_temp")
+    assert bundling.spool_folder({"RUNNER_TEMP": host}) == tempfile.gettempdir()
 
 
 def test_nothing_is_left_behind_when_packing_fails(tmp_path: Path, spool: Path) -> None:
@@ -494,7 +499,7 @@ def test_a_missing_spool_folder_is_a_bundle_error_saying_what_to_do(
     dags: Path, tmp_path: Path
 ) -> None:
     packing = Packing(choose(3, isal=True), str(tmp_path / "gone"))
-    with pytest.raises(BundleError, match=r"cannot create the tarball in .*set RUNNER_TEMP"):
+    with pytest.raises(BundleError, match=r"cannot create the tarball in .*Set RUNNER_TEMP"):
         build_dag_tarball(dags, packing)
 
 

@@ -8,6 +8,7 @@ and time a :class:`~tests.fakes.FakeClock`, so a ten-minute wait takes no time a
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from ci_deploy.compression import DEFAULT_LEVEL, compression_for
 from ci_deploy.errors import ApiError, CancelledError, UploadError
 from ci_deploy.platform import Artifact, Environment
-from ci_deploy_testkit.localrun import push_event
+from ci_deploy_testkit.localrun import pull_request_event, push_event
 from tests.actionrun import DAG, Step, change
 from tests.fakes import FakeClock, FakeImages, FakePlatform, Rollout
 from tests.gitrepo import GitRepo
@@ -541,3 +542,63 @@ def test_a_bug_after_finalize_still_reports_the_deploy(
     assert step.titles("error") == ["Unexpected error"]
     assert (step.outputs["status"], step.outputs["deploy-id"]) == ("failed", "new-1")
     assert "This is a bug" in error(step) and "was finalized" in error(step)
+
+
+# --- the checkout comes first ---------------------------------------------------------------
+
+
+def test_no_checkout_is_said_before_anything_is_asked_of_the_platform(repo: GitRepo) -> None:
+    shutil.rmtree(repo.path / ".git")  # a job that forgot actions/checkout
+    platform = FakePlatform()
+    platform.seed("c" * 40)
+    step = run_in_process(repo.path, {}, platform=platform, clock=FakeClock())
+    assert step.result.returncode == 1
+    assert "actions/checkout" in step.log
+    assert platform.names() == []
+
+
+def test_no_checkout_creates_no_preview(repo: GitRepo) -> None:
+    shutil.rmtree(repo.path / ".git")
+    platform = FakePlatform()
+    step = run_in_process(
+        repo.path,
+        {"action": "preview", "pr-comment": "false"},
+        platform=platform,
+        clock=FakeClock(),
+        event_name="pull_request",
+        event=pull_request_event(12, "a" * 40, "b" * 40),
+    )
+    assert step.result.returncode == 1
+    assert "actions/checkout" in step.log
+    assert platform.previews == {}
+    assert platform.names() == []
+
+
+def test_the_report_names_the_commit_when_the_environment_cannot_be_found(
+    repo: GitRepo,
+) -> None:
+    platform = FakePlatform()
+    platform.seed(repo.head())
+    platform.faults["locate"] = ApiError("Deployment not found (HTTP 404).", status_code=404)
+    step = run_in_process(repo.path, {}, platform=platform, clock=FakeClock())
+    assert step.result.returncode == 1
+    assert repo.head()[:12] in step.result.summary
+
+
+def test_a_runner_temp_the_container_does_not_have_spools_in_the_systems_temp(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    platform = FakePlatform()
+    platform.seed(repo.head())
+    before = change(repo)
+    step = run_in_process(
+        repo.path,
+        {},
+        platform=platform,
+        clock=FakeClock(),
+        event_name="push",
+        event=push_event(before, repo.head()),
+        env={"RUNNER_TEMP": str(tmp_path / "host" / "_temp")},  # the host's, not mounted
+    )
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["deploy-type"] == "DAG_ONLY"

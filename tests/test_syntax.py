@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -401,3 +403,45 @@ def test_the_summary_says_what_was_checked(
     check_: SyntaxCheck, since: str | None, line: str
 ) -> None:
     assert syntax_summary(check_, since) == line
+
+
+_FORKS_FAIL = """
+import os, sys
+from pathlib import Path
+from ci_deploy import syntax
+
+folder, mode = Path(sys.argv[1]), sys.argv[2]
+members = []
+for i in range(40):  # 40 x 42 KB: enough for the pool to start
+    (folder / f"f{i}.py").write_text(f"x = {i}\\n" + "# pad\\n" * 7000)
+    members.append(f"{folder.name}/f{i}.py")
+(folder / "broken.py").write_text("def f(:\\n")
+members.append(f"{folder.name}/broken.py")
+real_fork, forks = os.fork, []
+
+def fork():  # as under a pids limit: EAGAIN from the first fork, or from the second on
+    forks.append(1)
+    if mode == "all" or len(forks) > 1:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    return real_fork()
+
+os.fork = fork
+check = syntax.check_python_files(folder, members, path_prefix="", workers=2)
+print(check.checked, check.processes, [p.path for p in check.problems])
+"""
+
+
+@pytest.mark.parametrize("mode", ["all", "second"])
+def test_worker_processes_that_cannot_start_leave_the_check_to_this_process(
+    tmp_path: Path, mode: str
+) -> None:
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", _FORKS_FAIL, str(folder), mode],
+        capture_output=True,
+        text=True,
+        timeout=60,  # a worker left waiting for work would hold the process at exit
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "41 1 ['dags/broken.py']"

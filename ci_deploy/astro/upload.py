@@ -471,7 +471,8 @@ class _Blocks:
                 self.events.put(("sent", self._send(index)))
         except _Stopped:
             pass
-        except Exception as exc:  # the caller's thread raises it
+        except BaseException as exc:  # the caller's thread raises it, and never waits on
+            # a worker that is gone
             self.stopped.set()
             self.events.put(("failed", exc))
         finally:
