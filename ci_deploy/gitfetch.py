@@ -16,11 +16,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import git
+from typing import TYPE_CHECKING
 
 from ci_deploy.gitrepo import GitOutput, error_line, is_rev, merge_base, resolve_commit, run_git
 from ci_deploy.source import is_null_sha
+
+if TYPE_CHECKING:
+    import git
 
 FETCH_TIMEOUT_SECONDS = 300.0
 """How long one ``git fetch`` from origin may run before it is killed."""

@@ -13,53 +13,41 @@ runner.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import git
-from git.types import PathLike
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ci_deploy.errors import GitError
 from ci_deploy.source import CommitInfo, strip_credentials
 
+
+def _lazy_module(name: str) -> ModuleType:
+    """``name``, loaded on its first attribute access (:class:`importlib.util.LazyLoader`)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"No module named {name!r}")
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    import git
+else:  # GitPython loads when a repository is first opened: a run's first API request
+    git = _lazy_module("git")  # goes out without waiting for it
+
 _CHECKOUT_HINT = "run actions/checkout before this step"
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/]*@")
-
-
-class SafeGit(git.Git):
-    """A :class:`git.Git` whose every command trusts any repository owner and never prompts.
-
-    ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_<n>``/``GIT_CONFIG_VALUE_<n>`` (git >= 2.31) act
-    like ``git -c key=value``, i.e. command-line scope, which git honours for
-    ``safe.directory`` (repository-local config would not count); the entry is appended
-    after any the environment already defines, so those keep working. GitPython overlays
-    the instance's environment on ``os.environ`` for each process it starts (including
-    its persistent ``cat-file`` helpers), so this covers every call made through it.
-    """
-
-    def __init__(self, working_dir: PathLike | None = None) -> None:
-        super().__init__(working_dir)
-        try:
-            count = max(int(os.environ.get("GIT_CONFIG_COUNT", "0") or "0"), 0)
-        except ValueError:
-            count = 0
-        self.update_environment(
-            GIT_CONFIG_COUNT=str(count + 1),
-            **{f"GIT_CONFIG_KEY_{count}": "safe.directory", f"GIT_CONFIG_VALUE_{count}": "*"},
-            GIT_TERMINAL_PROMPT="0",
-        )
-
-
-class SafeRepo(git.Repo):
-    """A :class:`git.Repo` that talks to git only through :class:`SafeGit`.
-
-    ``Repo.__init__`` builds ``self.git`` from ``GitCommandWrapperType`` before anything
-    can run git, so the repository is opened and used under ``safe.directory=*``.
-    """
-
-    GitCommandWrapperType = SafeGit
 
 
 # --- the one git runner -------------------------------------------------------------------
@@ -141,6 +129,8 @@ def open_repo(path: Path) -> git.Repo:
 
     Raises GitError when there is no checkout (or only a bare repository) there.
     """
+    from ci_deploy.gitsafe import SafeRepo
+
     try:
         repo = SafeRepo(os.fspath(path), search_parent_directories=True)
     except git.NoSuchPathError as exc:

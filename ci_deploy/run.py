@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import traceback
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from ci_deploy.cancel import cancellable
 from ci_deploy.errors import (
     CiDeployError,
     DeployRejectedError,
+    GitError,
     RolloutError,
     unexpected_error,
 )
@@ -180,6 +181,7 @@ def run(
                 ):
                     deploy: tuple[Inputs, Scope] | None = (inputs, scope_of(platform))
                     if inputs.action == "preview":  # the deploy goes to the preview
+                        checkout.head  # noqa: B018 - no checkout: GitError before it is made
                         deploy = Previews(inputs, context, scope_of(platform)).prepare()
                     if deploy is not None:
                         _Stages(deploy[0], context, deploy[1], checkout, images, github).run()
@@ -214,9 +216,13 @@ class _Stages:
 
     def run(self) -> None:
         inputs, journal, platform = self.inputs, self.journal, self.platform
-        journal.add(Detection(self.checkout.head))
-        environment = platform.locate()
+        try:  # first: the request goes out without waiting for git to load
+            environment = platform.locate()
+        except CiDeployError:
+            self._note_head()
+            raise
         journal.add(Subject(environment.id, environment))
+        journal.add(Detection(self.checkout.head))  # no checkout: GitError, nothing written
         self.scope = replace(self.scope, words=environment.words)
         self.runner.info(environment.summary)
         if inputs.action in PIN_ACTIONS:
@@ -288,6 +294,12 @@ class _Stages:
                     )
             except RolloutError as failure:
                 self._recovery().after_failure(plan, failure, shipped)
+
+    def _note_head(self) -> None:
+        """The commit, for the report of a run that stopped before reading it, when it can
+        be read."""
+        with suppress(GitError):
+            self.journal.add(Detection(self.checkout.head))
 
     def _say_in_flight(self, history: Sequence[Release]) -> None:
         """A notice when another run's deploy is in progress on the environment."""

@@ -21,7 +21,8 @@ from ci_deploy.gitfetch import (
     histories_complete,
     is_shallow,
 )
-from ci_deploy.gitrepo import SafeGit, _scrub, changed_files, is_ancestor, open_repo
+from ci_deploy.gitrepo import _scrub, changed_files, is_ancestor, open_repo
+from ci_deploy.gitsafe import SafeGit
 from tests.gitrepo import GitRepo, git_env, run_git, time_limit
 
 NULL_SHA = "0" * 40

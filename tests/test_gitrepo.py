@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import git
@@ -12,7 +13,6 @@ import pytest
 from ci_deploy.errors import GitError
 from ci_deploy.gitfetch import Resolved, connect_history, ensure_commit
 from ci_deploy.gitrepo import (
-    SafeGit,
     blob_ids,
     changed_files,
     head_commit,
@@ -23,6 +23,7 @@ from ci_deploy.gitrepo import (
     repo_relative,
     unfetched_submodules,
 )
+from ci_deploy.gitsafe import SafeGit
 from ci_deploy.source import CommitInfo, strip_credentials
 from tests.gitrepo import AUTHOR_EMAIL, AUTHOR_NAME, GitRepo
 
@@ -405,3 +406,24 @@ def test_blob_ids_lists_a_folders_files_at_a_commit(tmp_path: Path) -> None:
     assert root["top.py"] == blob["top.py"]
     assert "astro/d [x]-other/b.py" in root and "astro/d [x]/link.py" not in root
     assert missing == bad == {}
+
+
+def test_gitpython_loads_only_when_a_repository_is_first_opened(repo: GitRepo) -> None:
+    """A run's first API request does not wait for GitPython: importing the run loads none
+    of it; opening the checkout does."""
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import ci_deploy.cli, ci_deploy.run, ci_deploy.gitfetch\n"
+        "from ci_deploy.gitrepo import open_repo\n"
+        "print(sorted(m for m in sys.modules if m.startswith('git.')))\n"
+        "open_repo(Path(sys.argv[1])).close()\n"
+        "print('git.repo' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(repo.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.splitlines() == ["[]", "True"], done.stderr

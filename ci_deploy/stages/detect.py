@@ -48,7 +48,7 @@ class Checkout:
 
     @cached_property
     def _repo(self) -> Repo:
-        """The repository (GitError when there is none)."""
+        """The repository, opened when first needed (GitError when there is none)."""
         return gitrepo.open_repo(self._inputs.root_path)
 
     @cached_property
@@ -193,11 +193,11 @@ class Checkout:
 
 @contextmanager
 def open_checkout(inputs: Inputs, context: GitHubContext, runner: Runner) -> Iterator[Checkout]:
-    """The checkout holding ``root-folder``, its HEAD read: GitError when there is none,
-    before anything is asked of the platform."""
+    """The checkout holding ``root-folder``, opened when first used (GitError when there is
+    none, before anything is written): the run's first API request, a read, does not wait
+    for git to load."""
     checkout = Checkout(inputs, context, runner)
     try:
-        checkout.head  # noqa: B018 - opens the repository and reads HEAD now
         yield checkout
     finally:
         checkout.close()
