@@ -1,4 +1,4 @@
-"""The TLS context the run's API clients share, made ahead on a thread.
+"""The TLS context the run's API clients and its blob upload share, made ahead on a thread.
 
 Loading the CA bundle takes tens of milliseconds, in OpenSSL with the GIL released:
 :func:`prepare`, called once the inputs are valid, starts it on a background thread, so it

@@ -7,6 +7,7 @@ import ssl
 import httpx
 
 from ci_deploy import tls
+from ci_deploy.astro.upload import _Uploader
 from ci_deploy.http import bearer_client
 
 
@@ -33,3 +34,18 @@ def test_every_client_shares_one_context_made_once() -> None:
         pool = client._transport._pool  # type: ignore[attr-defined]
         assert pool._ssl_context is tls.context()
         client.close()
+
+
+def test_the_blob_upload_shares_it_too() -> None:
+    uploader = _Uploader(
+        "https://blob.example.test/c/b?sig=s3cret",
+        timeout=5,
+        max_attempts=1,
+        sleep=lambda _: None,
+        transport=None,
+        on_retry=None,
+        concurrency=2,
+    )
+    with uploader:
+        pool = uploader.client._transport._pool  # type: ignore[attr-defined]
+        assert pool._ssl_context is tls.context()

@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from ci_deploy import __version__
+from ci_deploy import __version__, tls
 from ci_deploy.errors import UploadError
 from ci_deploy.http import BLOB_PUT, TransportFailure, send_with_retries
 from ci_deploy.text import shorten
@@ -258,6 +258,7 @@ class _Uploader:
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=10),
             follow_redirects=False,
+            verify=tls.context(),  # the run's one CA bundle, loaded once
             transport=transport,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
