@@ -22,14 +22,15 @@ pydantic takes about 80 ms, which would come before the step could say anything,
 it says that an input is wrong.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the fields' annotations are evaluated as the
+# class is made, so _INPUT_FIELDS reads their ActionInputs without typing.get_type_hints
+# (which would evaluate them again from text: about 2 ms of every start).
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, NamedTuple, get_args, get_type_hints
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 from ci_deploy import input_rules as rules
 from ci_deploy.astro.limits import DESCRIPTION_MAX
@@ -428,7 +429,7 @@ class Inputs:
 _INPUT_FIELDS: Mapping[str, ActionInput] = MappingProxyType(
     {
         field_name: spec
-        for field_name, hint in get_type_hints(Inputs, include_extras=True).items()
+        for field_name, hint in Inputs.__annotations__.items()
         for spec in getattr(hint, "__metadata__", ())
         if isinstance(spec, ActionInput)
     }
