@@ -10,11 +10,12 @@ folder (monorepos hold several) and per-Deployment options, which are inputs of 
         deploy-type: dags-only                      # any of OPTION_INPUTS
         wait-timeout: 20m
 
-:func:`parse_config` checks the file's shape with pydantic and every option with the same rule
-as the input of that name, and raises one :class:`~ci_deploy.errors.ConfigError` holding one
-problem per bad field (its path, such as ``deployments[1].deploy-type``, and what is
-accepted). Which entries feed a branch, which entry a Deployment has, and how an entry's
-options fill the step's inputs are pure functions here; :func:`read_config` is the one read.
+:func:`parse_config` checks the file's shape with pydantic (:mod:`ci_deploy.config_shape`,
+loaded only then) and every option with the same rule as the input of that name, and raises
+one :class:`~ci_deploy.errors.ConfigError` holding one problem per bad field (its path, such as
+``deployments[1].deploy-type``, and what is accepted). Which entries feed a branch, which
+entry a Deployment has, and how an entry's options fill the step's inputs are pure functions
+here; :func:`read_config` is the one read.
 """
 
 from __future__ import annotations
@@ -24,10 +25,7 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, create_model
-from pydantic import ValidationError as PydanticValidationError
+from typing import Any
 
 from ci_deploy.errors import ConfigError, ConfigProblem, InputError
 from ci_deploy.input_rules import InvalidInput, Run
@@ -59,32 +57,6 @@ OPTION_INPUTS: tuple[str, ...] = (
 
 CONFIG_MAX_BYTES = 1024 * 1024
 """The largest config file read."""
-
-_OptionValue = StrictStr | StrictBool | StrictInt | list[StrictStr]
-_Text = Annotated[StrictStr, Field(max_length=1024)]
-
-
-class _EntryModel(BaseModel):
-    """One entry's shape. The options are checked after, by their inputs' rules."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-    deployment_id: _Text = Field("", alias="deployment-id")
-    deployment_name: _Text = Field("", alias="deployment-name")
-    branches: list[_Text] | _Text = Field(default_factory=list)
-
-
-_OPTION_FIELDS: dict[str, Any] = {
-    name.replace("-", "_"): (_OptionValue | None, Field(None, alias=name)) for name in OPTION_INPUTS
-}
-_EntryWithOptions: type[_EntryModel] = create_model("Entry", __base__=_EntryModel, **_OPTION_FIELDS)
-"""An entry's shape: the Deployment, its branches and one optional field per option input."""
-
-
-class _ConfigModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-    deployments: Annotated[list[Any], Field(min_length=1, max_length=256)]
 
 
 @dataclass(frozen=True)
@@ -173,28 +145,19 @@ def parse_config(text: str, path: str, workspace: Path, base: str = ".") -> Conf
             path,
             [ConfigProblem("", "must be a mapping with one field, deployments: a list of entries")],
         )
-    try:
-        model = _ConfigModel.model_validate(data)
-    except PydanticValidationError as exc:
-        raise ConfigError(path, _problems(exc, "")) from None
-    problems: list[ConfigProblem] = []
+    from ci_deploy import config_shape  # pydantic, on first use: most runs have no file
+
+    listed, problems = config_shape.deployments(data)
+    if problems:
+        raise ConfigError(path, problems)
     entries: list[Entry] = []
     run = Run(workspace=workspace / base, token_from_env=False)
-    for index, raw in enumerate(model.deployments):
-        where = f"deployments[{index}]"
-        try:
-            shaped = _EntryWithOptions.model_validate(raw)
-        except PydanticValidationError as exc:
-            found = _problems(exc, where)
-            problems += found
-            if not isinstance(raw, dict):
-                continue
-            # The fields of the right shape are still checked: one problem per bad field.
-            bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
-            shaped = _EntryWithOptions.model_validate(
-                {key: value for key, value in raw.items() if key not in bad}
-            )
-        entry, found = _entry(index, shaped.model_dump(by_alias=True), run)
+    for index, raw in enumerate(listed):
+        fields, found = config_shape.entry(raw, f"deployments[{index}]")
+        problems += found
+        if fields is None:
+            continue
+        entry, found = _entry(index, fields, run)
         problems += found
         if entry is not None:
             problems += _duplicate(entry, entries)
@@ -263,55 +226,6 @@ def _duplicate(entry: Entry, earlier: list[Entry]) -> list[ConfigProblem]:
                 )
             ]
     return []
-
-
-def _problems(exc: PydanticValidationError, prefix: str) -> list[ConfigProblem]:
-    """pydantic's errors as problems: one per field, with its path in the file."""
-    problems: list[ConfigProblem] = []
-    for error in exc.errors(include_url=False, include_input=False):
-        location = prefix
-        for part in error["loc"]:
-            if isinstance(part, str) and (part in _UNION_TAGS or "[" in part):
-                break  # the union member pydantic tried: no place in the file after it
-            if isinstance(part, int):
-                location += f"[{part}]"
-            else:
-                location += f".{part}" if location else str(part)
-        message = _accepted(error["type"], error["msg"], error["loc"], nested=bool(prefix))
-        if all(p.field != location for p in problems):
-            problems.append(ConfigProblem(location, message))
-    return problems
-
-
-_UNION_TAGS = frozenset({"str", "bool", "int", "constrained-str"})
-
-
-def _accepted(kind: str, message: str, loc: tuple[int | str, ...], *, nested: bool) -> str:
-    """What a field accepts, for the error pydantic found in it."""
-    if kind == "extra_forbidden" and not nested:
-        return "is not a known field; the file has one field, deployments: a list of entries"
-    if kind == "extra_forbidden":
-        name = loc[-1] if loc else ""
-        if name in INPUT_RULES:
-            return (
-                f"{name} cannot be set per Deployment; entries take deployment-id,"
-                f" deployment-name, branches and {', '.join(OPTION_INPUTS)}"
-            )
-        return (
-            "is not a known field; entries take deployment-id, deployment-name, branches and"
-            f" the inputs {', '.join(OPTION_INPUTS)}"
-        )
-    if kind == "missing":
-        return "is required: a list of Deployments, each a mapping such as {deployment-id: ...}"
-    if loc and loc[0] == "deployments" and len(loc) == 1:
-        return f"must be a list of 1 to 256 Deployments ({message})"
-    if kind in ("model_type", "dict_type"):
-        return "must be a mapping of fields, such as deployment-id: <id>, branches: [main]"
-    if loc and loc[0] == "branches":
-        return f"must be a branch name or a list of branch names such as [main] ({message})"
-    if loc and loc[0] in ("deployment-id", "deployment-name"):
-        return f"must be text ({message})"
-    return f"must be text, true/false, a number or a list of texts ({message})"
 
 
 def read_config(

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
-
 from ci_deploy.astro.limits import DESCRIPTION_MAX
 from ci_deploy.changeset import glob_problem
 from ci_deploy.compression import LEVELS
+from ci_deploy.secret import Secret
 
 TOKEN_ENV = "ASTRO_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 DIGITALOCEAN_TOKEN_ENV = "DIGITALOCEAN_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -150,7 +149,7 @@ def shown(value: str, limit: int = 80) -> str:
 # --- the rules, one per kind of input ---------------------------------------------------------
 
 
-def token(text: str, run: Run) -> SecretStr:
+def token(text: str, run: Run) -> Secret:
     if not text:
         raise InvalidInput(
             f"is required: set the api-token input or the {TOKEN_ENV} environment variable"
@@ -160,7 +159,7 @@ def token(text: str, run: Run) -> SecretStr:
         raise InvalidInput(
             f"must be one line of printable ASCII without spaces{where}; the value is not shown"
         )
-    return SecretStr(text)
+    return Secret(text)
 
 
 GITHUB_TOKEN_DEFAULT = "${{ github.token }}"  # noqa: S105 - an expression, not a secret
@@ -170,11 +169,11 @@ GITHUB_ENVIRONMENT_MAX = 255
 """The longest name of a GitHub environment."""
 
 
-def github_token(text: str, _run: Run) -> SecretStr:
+def github_token(text: str, _run: Run) -> Secret:
     """The GitHub token, or "" (no PR comment, no GitHub Deployment: said when needed)."""
     if text and not _TOKEN_CHARS.fullmatch(text):
         raise InvalidInput("must be one line of printable ASCII without spaces; not shown")
-    return SecretStr(text)
+    return Secret(text)
 
 
 def url(text: str, _run: Run) -> str:
@@ -261,13 +260,13 @@ def docr_registry(text: str, _run: Run) -> str:
     return text
 
 
-def digitalocean_token(text: str, run: Run) -> SecretStr:
+def digitalocean_token(text: str, run: Run) -> Secret:
     """Optional here (only platform: digitalocean needs it, a rule between inputs)."""
     if text and not _TOKEN_CHARS.fullmatch(text):
         raise InvalidInput(
             "must be one line of printable ASCII without spaces; the value is not shown"
         )
-    return SecretStr(text)
+    return Secret(text)
 
 
 def app_spec(text: str, _run: Run) -> str:
@@ -434,10 +433,24 @@ def compare_to(text: str, _run: Run) -> str:
     )
 
 
+DEFAULT_IGNORE_PATHS = "**/*.md, .github/**, tests/**, .astro/test_*"
+"""Changes that never need a deploy, as gitignore-style globs relative to root-folder."""
+
+
+def _glob_list(text: str) -> tuple[str, ...]:
+    """The globs of a text, one per line or separated by commas."""
+    return tuple(p.strip() for p in re.split(r"[\n,]", text) if p.strip())
+
+
+_DEFAULT_GLOBS = frozenset(_glob_list(DEFAULT_IGNORE_PATHS))
+"""Globs known to be good (the tests check them): not compiled, so a run with the default
+globs loads no glob matcher until it matches changed files."""
+
+
 def globs(text: str, _run: Run) -> tuple[str, ...]:
-    patterns = tuple(p.strip() for p in re.split(r"[\n,]", text) if p.strip())
+    patterns = _glob_list(text)
     for pattern in patterns:
-        problem = glob_problem(pattern)
+        problem = None if pattern in _DEFAULT_GLOBS else glob_problem(pattern)
         if problem:
             raise InvalidInput(
                 f"must be gitignore-style globs relative to root-folder, one per line or "
@@ -490,12 +503,12 @@ def preview_env_values(text: str) -> list[str]:
     return [value for value in (v.strip() for v in values) if value]
 
 
-def preview_env(text: str, _run: Run) -> tuple[tuple[str, SecretStr], ...]:
+def preview_env(text: str, _run: Run) -> tuple[tuple[str, Secret], ...]:
     """``KEY=value`` lines (blank lines and ``# comments`` skipped) -> (key, secret value).
 
     Messages name the line and the key, never a value.
     """
-    found: dict[str, SecretStr] = {}
+    found: dict[str, Secret] = {}
     for number, line in _env_lines(text):
         key, equals, value = line.partition("=")
         key = key.strip()
@@ -506,7 +519,7 @@ def preview_env(text: str, _run: Run) -> tuple[tuple[str, SecretStr], ...]:
             )
         if key in found:
             raise InvalidInput(f"sets {key} twice (line {number}); set each variable once")
-        found[key] = SecretStr(value.strip())
+        found[key] = Secret(value.strip())
     return tuple(found.items())
 
 

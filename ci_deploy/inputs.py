@@ -7,26 +7,30 @@ one field, plus its entry in action.yml and its row in the README's Inputs table
 (tests/test_action_yml.py keeps the three in step).
 
 An input's own rule sees its own text and the run (workspace, token source), never another
-input. The rules between inputs are all in :meth:`Inputs._validate`, the one model validator,
-which reads every input's value after all were checked, so the order of the fields does not
-matter. A rule between inputs is checked only when its inputs passed their own rules, so one
-cause gives one problem.
+input. The rules between inputs are all in :meth:`Inputs._validate`, which reads every input's
+value after all were checked, so the order of the fields does not matter. A rule between
+inputs is checked only when its inputs passed their own rules, so one cause gives one problem.
 
 :func:`load_inputs` raises one :class:`~ci_deploy.errors.InputError` holding one
 :class:`~ci_deploy.errors.InputProblem` per invalid input, in action.yml's order. Each message
 completes the sentence "input 'NAME' ...": it says what is wrong and what is accepted. The API
-token is kept in a :class:`pydantic.SecretStr` and never appears in a repr, a str or a problem.
+token is kept in a :class:`~ci_deploy.secret.Secret` and never appears in a repr, a str or a
+problem.
+
+:class:`Inputs` is a frozen dataclass checked by these rules, not a pydantic model: importing
+pydantic takes about 80 ms, which would come before the step could say anything, also before
+it says that an input is wrong.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the fields' annotations are evaluated as the
+# class is made, so _INPUT_FIELDS reads their ActionInputs without typing.get_type_hints
+# (which would evaluate them again from text: about 2 ms of every start).
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Literal, NamedTuple, get_args
-
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationInfo, model_validator
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 from ci_deploy import input_rules as rules
 from ci_deploy.astro.limits import DESCRIPTION_MAX
@@ -34,6 +38,7 @@ from ci_deploy.changeset import literal_glob
 from ci_deploy.compression import DEFAULT_LEVEL
 from ci_deploy.errors import InputError, InputProblem
 from ci_deploy.input_rules import (
+    DEFAULT_IGNORE_PATHS,
     DEPLOYMENT_NAME_MAX,
     DIGITALOCEAN_API_URL,
     DIGITALOCEAN_TOKEN_ENV,
@@ -46,6 +51,7 @@ from ci_deploy.input_rules import (
     parse_duration,
     shown,
 )
+from ci_deploy.secret import Secret
 
 __all__ = [
     "ACTIONS",
@@ -72,9 +78,6 @@ __all__ = [
     "resolve_github_token",
     "resolve_token",
 ]
-
-DEFAULT_IGNORE_PATHS = "**/*.md, .github/**, tests/**, .astro/test_*"
-"""Changes that never need a deploy, as gitignore-style globs relative to root-folder."""
 
 DEFAULT_CONFIG = ".astro/ci-deploy.yaml"
 
@@ -162,18 +165,17 @@ class ActionInput(NamedTuple):
     """
 
 
-class Inputs(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Inputs:
     """The validated inputs of one run. Paths are absolute; folders are POSIX and relative.
 
-    Made by :func:`load_inputs`, which is ``Inputs.model_validate(raw, context=environ)``:
-    ``raw`` maps input names to raw texts, ``environ`` gives ``ASTRO_API_TOKEN`` and
-    ``GITHUB_WORKSPACE``. An invalid input raises InputError, not pydantic's ValidationError.
+    Made by :func:`load_inputs` from ``raw``, which maps input names to raw texts, and
+    ``environ``, which gives ``ASTRO_API_TOKEN`` and ``GITHUB_WORKSPACE``; an invalid input
+    raises InputError. The fields hold what the rules made, and nothing checks them again.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
     # The inputs, in action.yml's order.
-    api_token: Annotated[SecretStr, ActionInput("api-token", "", rules.token)]
+    api_token: Annotated[Secret, ActionInput("api-token", "", rules.token)]
     """The api-token input, else ``ASTRO_API_TOKEN``."""
     api_url: Annotated[str, ActionInput("api-url", "https://api.astronomer.io/v1", rules.url)]
     organization_id: Annotated[str, ActionInput("organization-id", "", rules.astro_id)]
@@ -204,8 +206,8 @@ class Inputs(BaseModel):
     """Set exactly when ``deploy_type`` is ``bundle``: an absolute POSIX path."""
     compare_to: Annotated[str, ActionInput("compare-to", "auto", rules.compare_to)]
     """``auto``, ``deployed``, ``event``, or a commit SHA or ref."""
-    dag_paths: Annotated[tuple[str, ...], ActionInput("dag-paths", "", rules.globs)]
-    """Globs relative to root-folder; the default is the DAGs folder."""
+    dag_paths_input: Annotated[tuple[str, ...], ActionInput("dag-paths", "", rules.globs)]
+    """The dag-paths input's globs; empty for its default, see :attr:`dag_paths`."""
     image_paths: Annotated[tuple[str, ...], ActionInput("image-paths", "", rules.globs)]
     """Globs relative to root-folder; the default is everything."""
     ignore_paths: Annotated[
@@ -227,14 +229,14 @@ class Inputs(BaseModel):
     rollback_on_failure: Annotated[bool, ActionInput("rollback-on-failure", "true", rules.boolean)]
     dry_run: Annotated[bool, ActionInput("dry-run", "false", rules.boolean)]
     github_token: Annotated[
-        SecretStr, ActionInput("github-token", GITHUB_TOKEN_DEFAULT, rules.github_token)
+        Secret, ActionInput("github-token", GITHUB_TOKEN_DEFAULT, rules.github_token)
     ]
     """The github-token input, else ``GITHUB_TOKEN``; empty when neither is set."""
     pr_comment: Annotated[bool, ActionInput("pr-comment", "true", rules.boolean)]
     environment: Annotated[str, ActionInput("environment", "", rules.github_environment)]
     """The GitHub environment a deploy is recorded in as a GitHub Deployment; "" for none."""
     preview_env: Annotated[
-        tuple[tuple[str, SecretStr], ...], ActionInput("preview-env", "", rules.preview_env)
+        tuple[tuple[str, Secret], ...], ActionInput("preview-env", "", rules.preview_env)
     ]
     """Secret variables of a preview (``action: preview``): (key, value) in the input's order."""
     open_pull_requests: Annotated[
@@ -244,7 +246,7 @@ class Inputs(BaseModel):
     """The repository's open pull requests (``action: preview-cleanup``); None when not set."""
     platform: Annotated[PlatformName, ActionInput("platform", "astro", rules.one_of(PLATFORMS))]
     digitalocean_token: Annotated[
-        SecretStr, ActionInput("digitalocean-token", "", rules.digitalocean_token)
+        Secret, ActionInput("digitalocean-token", "", rules.digitalocean_token)
     ]
     """The digitalocean-token input, else ``DIGITALOCEAN_TOKEN`` (platform: digitalocean)."""
     app_id: Annotated[str, ActionInput("app-id", "", rules.app_id)]
@@ -265,15 +267,22 @@ class Inputs(BaseModel):
     warnings: tuple[str, ...]
     """Messages for warning annotations, e.g. that the description was cut."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _validate(cls, data: object, info: ValidationInfo) -> dict[str, object]:
+    @property
+    def dag_paths(self) -> tuple[str, ...]:
+        """Globs relative to root-folder; the default is the DAGs folder, taken literally.
+
+        Escaped here, where change detection reads it, so pathspec (which escapes it) loads
+        only when the globs are compiled.
+        """
+        return self.dag_paths_input or (f"{literal_glob(self.dags_folder)}/**",)
+
+    @staticmethod
+    def _validate(data: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, Any]:
         """Check every input by its own rule, then the rules between inputs; add the rest.
 
-        ``data`` maps input names to raw texts; the context is the environment (none for an
-        empty one). Raises InputError with every problem found.
+        ``data`` maps input names to raw texts; ``environ`` is the environment. Returns the
+        fields, by field name. Raises InputError with every problem found.
         """
-        environ = {} if info.context is None else info.context
         if (
             not isinstance(data, Mapping)
             or not all(isinstance(text, str) for text in data.values())
@@ -409,7 +418,6 @@ class Inputs(BaseModel):
                 f" to the first {DESCRIPTION_MAX}, the most the Astro API accepts."
             )
         return {field: values[spec.name] for field, spec in _INPUT_FIELDS.items()} | {
-            "dag_paths": values["dag-paths"] or (f"{literal_glob(str(values['dags-folder']))}/**",),
             "image_paths": values["image-paths"] or ("**",),
             "workspace": run.workspace,
             "root_path": root_path,
@@ -421,8 +429,8 @@ class Inputs(BaseModel):
 _INPUT_FIELDS: Mapping[str, ActionInput] = MappingProxyType(
     {
         field_name: spec
-        for field_name, field in Inputs.model_fields.items()
-        for spec in field.metadata
+        for field_name, hint in Inputs.__annotations__.items()
+        for spec in getattr(hint, "__metadata__", ())
         if isinstance(spec, ActionInput)
     }
 )
@@ -445,7 +453,7 @@ def load_inputs(raw: Mapping[str, str], environ: Mapping[str, str]) -> Inputs:
     ``raw`` maps input names to raw values (see :func:`raw_inputs`); a missing or empty value
     takes the default. ``environ`` gives ``ASTRO_API_TOKEN`` and ``GITHUB_WORKSPACE``.
     """
-    return Inputs.model_validate(raw, context=environ)
+    return Inputs(**Inputs._validate(raw, environ))
 
 
 def raw_inputs(
@@ -531,7 +539,7 @@ def _digitalocean_problems(
                 "is required with platform: digitalocean: set app-id or app-name to choose the"
                 " app to deploy to"
             )
-    values.setdefault("api-token", SecretStr(""))
+    values.setdefault("api-token", Secret(""))
     values.setdefault("organization-id", "")
     return found
 

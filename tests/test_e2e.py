@@ -17,6 +17,7 @@ import re
 import signal
 import tarfile
 import time
+from collections.abc import Iterable
 
 from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.ghfiles import parse_workflow_command
@@ -233,17 +234,22 @@ def test_sigterms_in_a_burst_still_leave_the_outputs_and_summary(
     assert "## ❌ Deploy failed" in result.summary
 
 
-def imported_modules(step: Step) -> set[str]:
-    """Every module the step's interpreter imported, read from its import log
-    (``PYTHONPROFILEIMPORTTIME=1``, the same as ``python -X importtime``)."""
-    return {
+def import_order(step: Step) -> list[str]:
+    """Every module the step's interpreter imported, in the order their imports ended, read
+    from its import log (``PYTHONPROFILEIMPORTTIME=1``, the same as ``python -X importtime``)."""
+    return [
         line.rsplit("|", 1)[1].strip()
         for line in step.result.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
-    }
+    ]
 
 
-def loaded(modules: set[str], *packages: str) -> list[str]:
+def imported_modules(step: Step) -> set[str]:
+    """Every module the step's interpreter imported."""
+    return set(import_order(step))
+
+
+def loaded(modules: Iterable[str], *packages: str) -> list[str]:
     """The modules of ``packages`` (each a package or a module, with its submodules)."""
     return sorted(m for m in modules if any(m == p or m.startswith(f"{p}.") for p in packages))
 
@@ -262,6 +268,13 @@ def test_a_dag_only_run_never_imports_the_docker_sdk(repo: GitRepo, emulator: Em
     # client (a push with no environment tells GitHub nothing)
     assert loaded(imported, "ci_deploy.image", "ci_deploy.digitalocean", "yaml") == []
     assert loaded(imported, "ci_deploy.github_api") == []
+    # pydantic (the API's models) and pathspec (the globs) load only once the inputs are
+    # valid: after ci_deploy.tls, which the CLI imports then
+    order = import_order(step)
+    valid = order.index("ci_deploy.tls")
+    after = set(order[valid:])
+    assert loaded(after, "pydantic", "pathspec") == loaded(imported, "pydantic", "pathspec")
+    assert loaded(imported, "pydantic") and loaded(imported, "pathspec")
 
 
 def test_invalid_input_exits_before_the_run_code_is_loaded(
@@ -280,8 +293,10 @@ def test_invalid_input_exits_before_the_run_code_is_loaded(
     assert step.outputs["status"] == "failed"
     assert emulator.requests == []
     imported = imported_modules(step)
-    assert loaded(imported, "ci_deploy.inputs", "pydantic"), "the import log was read"
+    assert loaded(imported, "ci_deploy.inputs"), "the import log was read"
     assert loaded(imported, "docker", "requests", "git", "httpx", "yaml") == []
+    # nor pydantic (the inputs are a dataclass), nor pathspec (the default globs are known good)
+    assert loaded(imported, "pydantic", "pydantic_core", "pathspec", "re2") == []
     # of Astro, only the number the inputs borrow
     assert loaded(imported, "ci_deploy.astro") == ["ci_deploy.astro", "ci_deploy.astro.limits"]
     assert loaded(imported, "ci_deploy.digitalocean") == []

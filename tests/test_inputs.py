@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import re
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 import yaml
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    PlainValidator,
-    ValidationError,
-    WrapValidator,
-)
 
+from ci_deploy import input_rules
 from ci_deploy import inputs as inputs_module
-from ci_deploy.changeset import PathRules
+from ci_deploy.changeset import PathRules, glob_problem
 from ci_deploy.compression import DEFAULT_LEVEL
 from ci_deploy.errors import InputError, InputProblem
-from ci_deploy.input_rules import Run
+from ci_deploy.input_rules import DEFAULT_IGNORE_PATHS, Run, globs
 from ci_deploy.inputs import (
     INPUTS,
     ActionInput,
@@ -138,36 +134,41 @@ def test_inputs_are_listed_in_action_yml_order_with_their_defaults() -> None:
     }
 
 
-def test_inputs_is_derived_from_the_model_fields() -> None:
+def test_inputs_is_derived_from_the_fields() -> None:
     """Inputs is the one place an input is declared: a field with an ActionInput."""
+    hints = get_type_hints(Inputs, include_extras=True)
     declared = {
-        field_name: spec
-        for field_name, field in Inputs.model_fields.items()
-        for spec in field.metadata
+        field.name: spec
+        for field in dataclasses.fields(Inputs)
+        for spec in getattr(hints[field.name], "__metadata__", ())
         if isinstance(spec, ActionInput)
     }
     assert {spec.name: spec.default for spec in declared.values()} == INPUTS
     assert list(INPUTS) == [spec.name for spec in declared.values()]
-    assert all(field_name == spec.name.replace("-", "_") for field_name, spec in declared.items())
-    computed = set(Inputs.model_fields) - set(declared)
+    # Each field is named after its input, but dag-paths: its field holds the globs given, and
+    # the property dag_paths adds the default (escaped when read: pathspec loads then).
+    renamed = {
+        field_name: spec.name
+        for field_name, spec in declared.items()
+        if field_name != spec.name.replace("-", "_")
+    }
+    assert renamed == {"dag_paths_input": "dag-paths"}
+    computed = {field.name for field in dataclasses.fields(Inputs)} - set(declared)
     assert computed == {"workspace", "root_path", "dags_path", "warnings"}
 
 
 def test_no_input_rule_can_read_another_input() -> None:
     """Each input's own rule sees only its text and the run; never another input's value.
 
-    Why: a pydantic field validator can read the fields declared before it through
-    ``info.data``, and a rule written that way silently stops working when the fields are
-    reordered. So Inputs has no field validator (neither decorated nor in a field's Annotated
-    metadata) and one model validator; an input's own rule is its ActionInput.rule, called
-    with its text and a Run, which holds nothing that is an input.
+    Why: a rule that read other fields (a hook run as the fields are set, a validator in a
+    field's metadata) silently stops working when the fields are reordered. So Inputs has no
+    ``__post_init__`` and no metadata but the ActionInputs; an input's own rule is its
+    ActionInput.rule, called with its text and a Run, which holds nothing that is an input;
+    the rules between inputs are in one place, run after every input's own rule.
     """
-    decorators = Inputs.__pydantic_decorators__
-    assert not decorators.field_validators
-    assert [d.info.mode for d in decorators.model_validators.values()] == ["before"]
-    pydantic_validators = (AfterValidator, BeforeValidator, PlainValidator, WrapValidator)
-    for name, field in Inputs.model_fields.items():
-        assert not any(isinstance(m, pydantic_validators) for m in field.metadata), name
+    assert not hasattr(Inputs, "__post_init__")
+    for name, hint in get_type_hints(Inputs, include_extras=True).items():
+        assert all(isinstance(m, ActionInput) for m in getattr(hint, "__metadata__", ())), name
     assert Run._fields == ("workspace", "token_from_env")
     assert not {field.replace("_", "-") for field in Run._fields} & set(INPUTS)
 
@@ -285,8 +286,10 @@ def test_empty_and_blank_values_mean_the_default(workspace: Path) -> None:
 
 def test_inputs_are_frozen(workspace: Path) -> None:
     inputs = load(workspace)
-    with pytest.raises(ValidationError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         inputs.wait = False  # type: ignore[misc]
+    assert dataclasses.replace(inputs, wait=False).wait is False  # a changed copy
+    assert inputs.wait is True
 
 
 # --- the token and the organization ----------------------------------------------------------
@@ -755,7 +758,7 @@ def test_the_token_never_shows(workspace: Path) -> None:
     secret = make_jwt({"permissions": [f"organizationId:{ORG}"], "secret": "hunter2-Xyz"})
     inputs = load(workspace, api_token=secret)
     assert inputs.api_token.get_secret_value() == secret
-    for text in (repr(inputs), str(inputs), inputs.model_dump_json(), str(inputs.model_dump())):
+    for text in (repr(inputs), str(inputs), f"{inputs}", str(dataclasses.asdict(inputs))):
         assert secret not in text
         assert "**********" in text
 
@@ -775,7 +778,7 @@ def test_an_opaque_token_never_shows_in_the_organization_problem(workspace: Path
 
 
 def test_inputs_can_be_built_directly_for_other_tests(tmp_path: Path) -> None:
-    inputs = Inputs.model_validate(
+    inputs = load_inputs(
         {
             "api-token": "t",
             "api-url": "http://127.0.0.1:1/v1",
@@ -784,7 +787,7 @@ def test_inputs_can_be_built_directly_for_other_tests(tmp_path: Path) -> None:
             "deploy-type": "dags-only",
             "wait-timeout": "1",
         },
-        context={"GITHUB_WORKSPACE": str(tmp_path)},
+        {"GITHUB_WORKSPACE": str(tmp_path)},
     )
     assert inputs.warnings == ()
     assert os.fspath(inputs.dags_path).endswith("dags")
@@ -799,7 +802,7 @@ def test_inputs_can_be_built_directly_for_other_tests(tmp_path: Path) -> None:
 
 def test_inputs_are_made_from_texts_by_input_name(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="texts by input name"):
-        Inputs.model_validate({"wait": True}, context={"GITHUB_WORKSPACE": str(tmp_path)})
+        load_inputs({"wait": True}, {"GITHUB_WORKSPACE": str(tmp_path)})  # type: ignore[dict-item]
 
 
 # --- change detection inputs (compare-to, path globs, force) ------------------------------
@@ -845,6 +848,22 @@ def test_path_globs_must_stay_inside_the_root_folder(workspace: Path) -> None:
     message = only_problem(workspace, "image-paths", image_paths="Dockerfile\n../shared/**")
     assert "gitignore-style globs relative to root-folder" in message
     assert "'../shared/**'" in message
+
+
+def test_the_default_globs_taken_unchecked_are_valid_globs() -> None:
+    # The globs rule takes ignore-paths' default globs without compiling them (pathspec is
+    # not loaded at start-up for them): each must be a glob pathspec compiles.
+    assert set(globs(DEFAULT_IGNORE_PATHS, Run(Path(), False))) == input_rules._DEFAULT_GLOBS
+    assert INPUTS["ignore-paths"] == DEFAULT_IGNORE_PATHS
+    for pattern in input_rules._DEFAULT_GLOBS:
+        assert glob_problem(pattern) is None, pattern
+
+
+def test_a_bad_glob_among_the_default_globs_is_still_refused(workspace: Path) -> None:
+    message = only_problem(
+        workspace, "ignore-paths", ignore_paths=f"{DEFAULT_IGNORE_PATHS}, a/../b"
+    )
+    assert "'a/../b' must not contain .." in message
 
 
 def test_force_is_a_boolean(workspace: Path) -> None:

@@ -45,7 +45,7 @@ def preview_platform(platform: Platform) -> PreviewPlatform:
 def preview_deploy_inputs(inputs: Inputs) -> Inputs:
     """The inputs of a deploy to a preview: compared with the commit the preview runs
     (nothing, the first time: a full deploy), woken when it hibernates."""
-    return inputs.model_copy(update={"compare_to": "deployed", "wake_on_deploy": True})
+    return replace(inputs, compare_to="deployed", wake_on_deploy=True)
 
 
 class Previews:
@@ -104,16 +104,17 @@ class Previews:
         target = self.platform.platform_for(preview)
         ready = self._wait_until_ready(target, preview)
         self.journal.add(PreviewReady(ready, created=not found, missing_secrets=missing))
-        on_preview: dict[str, object] = {
-            "deployment_id": ready.id,
-            "deployment_name": "",
-            "workspace_id": "",
+        on_preview = replace(
+            self.inputs,
+            deployment_id=ready.id,
+            deployment_name="",
+            workspace_id="",
             # a new preview gets the run's own deploy, which the PR comment and the GitHub
             # Deployment record, also where the platform deployed it when it made it (App
             # Platform builds an app the moment it is created)
-            "force": self.inputs.force or not found,
-        }
-        return self.inputs.model_copy(update=on_preview), replace(self.scope, platform=target)
+            force=self.inputs.force or not found,
+        )
+        return on_preview, replace(self.scope, platform=target)
 
     def _template(self) -> Environment:
         template = self.platform.locate()
