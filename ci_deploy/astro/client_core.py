@@ -112,7 +112,9 @@ class ApiSession:
         self._early[read.key] = read
 
         def send() -> httpx.Response:
-            return self._http.send(self._http.build_request("GET", read.path, params=read.query))
+            request = self._http.build_request("GET", read.path, params=read.query)
+            request.extensions["trace"] = read.trace
+            return self._http.send(request)
 
         return lambda: read.send(send)
 
@@ -228,6 +230,7 @@ class EarlyRead:
         self.key = ("GET", path, tuple(params))
         self._answers: list[httpx.Response] = []
         self._done = threading.Event()
+        self._under_way = threading.Event()
 
     def send(self, send: Callable[[], httpx.Response]) -> None:
         """Keep what ``send`` answers; whatever it raises is left to the call's own sending."""
@@ -235,10 +238,22 @@ class EarlyRead:
             with suppress(Exception):
                 self._answers.append(send())
         finally:
+            self._under_way.set()
             self._done.set()
+
+    def trace(self, event: str, info: object) -> None:
+        """httpcore's trace hook: the first network step (a connection made, or a request
+        written on one kept open) means the request is under way."""
+        self._under_way.set()
+
+    def wait_under_way(self, timeout: float) -> None:
+        """Wait until the request's Python side is done and it waits on the network (or
+        until it ended, or ``timeout`` passed)."""
+        self._under_way.wait(timeout)
 
     def give_up(self) -> None:
         """Never sent: the call sends its request itself."""
+        self._under_way.set()
         self._done.set()
 
     def answer(self) -> httpx.Response | None:

@@ -90,47 +90,42 @@ def first_read(inputs: Inputs) -> EarlyRead:
     return EarlyRead(deployments_path(org), page_params(query, 0))
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Opening:
-    """A session being made, and its first read sent, on a daemon thread."""
+    """A session made ahead, its first read under way on a daemon thread."""
 
     settings: SessionSettings
-    made: threading.Event
-    sessions: list[ApiSession]
+    session: ApiSession
 
+
+UNDER_WAY_WAIT = 1.0
+"""At most how long :func:`start` waits for the first read to be under way, in seconds."""
 
 _lock = threading.Lock()
 _openings: list[_Opening] = []
 
 
 def start(inputs: Inputs, runner: Runner, timing: Timing) -> None:
-    """Start the run's session and its first read on a daemon thread (a deploy on Astro
-    only). Nothing is raised: a failure is met again, and reported, by the normal path."""
+    """Make the run's session and send its first read (a deploy on Astro only).
+
+    The read is sent on a daemon thread; this returns once its Python side is done (the
+    connection is being made: the imports that follow do not hold it up by the GIL), at
+    most after :data:`UNDER_WAY_WAIT`. Nothing is raised: a failure is met again, and
+    reported, by the normal path.
+    """
     if inputs.platform != "astro" or inputs.action != "deploy":
         return
+    settings = session_settings(inputs, runner, timing)
     try:
         read = first_read(inputs)  # ValueError for an empty id: the locate says so
-    except ValueError:
+        session = settings.session()  # a bad token or TLS setup: connect() raises it
+    except Exception:
         return
-    opening = _Opening(session_settings(inputs, runner, timing), threading.Event(), [])
     with _lock:
-        _openings.append(opening)
-    threading.Thread(
-        target=_open, args=(opening, read), name="ci-deploy-early-read", daemon=True
-    ).start()
-
-
-def _open(opening: _Opening, read: EarlyRead) -> None:
-    try:
-        session = opening.settings.session()  # waits for the TLS context
-    except Exception:  # a bad token or TLS setup: connect() makes it again and raises
-        read.give_up()
-        opening.made.set()
-        return
+        _openings.append(_Opening(settings, session))
     send = session.read_early(read)
-    opening.sessions.append(session)
-    opening.made.set()
-    send()
+    threading.Thread(target=send, name="ci-deploy-early-read", daemon=True).start()
+    read.wait_under_way(UNDER_WAY_WAIT)
 
 
 def take(settings: SessionSettings) -> ApiSession | None:
@@ -141,10 +136,8 @@ def take(settings: SessionSettings) -> ApiSession | None:
         _openings.clear()
     taken = None
     for opening in openings:
-        opening.made.wait()
-        for session in opening.sessions:
-            if taken is None and opening.settings == settings:
-                taken = session
-            else:
-                session.close()
+        if taken is None and opening.settings == settings:
+            taken = opening.session
+        else:
+            opening.session.close()
     return taken
