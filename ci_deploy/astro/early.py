@@ -16,6 +16,7 @@ Nothing here imports pydantic or the API's models.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +102,9 @@ class _Opening:
 UNDER_WAY_WAIT = 1.0
 """At most how long :func:`start` waits for the first read to be under way, in seconds."""
 
+SWITCH_INTERVAL = 0.0005
+"""The GIL's switch interval while the read is under way, in seconds (Python's is 0.005)."""
+
 _lock = threading.Lock()
 _openings: list[_Opening] = []
 
@@ -124,8 +128,24 @@ def start(inputs: Inputs, runner: Runner, timing: Timing) -> None:
     with _lock:
         _openings.append(_Opening(settings, session))
     send = session.read_early(read)
-    threading.Thread(target=send, name="ci-deploy-early-read", daemon=True).start()
+    threading.Thread(
+        target=_sending,
+        args=(send, sys.getswitchinterval()),
+        name="ci-deploy-early-read",
+        daemon=True,
+    ).start()
     read.wait_under_way(UNDER_WAY_WAIT)
+
+
+def _sending(send: Callable[[], None], interval: float) -> None:
+    """``send``, the GIL handed over more often meanwhile: each time the read comes back
+    from the network (connected, written) it waits for the GIL the imports hold, a switch
+    interval at most."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        send()
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def take(settings: SessionSettings) -> ApiSession | None:
