@@ -44,6 +44,7 @@ from ci_deploy.runner import Runner
 if TYPE_CHECKING:
     from ci_deploy.github_side import GitHubSide
     from ci_deploy.run import Dependencies
+    from ci_deploy.timing import Timing
 
 COMMANDS = ("deploy", "plan", "emulator")
 SECRET = ("api-token", "github-token", "preview-env", "digitalocean-token")
@@ -109,8 +110,13 @@ def _deploy(
         from ci_deploy import tls
 
         tls.prepare()
+        # the real run's first API request goes out meanwhile (a deploy on Astro)
+        timing = None if dependencies is not None else _start_early_read(inputs, runner)
         from ci_deploy.matrix import run_matrix
         from ci_deploy.run import Dependencies, run
+
+        if timing is not None:
+            dependencies = Dependencies(timing=timing)
 
         if inputs.action == "matrix":
             result = run_matrix(
@@ -139,6 +145,17 @@ def _deploy(
     if github is not None:  # after the report: a slow GitHub must not delay or cut it off
         github.finished(result)
     return code
+
+
+def _start_early_read(inputs: Inputs, runner: Runner) -> Timing:
+    """Start the platform's first read (see :mod:`ci_deploy.astro.early`) with the run's
+    timing, which is returned: the platform takes the read over when it connects."""
+    from ci_deploy.astro import early
+    from ci_deploy.timing import Timing
+
+    timing = Timing()
+    early.start(inputs, runner, timing)
+    return timing
 
 
 def _configured(

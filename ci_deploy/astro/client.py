@@ -68,6 +68,13 @@ class AstroClient(DeploymentCalls, LogCalls, DeployCalls):
             on_retry=on_retry,
         )
 
+    @classmethod
+    def over(cls, session: ApiSession) -> Self:
+        """A client over a session made already (see :mod:`ci_deploy.astro.early`)."""
+        client = cls.__new__(cls)
+        client._session = session
+        return client
+
     @property
     def api_url(self) -> str:
         """The API base URL, without a trailing slash."""

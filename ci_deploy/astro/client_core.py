@@ -9,13 +9,14 @@ groups that :class:`~ci_deploy.astro.client.AstroClient` is made of.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from contextlib import suppress
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from ci_deploy import __version__
 from ci_deploy.astro.client_errors import (
@@ -28,13 +29,25 @@ from ci_deploy.astro.client_errors import (
 )
 from ci_deploy.http import Retryable, TransportFailure, bearer_client, send_with_retries
 
-__all__ = ["PAGE_SIZE", "ApiSession", "Operations"]
+if TYPE_CHECKING:  # imported where an answer is parsed: the session sends without them
+    from pydantic import BaseModel
+
+__all__ = [
+    "PAGE_SIZE",
+    "ApiSession",
+    "EarlyRead",
+    "Operations",
+    "deployment_path",
+    "deployments_path",
+    "deployments_query",
+    "page_params",
+]
 
 PAGE_SIZE = 100
 """Deploys or Deployments asked for per page by the ``list_*`` methods."""
 
-_Model = TypeVar("_Model", bound=BaseModel)
-_Page = TypeVar("_Page", bound=BaseModel)
+_Model = TypeVar("_Model", bound="BaseModel")
+_Page = TypeVar("_Page", bound="BaseModel")
 _Item = TypeVar("_Item")
 
 
@@ -66,6 +79,7 @@ class ApiSession:
         self._max_attempts = max_attempts
         self._sleep = sleep
         self._on_retry = on_retry
+        self._early: dict[tuple[str, str, tuple[tuple[str, str], ...]], EarlyRead] = {}
         self._http = bearer_client(
             self.api_url,
             token,
@@ -85,6 +99,24 @@ class ApiSession:
     def close(self) -> None:
         """Close the HTTP connections."""
         self._http.close()
+
+    def read_early(self, read: EarlyRead) -> Callable[[], None]:
+        """Keep ``read``'s answer for the call that sends the same GET (same path and query)
+        first; returns what sends it, once and without retries (call it on a thread of its
+        own, before or while that call is made).
+
+        That call takes an answer it would not retry as its own (a success, or an error
+        status, reported as always); without an answer, or with one worth another attempt
+        (429, 5xx), it sends as usual. Nothing is raised or logged by the early read.
+        """
+        self._early[read.key] = read
+
+        def send() -> httpx.Response:
+            request = self._http.build_request("GET", read.path, params=read.query)
+            request.extensions["trace"] = read.trace
+            return self._http.send(request)
+
+        return lambda: read.send(send)
 
     def request(
         self,
@@ -120,18 +152,22 @@ class ApiSession:
         def build() -> httpx.Request:
             return self._http.build_request(method, path, params=query, json=payload)
 
-        try:
-            response = send_with_retries(
-                self._http,
-                build,
-                retryable=call.retryable,
-                label=call.description,
-                max_attempts=self._max_attempts,
-                sleep=self._sleep,
-                on_retry=self._on_retry,
-            )
-        except TransportFailure as failure:
-            raise unreachable(call, failure, self.api_url, self._scrub) from None
+        early = self._early.pop((method, path, tuple(params)), None) if body is None else None
+        response = None if early is None else early.answer()
+        if response is None or call.retryable.answer(response):
+            # no early answer, or one worth another attempt: sent here, with the retries
+            try:
+                response = send_with_retries(
+                    self._http,
+                    build,
+                    retryable=call.retryable,
+                    label=call.description,
+                    max_attempts=self._max_attempts,
+                    sleep=self._sleep,
+                    on_retry=self._on_retry,
+                )
+            except TransportFailure as failure:
+                raise unreachable(call, failure, self.api_url, self._scrub) from None
         if response.is_success:
             return response
         raise status_error(
@@ -144,6 +180,8 @@ class ApiSession:
 
     def parse(self, call: Call, response: httpx.Response, model: type[_Model]) -> _Model:
         """The answer's body as ``model``; ApiError when it is not one."""
+        from pydantic import ValidationError
+
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
@@ -169,8 +207,8 @@ class ApiSession:
         found: dict[str, _Item] = {}
         offset = 0
         while True:
-            page_params = [*params, ("offset", str(offset)), ("limit", str(PAGE_SIZE))]
-            items, total = read(self.request(call, "GET", path, model, params=page_params))
+            page = page_params(params, offset)
+            items, total = read(self.request(call, "GET", path, model, params=page))
             known = len(found)
             for item in items:
                 found.setdefault(key(item), item)
@@ -182,17 +220,83 @@ class ApiSession:
         return text.replace(self._token, "<token>") if self._token else text
 
 
+class EarlyRead:
+    """A GET sent ahead of the call that needs it (see :meth:`ApiSession.read_early`): its
+    answer, or None when it got none (a transport error, a timeout, never sent)."""
+
+    def __init__(self, path: str, params: Sequence[tuple[str, str]] = ()) -> None:
+        self.path = path
+        self.query = tuple(params) or None
+        self.key = ("GET", path, tuple(params))
+        self._answers: list[httpx.Response] = []
+        self._done = threading.Event()
+        self._under_way = threading.Event()
+
+    def send(self, send: Callable[[], httpx.Response]) -> None:
+        """Keep what ``send`` answers; whatever it raises is left to the call's own sending."""
+        try:
+            with suppress(Exception):
+                self._answers.append(send())
+        finally:
+            self._under_way.set()
+            self._done.set()
+
+    def trace(self, event: str, info: object) -> None:
+        """httpcore's trace hook: the first network step (a connection made, or a request
+        written on one kept open) means the request is under way."""
+        self._under_way.set()
+
+    def wait_under_way(self, timeout: float) -> None:
+        """Wait until the request's Python side is done and it waits on the network (or
+        until it ended, or ``timeout`` passed)."""
+        self._under_way.wait(timeout)
+
+    def give_up(self) -> None:
+        """Never sent: the call sends its request itself."""
+        self._under_way.set()
+        self._done.set()
+
+    def answer(self) -> httpx.Response | None:
+        """The answer, once the GET is done (waits for it; a signal still interrupts)."""
+        self._done.wait()
+        return self._answers[0] if self._answers else None
+
+
+def page_params(params: Sequence[tuple[str, str]], offset: int) -> list[tuple[str, str]]:
+    """The query of the page of an offset-paged list that starts at ``offset``."""
+    return [*params, ("offset", str(offset)), ("limit", str(PAGE_SIZE))]
+
+
+def deployments_path(organization_id: str) -> str:
+    """The path of the organization's Deployments."""
+    return f"/organizations/{segment(organization_id, 'organization id')}/deployments"
+
+
+def deployment_path(organization_id: str, deployment_id: str) -> str:
+    """The path of one Deployment."""
+    return deployments_path(organization_id) + "/" + segment(deployment_id, "deployment id")
+
+
+def deployments_query(names: Sequence[str], workspace_id: str | None) -> list[tuple[str, str]]:
+    """ListDeployments' filters: exact ``names``, the workspace, and a stable order for offset
+    paging (oldest first)."""
+    filters = [("names", name) for name in names]
+    if workspace_id is not None:
+        filters.append(("workspaceIds", workspace_id))
+    filters.append(("sorts", "createdAt:asc"))
+    return filters
+
+
 class Operations:
     """The base of the operation groups: the session, and the paths and calls they share."""
 
     _session: ApiSession
 
     def _deployments_path(self) -> str:
-        org = segment(self._session.organization_id, "organization id")
-        return f"/organizations/{org}/deployments"
+        return deployments_path(self._session.organization_id)
 
     def _deployment_path(self, deployment_id: str) -> str:
-        return self._deployments_path() + "/" + segment(deployment_id, "deployment id")
+        return deployment_path(self._session.organization_id, deployment_id)
 
     def _deploys_path(self, deployment_id: str) -> str:
         return self._deployment_path(deployment_id) + "/deploys"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ci_deploy.astro import wire as models
-from ci_deploy.astro.client_core import Operations
+from ci_deploy.astro.client_core import Operations, deployments_query
 from ci_deploy.astro.client_errors import CHECK_HIBERNATION, Call
 from ci_deploy.http import API_GET, API_POST
 
@@ -50,17 +50,13 @@ class DeploymentCalls(Operations):
             ids="organization id",
             tokens="a Workspace or Organization API token",
         )
-        filters = [("names", name) for name in wanted]
-        if workspace is not None:
-            filters.append(("workspaceIds", workspace))
-        filters.append(("sorts", "createdAt:asc"))  # a stable order for offset paging
         found = self._session.collect(
             call,
             self._deployments_path(),
             models.DeploymentsPage,
             lambda page: (page.deployments, page.totalCount),
             lambda deployment: deployment.id,
-            params=filters,
+            params=deployments_query(wanted, workspace),
         )
         return [
             deployment

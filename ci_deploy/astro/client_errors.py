@@ -14,10 +14,10 @@ import json
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from ci_deploy.errors import (
     ApiAmbiguousError,
@@ -28,6 +28,9 @@ from ci_deploy.errors import (
 )
 from ci_deploy.http import Retryable, TransportFailure
 from ci_deploy.text import shorten
+
+if TYPE_CHECKING:  # pydantic loads with the models, after the run's first request
+    from pydantic import BaseModel, ValidationError
 
 __all__ = [
     "CHECK_HIBERNATION",

@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from ci_deploy.astro import hibernation
+from ci_deploy.astro import early, hibernation
 from ci_deploy.astro.client import AstroClient
+from ci_deploy.astro.early import session_settings
 from ci_deploy.astro.logs import LOG_SOURCES, import_problems
 from ci_deploy.astro.preview import create_request
 from ci_deploy.astro.rules import (
@@ -430,8 +431,7 @@ def connect(
 ) -> Iterator[AstroPlatform]:
     """The Astro platform for ``inputs``, its HTTP connections closed on the way out."""
     timing = timing or Timing()
-    sleep = timing.sleep
-    token = inputs.api_token.get_secret_value()
+    session = session_settings(inputs, runner, timing)
     settings = AstroSettings(
         deployment_id=inputs.deployment_id,
         deployment_name=inputs.deployment_name,
@@ -439,22 +439,15 @@ def connect(
         bundle_type=inputs.bundle_type,
         bundle_mount_path=inputs.bundle_mount_path,
     )
-    with AstroClient(
-        inputs.api_url,
-        token,
-        inputs.organization_id,
-        client_identifier="github-action" if runner.in_github else "ci-deploy",
-        on_retry=runner.info,
-        sleep=sleep,
-        timeout=timing.request_timeout,
-    ) as client:
+    # the session whose first read went out while the code loaded, when cli started one
+    with AstroClient.over(early.take(session) or session.session()) as client:
         yield AstroPlatform(
             client,
             settings,
             runner,
-            registry_password=token,
+            registry_password=session.token,
             images=images,
-            sleep=sleep,
+            sleep=timing.sleep,
             clock=timing.clock,
             request_timeout=timing.request_timeout,
         )
