@@ -31,6 +31,7 @@ from ci_deploy.text import human_size
 
 if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage, ImageBuilder
+    from ci_deploy.stages.prebuild import Prebuild
 
 
 def build(
@@ -41,19 +42,21 @@ def build(
     *,
     root_folder: str,
     image_tag: str,
+    prebuilt: Prebuild | None = None,
 ) -> Built:
     """Make what ``release`` ships. ``root_folder`` is repository-relative (for annotations);
-    ``image_tag`` names an image built here."""
-    packing = bundling.Packing(
-        compression_for(inputs.compression_level), bundling.spool_folder(runner.environ)
-    )
+    ``image_tag`` names an image built here; the DAG tarball is ``prebuilt``'s when it is the
+    same one."""
+    packing = packing_for(inputs, runner)
     dags = bundle = image = None
     try:
         if Artifact.BUNDLE in release.artifacts:
             bundle = bundling.build_bundle_tarball(inputs.root_path, packing)
             _describe(bundle, f"{inputs.root_folder}/ ({inputs.bundle_type})", runner)
         if Artifact.DAGS in release.artifacts:
-            dags = bundling.build_dag_tarball(inputs.dags_path, packing)
+            dags = prebuilt.take(inputs.dags_path, packing) if prebuilt else None
+            if dags is None:
+                dags = bundling.build_dag_tarball(inputs.dags_path, packing)
             _describe(dags, f"{inputs.dags_folder}/", runner)
         _warn_of_unfetched_submodules(release, inputs, runner)
         if dags is not None and inputs.syntax_check:
@@ -65,6 +68,13 @@ def build(
         discard(Built(dags=dags, bundle=bundle))
         raise
     return Built(dags=dags, bundle=bundle, image=image)
+
+
+def packing_for(inputs: Inputs, runner: Runner) -> bundling.Packing:
+    """How the run's tarballs are written: ``compression-level``, spooled in ``RUNNER_TEMP``."""
+    return bundling.Packing(
+        compression_for(inputs.compression_level), bundling.spool_folder(runner.environ)
+    )
 
 
 def discard(built: Built) -> None:

@@ -1,0 +1,105 @@
+"""Prebuild: the DAG tarball packed early, in a process of its own, while the run loads its
+platform, locates the environment, reads its history and detects what changed.
+
+Whether to start it is :func:`worth_prebuilding`, pure: only a run that deploys (not a dry
+run) on Astro with a deploy type that may ship DAGs. The packing runs in
+:mod:`ci_deploy.bundle_worker` (another process: it runs on another core, not against the
+run's own Python work) into a folder of its own in the spool folder. The build stage takes
+the tarball when the plan ships the DAGs of the same folder, packed the same way
+(:meth:`Prebuild.take`); when the early packing failed for any reason it packs the folder
+itself, so a failure is reported exactly as before, and only when the plan needs the
+tarball. The run discards the prebuild on every path (deploy, skip, error, cancellation):
+:meth:`Prebuild.discard` stops the process if it still runs and deletes its folder, spool
+file included. Nothing touches the environment here: the build stage still finishes the
+tarball (and its syntax check) before anything is created.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import ci_deploy
+from ci_deploy.bundle import Bundle, Packing
+from ci_deploy.bundle_worker import from_json
+from ci_deploy.inputs import Inputs
+from ci_deploy.runner import Runner
+from ci_deploy.stages.build import packing_for
+
+_MAY_SHIP_DAGS = ("infer", "dags-only", "image-and-dags")
+"""The deploy types whose plan may ship a DAG tarball (bundle and image-only never do)."""
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(ci_deploy.__file__)))
+
+
+def worth_prebuilding(inputs: Inputs) -> bool:
+    """Whether a run of ``inputs`` may ship a DAG tarball, so that packing it early can pay:
+    a deploy (or a preview's deploy) on Astro, not a dry run, of a type that may ship DAGs."""
+    return (
+        inputs.platform == "astro"
+        and inputs.action in ("deploy", "preview")
+        and not inputs.dry_run
+        and inputs.deploy_type in _MAY_SHIP_DAGS
+    )
+
+
+class Prebuild:
+    """The DAG tarball of ``dags_path`` packed as ``packing``, being made by another process."""
+
+    def __init__(self, dags_path: Path, packing: Packing) -> None:
+        self._made_of = (dags_path, packing)
+        self._folder = tempfile.mkdtemp(prefix="ci-deploy-prebuild-", dir=packing.spool)
+        level = str(packing.compression.level)
+        self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-m", "ci_deploy.bundle_worker", str(dags_path), self._folder, level],
+            cwd=_PACKAGE_PARENT,  # python -m finds this ci_deploy first
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def take(self, dags_path: Path, packing: Packing) -> Bundle | None:
+        """The tarball when it is the one of ``dags_path`` packed as ``packing`` and it was
+        made; None otherwise (the caller packs the folder itself). The caller closes it; the
+        folder it lies in goes with :meth:`discard`."""
+        if self._process is None or (dags_path, packing) != self._made_of:
+            return None
+        process, self._process = self._process, None
+        output, _ = process.communicate()
+        if process.returncode != 0:
+            return None
+        try:
+            tarball = from_json(output)
+        except (ValueError, KeyError, TypeError):
+            return None
+        if tarball.compression != packing.compression or tarball.path.parent != Path(self._folder):
+            return None
+        return tarball
+
+    def discard(self) -> None:
+        """Stop the process if it still runs, and delete its folder (a tarball included)."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.communicate()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+@contextmanager
+def prebuilding(inputs: Inputs, runner: Runner) -> Iterator[Prebuild | None]:
+    """The prebuild of a run of ``inputs`` when :func:`worth_prebuilding` (else None),
+    discarded when the block exits, however it exits."""
+    if not worth_prebuilding(inputs):
+        yield None
+        return
+    prebuild = Prebuild(inputs.dags_path, packing_for(inputs, runner))
+    try:
+        yield prebuild
+    finally:
+        prebuild.discard()
