@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,7 +114,25 @@ def _packing(tmp_path: Path, level: int = 1) -> Packing:
     return Packing(compression_for(level), str(spool))
 
 
-def test_the_tarball_taken_is_the_one_the_build_would_make(tmp_path: Path) -> None:
+@pytest.fixture(params=["forked", "spawned"])
+def how(request: pytest.FixtureRequest) -> Iterator[str]:
+    """How the packing process starts: a fork when the run's process has one thread, a new
+    interpreter when another thread runs (here: one that waits)."""
+    if request.param == "forked":
+        assert threading.active_count() == 1
+        yield request.param
+        return
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        yield request.param
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_the_tarball_taken_is_the_one_the_build_would_make(tmp_path: Path, how: str) -> None:
     dags, packing = _dags(tmp_path), _packing(tmp_path)
     prebuild = Prebuild(dags, packing)
 
@@ -140,7 +159,9 @@ def test_another_packing_is_not_taken_and_nothing_is_left(tmp_path: Path) -> Non
     assert list(Path(packing.spool).iterdir()) == []
 
 
-def test_a_prebuild_discarded_while_packing_stops_and_leaves_nothing(tmp_path: Path) -> None:
+def test_a_prebuild_discarded_while_packing_stops_and_leaves_nothing(
+    tmp_path: Path, how: str
+) -> None:
     dags, packing = _dags(tmp_path), _packing(tmp_path)
     for index in range(200):
         (dags / f"file_{index}.bin").write_bytes(bytes(range(256)) * 400)
@@ -152,7 +173,7 @@ def test_a_prebuild_discarded_while_packing_stops_and_leaves_nothing(tmp_path: P
     assert prebuild.take(dags, packing) is None
 
 
-def test_a_failed_prebuild_is_not_taken(tmp_path: Path) -> None:
+def test_a_failed_prebuild_is_not_taken(tmp_path: Path, how: str) -> None:
     dags, packing = _dags(tmp_path), _packing(tmp_path)
     (dags / "big.bin").write_text(LFS_POINTER)
     prebuild = Prebuild(dags, packing)

@@ -58,6 +58,8 @@ def build(
             if dags is None:
                 dags = bundling.build_dag_tarball(inputs.dags_path, packing)
             _describe(dags, f"{inputs.dags_folder}/", runner)
+        elif prebuilt is not None:  # not wanted: stopped now, not after an image build
+            prebuilt.discard()
         _warn_of_unfetched_submodules(release, inputs, runner)
         if dags is not None and inputs.syntax_check:
             prefix = bundling.member_prefix(root_folder, inputs.dags_folder)

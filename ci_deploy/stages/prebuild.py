@@ -4,7 +4,8 @@ platform, locates the environment, reads its history and detects what changed.
 Whether to start it is :func:`worth_prebuilding`, pure: only a run that deploys (not a dry
 run) on Astro with a deploy type that may ship DAGs. The packing runs in
 :mod:`ci_deploy.bundle_worker` (another process: it runs on another core, not against the
-run's own Python work) into a folder of its own in the spool folder. The build stage takes
+run's own Python work for the interpreter's lock) into a folder of its own in the spool
+folder. The build stage takes
 the tarball when the plan ships the DAGs of the same folder, packed the same way
 (:meth:`Prebuild.take`); when the early packing failed for any reason it packs the folder
 itself, so a failure is reported exactly as before, and only when the plan needs the
@@ -16,26 +17,21 @@ tarball (and its syntax check) before anything is created.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
-import ci_deploy
 from ci_deploy.bundle import Bundle, Packing
-from ci_deploy.bundle_worker import from_json
+from ci_deploy.bundle_worker import Worker, from_json, start
 from ci_deploy.inputs import Inputs
 from ci_deploy.runner import Runner
 from ci_deploy.stages.build import packing_for
 
 _MAY_SHIP_DAGS = ("infer", "dags-only", "image-and-dags")
 """The deploy types whose plan may ship a DAG tarball (bundle and image-only never do)."""
-
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(ci_deploy.__file__)))
 
 
 def worth_prebuilding(inputs: Inputs) -> bool:
@@ -55,24 +51,17 @@ class Prebuild:
     def __init__(self, dags_path: Path, packing: Packing) -> None:
         self._made_of = (dags_path, packing)
         self._folder = tempfile.mkdtemp(prefix="ci-deploy-prebuild-", dir=packing.spool)
-        level = str(packing.compression.level)
-        self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-m", "ci_deploy.bundle_worker", str(dags_path), self._folder, level],
-            cwd=_PACKAGE_PARENT,  # python -m finds this ci_deploy first
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        self._worker: Worker | None = start(dags_path, replace(packing, spool=self._folder))
 
     def take(self, dags_path: Path, packing: Packing) -> Bundle | None:
         """The tarball when it is the one of ``dags_path`` packed as ``packing`` and it was
         made; None otherwise (the caller packs the folder itself). The caller closes it; the
         folder it lies in goes with :meth:`discard`."""
-        if self._process is None or (dags_path, packing) != self._made_of:
+        if self._worker is None or (dags_path, packing) != self._made_of:
             return None
-        process, self._process = self._process, None
-        output, _ = process.communicate()
-        if process.returncode != 0:
+        worker, self._worker = self._worker, None
+        output = worker.answer()
+        if output is None:
             return None
         try:
             tarball = from_json(output)
@@ -84,10 +73,9 @@ class Prebuild:
 
     def discard(self) -> None:
         """Stop the process if it still runs, and delete its folder (a tarball included)."""
-        process, self._process = self._process, None
-        if process is not None:
-            process.kill()
-            process.communicate()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
