@@ -177,9 +177,9 @@ def run(
                 if inputs.action == "preview":
                     inputs = preview_deploy_inputs(inputs)
                 with (
-                    prebuilding(inputs, runner) as prebuild,  # the DAG tarball, packed meanwhile
                     open_checkout(inputs, context, runner) as checkout,
                     dependencies.platform(inputs, runner, images.get, timing) as platform,
+                    prebuilding(inputs, runner) as prebuild,  # the DAG tarball, packed meanwhile
                 ):
                     deploy: tuple[Inputs, Scope] | None = (inputs, scope_of(platform))
                     if inputs.action == "preview":  # the deploy goes to the preview
@@ -218,7 +218,7 @@ class _Stages:
         self.inputs, self.context, self.scope = inputs, context, scope
         self.checkout, self.images, self.github = checkout, images, github
         self.platform, self.runner, self.journal = scope.platform, scope.runner, scope.journal
-        self.prebuild = prebuild  # the DAG tarball, packed since the run began
+        self.prebuild = prebuild  # the DAG tarball, being packed since the platform was made
 
     def run(self) -> None:
         inputs, journal, platform = self.inputs, self.journal, self.platform

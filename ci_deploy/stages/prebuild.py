@@ -1,5 +1,6 @@
-"""Prebuild: the DAG tarball packed early, in a process of its own, while the run loads its
-platform, locates the environment, reads its history and detects what changed.
+"""Prebuild: the DAG tarball packed early, in a process of its own, while the run locates
+the environment, reads its history and detects what changed (it starts once the platform's
+client is made: the TLS thread is done by then, so the run's process can fork).
 
 Whether to start it is :func:`worth_prebuilding`, pure: only a run that deploys (not a dry
 run) on Astro with a deploy type that may ship DAGs. The packing runs in
