@@ -26,7 +26,7 @@ from tests.fakes import FakePlatform
 from tests.gitrepo import GitRepo
 from tests.test_overlap import at
 from tests.test_plan import inputs
-from tests.test_run import deploy, error
+from tests.test_run import _cancel, deploy, error
 
 LFS_POINTER = (
     "version https://git-lfs.github.com/spec/v1\n"
@@ -272,4 +272,19 @@ def test_a_failure_packing_early_is_reported_as_the_build_reports_it(
     assert "The DAG folder holds Git LFS pointers" in error(step)
     assert "create" not in platform.names()
     assert len(started) == 1
+    assert _left_in_runner_temp(repo) == []
+
+
+def test_a_run_cancelled_while_packing_early_stops_the_process_and_leaves_nothing(
+    repo: GitRepo, platform: FakePlatform, started: list[Prebuild]
+) -> None:
+    platform.on_call["history"] = _cancel
+    before = change(repo)
+
+    step = deploy(repo, platform, before=before)
+
+    assert step.result.returncode == 1
+    assert step.titles("error") == ["Deploy cancelled"]
+    assert len(started) == 1
+    assert "create" not in platform.names()
     assert _left_in_runner_temp(repo) == []

@@ -60,8 +60,8 @@ class Prebuild:
         folder it lies in goes with :meth:`discard`."""
         if self._worker is None or (dags_path, packing) != self._made_of:
             return None
-        worker, self._worker = self._worker, None
-        output = worker.answer()
+        output = self._worker.answer()  # a cancellation meanwhile: discard stops it
+        self._worker = None
         if output is None:
             return None
         try:
