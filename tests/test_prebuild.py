@@ -18,7 +18,6 @@ import pytest
 from ci_deploy.bundle import Packing, build_dag_tarball
 from ci_deploy.compression import compression_for
 from ci_deploy.errors import UploadError
-from ci_deploy.platform import Environment
 from ci_deploy.stages import prebuild as prebuilding
 from ci_deploy.stages.prebuild import Prebuild, worth_prebuilding
 from tests.actionrun import DAG, change
@@ -224,21 +223,6 @@ def test_a_dry_run_does_not_pack_early(
 
     assert step.result.returncode == 0, step.log
     assert started == []
-    assert _left_in_runner_temp(repo) == []
-
-
-def test_a_refused_deploy_discards_it_and_creates_nothing(
-    repo: GitRepo, platform: FakePlatform, started: list[Prebuild]
-) -> None:
-    platform.environment = Environment("dep-1", "a", "", "HEALTHY", "a", dag_deploys=False)
-    before = change(repo)
-
-    step = deploy(repo, platform, {"deploy-type": "dags-only"}, before=before)
-
-    assert step.result.returncode == 1
-    assert step.titles("error") == ["DAG deploys are disabled"]
-    assert len(started) == 1
-    assert "create" not in platform.names()
     assert _left_in_runner_temp(repo) == []
 
 

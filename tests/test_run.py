@@ -267,6 +267,7 @@ def test_dag_only_to_a_deployment_without_dag_deploys_is_refused(
     assert step.result.returncode == 1
     assert step.titles("error") == ["DAG deploys are disabled"]
     assert "create" not in platform.names()
+    assert _spooled_in(repo) == []  # the DAG tarball packed early too
 
 
 def test_a_syntax_error_is_annotated_and_nothing_is_created(
