@@ -19,7 +19,6 @@ from ci_deploy import bundle as bundling
 from ci_deploy import gitrepo
 from ci_deploy.bundle import Bundle
 from ci_deploy.changeset import count_files
-from ci_deploy.compression import compression_for
 from ci_deploy.errors import SyntaxCheckError
 from ci_deploy.inputs import Inputs
 from ci_deploy.plan import ReleasePlan
@@ -47,7 +46,7 @@ def build(
     """Make what ``release`` ships. ``root_folder`` is repository-relative (for annotations);
     ``image_tag`` names an image built here; the DAG tarball is ``prebuilt``'s when it is the
     same one."""
-    packing = packing_for(inputs, runner)
+    packing = bundling.Packing.of_run(inputs.compression_level, runner.environ)
     dags = bundle = image = None
     try:
         if Artifact.BUNDLE in release.artifacts:
@@ -70,13 +69,6 @@ def build(
         discard(Built(dags=dags, bundle=bundle))
         raise
     return Built(dags=dags, bundle=bundle, image=image)
-
-
-def packing_for(inputs: Inputs, runner: Runner) -> bundling.Packing:
-    """How the run's tarballs are written: ``compression-level``, spooled in ``RUNNER_TEMP``."""
-    return bundling.Packing(
-        compression_for(inputs.compression_level), bundling.spool_folder(runner.environ)
-    )
 
 
 def discard(built: Built) -> None:

@@ -29,7 +29,6 @@ from ci_deploy.bundle import Bundle, Packing
 from ci_deploy.bundle_worker import Worker, from_json, start
 from ci_deploy.inputs import Inputs
 from ci_deploy.runner import Runner
-from ci_deploy.stages.build import packing_for
 
 _MAY_SHIP_DAGS = ("infer", "dags-only", "image-and-dags")
 """The deploy types whose plan may ship a DAG tarball (bundle and image-only never do)."""
@@ -87,7 +86,7 @@ def prebuilding(inputs: Inputs, runner: Runner) -> Iterator[Prebuild | None]:
     if not worth_prebuilding(inputs):
         yield None
         return
-    prebuild = Prebuild(inputs.dags_path, packing_for(inputs, runner))
+    prebuild = Prebuild(inputs.dags_path, Packing.of_run(inputs.compression_level, runner.environ))
     try:
         yield prebuild
     finally:
