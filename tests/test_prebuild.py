@@ -272,3 +272,20 @@ def test_a_run_cancelled_while_packing_early_stops_the_process_and_leaves_nothin
     assert len(started) == 1
     assert "create" not in platform.names()
     assert _left_in_runner_temp(repo) == []
+
+
+def test_a_prebuild_that_cannot_start_leaves_the_build_to_pack_as_before(
+    repo: GitRepo, platform: FakePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_process(dags: Path, packing: Packing) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(prebuilding, "start", no_process)
+    before = change(repo)
+
+    step = deploy(repo, platform, before=before)
+
+    assert step.result.returncode == 0, step.log
+    [spooled] = platform.spooled
+    assert spooled.parent == _runner_temp(repo), "packed by the build"
+    assert _left_in_runner_temp(repo) == []

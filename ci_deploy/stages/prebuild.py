@@ -51,7 +51,11 @@ class Prebuild:
     def __init__(self, dags_path: Path, packing: Packing) -> None:
         self._made_of = (dags_path, packing)
         self._folder = tempfile.mkdtemp(prefix="ci-deploy-prebuild-", dir=packing.spool)
-        self._worker: Worker | None = start(dags_path, replace(packing, spool=self._folder))
+        try:
+            self._worker: Worker | None = start(dags_path, replace(packing, spool=self._folder))
+        except BaseException:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise
 
     def take(self, dags_path: Path, packing: Packing) -> Bundle | None:
         """The tarball when it is the one of ``dags_path`` packed as ``packing`` and it was
@@ -81,12 +85,17 @@ class Prebuild:
 
 @contextmanager
 def prebuilding(inputs: Inputs, runner: Runner) -> Iterator[Prebuild | None]:
-    """The prebuild of a run of ``inputs`` when :func:`worth_prebuilding` (else None),
-    discarded when the block exits, however it exits."""
+    """The prebuild of a run of ``inputs`` when :func:`worth_prebuilding` and it can start
+    (else None), discarded when the block exits, however it exits."""
     if not worth_prebuilding(inputs):
         yield None
         return
-    prebuild = Prebuild(inputs.dags_path, Packing.of_run(inputs.compression_level, runner.environ))
+    packing = Packing.of_run(inputs.compression_level, runner.environ)
+    try:
+        prebuild = Prebuild(inputs.dags_path, packing)
+    except OSError:  # no folder, no process: the build packs the folder, as it always did
+        yield None
+        return
     try:
         yield prebuild
     finally:
