@@ -18,11 +18,13 @@ import pytest
 from ci_deploy.bundle import Packing, build_dag_tarball
 from ci_deploy.compression import compression_for
 from ci_deploy.errors import UploadError
+from ci_deploy.inputs import load_inputs
 from ci_deploy.stages import prebuild as prebuilding
 from ci_deploy.stages.prebuild import Prebuild, worth_prebuilding
 from tests.actionrun import DAG, change
 from tests.fakes import FakePlatform
 from tests.gitrepo import GitRepo
+from tests.inprocess import TOKEN
 from tests.test_overlap import at
 from tests.test_plan import inputs
 from tests.test_run import _cancel, deploy, error
@@ -91,9 +93,9 @@ def test_only_a_deploy_that_may_ship_dags_packs_them_early(
 
 
 def test_app_platform_runs_never_pack_dags_early(tmp_path: Path) -> None:
-    astro = inputs(tmp_path)
-    assert worth_prebuilding(astro)
-    assert not worth_prebuilding(astro.model_copy(update={"platform": "digitalocean"}))
+    raw = {"platform": "digitalocean", "app-id": "3d9c4a6e-0000-4000-8000-000000000001"}
+    environ = {"GITHUB_WORKSPACE": str(tmp_path), "DIGITALOCEAN_TOKEN": TOKEN}
+    assert not worth_prebuilding(load_inputs(raw, environ))
 
 
 # --- the prebuild itself -------------------------------------------------------------------------
