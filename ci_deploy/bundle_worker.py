@@ -90,6 +90,7 @@ def start(dags: Path, packing: Packing) -> Worker:
         if pid == 0:  # the child: never returns into the run
             code = 1
             try:
+                _leave_signals_to_the_run()
                 os.close(read)
                 with open(write, "wb") as pipe:
                     pipe.write(to_json(build_dag_tarball(dags, packing)).encode() + b"\n")
@@ -109,6 +110,13 @@ def start(dags: Path, packing: Packing) -> Worker:
     return Worker(spawned.pid, cast(BinaryIO, spawned.stdout), spawned)
 
 
+def _leave_signals_to_the_run() -> None:
+    """The run's signal handlers are not this process's: Ctrl-C is the run's to handle, and
+    the run kills this process when it stops (SIGTERM ends it at once)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: list[str]) -> int:
     """Pack ``argv``'s folder; print the tarball (see the module docstring)."""
     dags, spool, level = argv
@@ -120,6 +128,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    _leave_signals_to_the_run()
     try:
         code = main(sys.argv[1:])
     except BaseException:  # the run packs the folder itself and says what is wrong

@@ -143,12 +143,15 @@ def run(
     dependencies: Dependencies,
     *,
     github: GitHubSide | None = None,
+    prebuild: Prebuild | None = None,
 ) -> RunResult:
     """Run the action for ``inputs``; the result says what happened, errors included.
 
     ``github`` is the run's GitHub side when the caller tells GitHub the end itself (after
     writing the outputs, so a slow GitHub never delays the report); otherwise it is made
-    from ``dependencies`` and told here."""
+    from ``dependencies`` and told here. ``prebuild`` is the DAG tarball the caller started
+    packing (see :mod:`ci_deploy.stages.prebuild`); the run starts one otherwise, when it
+    may pay, and discards either at its end."""
     journal = Journal()
     journal.add(Subject(inputs.deployment_id))
     timing = dependencies.timing
@@ -179,7 +182,7 @@ def run(
                 with (
                     open_checkout(inputs, context, runner) as checkout,
                     dependencies.platform(inputs, runner, images.get, timing) as platform,
-                    prebuilding(inputs, runner) as prebuild,  # the DAG tarball, packed meanwhile
+                    prebuilding(inputs, runner, prebuild) as prebuild,  # packed meanwhile
                 ):
                     deploy: tuple[Inputs, Scope] | None = (inputs, scope_of(platform))
                     if inputs.action == "preview":  # the deploy goes to the preview

@@ -8,6 +8,7 @@ against the in-memory platform (see ``tests/test_run.py``).
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -56,6 +57,17 @@ def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Prebuild]]:
 
     monkeypatch.setattr(prebuilding, "Prebuild", Recorded)
     yield made
+
+
+def _noting(cls: type[Prebuild], order: list[str]) -> type[Prebuild]:
+    """``cls``, noting in ``order`` when one starts."""
+
+    class Noted(cls):  # type: ignore[valid-type, misc]
+        def __init__(self, dags_path: Path, packing: Packing) -> None:
+            order.append("packing started")
+            super().__init__(dags_path, packing)
+
+    return Noted
 
 
 def _runner_temp(repo: GitRepo) -> Path:
@@ -291,3 +303,50 @@ def test_a_prebuild_that_cannot_start_leaves_the_build_to_pack_as_before(
     [spooled] = platform.spooled
     assert spooled.parent == _runner_temp(repo), "packed by the build"
     assert _left_in_runner_temp(repo) == []
+
+
+# --- started by the CLI --------------------------------------------------------------------------
+
+
+def test_the_cli_starts_packing_before_any_thread_and_the_run_ships_that_tarball(
+    tmp_path: Path, started: list[Prebuild], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ci_deploy import cli, tls
+    from ci_deploy_testkit.emulator import Emulator
+    from tests.test_cli import EXAMPLE, local_environment
+
+    order: list[str] = []
+    prepare = tls.prepare
+    monkeypatch.setattr(tls, "prepare", lambda: (order.append("tls thread"), prepare())[1])
+    monkeypatch.setattr(prebuilding, "Prebuild", _noting(prebuilding.Prebuild, order), raising=True)
+    repo = GitRepo(tmp_path / "project")
+    shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
+    repo.commit("Add the project")
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+
+    with Emulator(rollout_seconds=0.1) as emulator:
+        environ = local_environment(ASTRO_API_TOKEN=emulator.token, RUNNER_TEMP=str(runner_temp))
+        monkeypatch.chdir(repo.path)
+        code = cli.main(
+            [
+                "deploy",
+                "--api-url",
+                emulator.api_url,
+                "--deployment-id",
+                emulator.deployment_id,
+                "--deploy-type",
+                "dags-only",
+                "--wait",
+                "false",
+            ],
+            environ,
+        )
+        made = emulator.deploys(emulator.deployment_id)[-1]
+
+    assert code == 0
+    assert made["type"] == "DAG_ONLY"
+    assert order[:2] == ["packing started", "tls thread"], "the fork comes before any thread"
+    assert order.count("packing started") == 1
+    assert len(started) == 1, "the run took the CLI's, it started none of its own"
+    assert list(runner_temp.iterdir()) == [], "its folder and tarball are gone"

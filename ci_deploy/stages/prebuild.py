@@ -1,6 +1,7 @@
 """Prebuild: the DAG tarball packed early, in a process of its own, while the run locates
-the environment, reads its history and detects what changed (it starts once the platform's
-client is made: the TLS thread is done by then, so the run's process can fork).
+the environment, reads its history and detects what changed. :mod:`ci_deploy.cli` starts it
+(:func:`start_prebuild`) as soon as the inputs are valid, before any thread starts, so the
+run's process forks; a run called without one starts it in :func:`prebuilding`.
 
 Whether to start it is :func:`worth_prebuilding`, pure: only a run that deploys (not a dry
 run) on Astro with a deploy type that may ship DAGs. The packing runs in
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -83,20 +84,27 @@ class Prebuild:
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
-@contextmanager
-def prebuilding(inputs: Inputs, runner: Runner) -> Iterator[Prebuild | None]:
-    """The prebuild of a run of ``inputs`` when :func:`worth_prebuilding` and it can start
-    (else None), discarded when the block exits, however it exits."""
+def start_prebuild(inputs: Inputs, environ: Mapping[str, str]) -> Prebuild | None:
+    """The prebuild of a run of ``inputs`` started now, when :func:`worth_prebuilding` and
+    it can start; else None (the build packs the folder, as it always did)."""
     if not worth_prebuilding(inputs):
-        yield None
-        return
-    packing = Packing.of_run(inputs.compression_level, runner.environ)
+        return None
     try:
-        prebuild = Prebuild(inputs.dags_path, packing)
-    except OSError:  # no folder, no process: the build packs the folder, as it always did
-        yield None
-        return
+        return Prebuild(inputs.dags_path, Packing.of_run(inputs.compression_level, environ))
+    except OSError:  # no folder, no process
+        return None
+
+
+@contextmanager
+def prebuilding(
+    inputs: Inputs, runner: Runner, started: Prebuild | None = None
+) -> Iterator[Prebuild | None]:
+    """The prebuild of a run of ``inputs``: ``started`` (the CLI starts it before any thread,
+    see :mod:`ci_deploy.cli`), else one started now (:func:`start_prebuild`); discarded when
+    the block exits, however it exits."""
+    prebuild = started if started is not None else start_prebuild(inputs, runner.environ)
     try:
         yield prebuild
     finally:
-        prebuild.discard()
+        if prebuild is not None:
+            prebuild.discard()
