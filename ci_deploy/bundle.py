@@ -313,6 +313,11 @@ class Packing:
         """The default level (ISA-L when it imports), spooled in the system's temp folder."""
         return cls(compression_for(DEFAULT_LEVEL), tempfile.gettempdir())
 
+    @classmethod
+    def of_run(cls, level: int, environ: Mapping[str, str]) -> Packing:
+        """A run's: ``compression-level`` ``level``, spooled where :func:`spool_folder` says."""
+        return cls(compression_for(level), spool_folder(environ))
+
 
 def spool_folder(environ: Mapping[str, str]) -> str:
     """Where tarballs are spooled: ``RUNNER_TEMP`` when it is a folder this process may

@@ -20,6 +20,7 @@ import os
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, TextIO
 
 from ci_deploy import __version__, report
@@ -44,6 +45,7 @@ from ci_deploy.runner import Runner
 if TYPE_CHECKING:
     from ci_deploy.github_side import GitHubSide
     from ci_deploy.run import Dependencies
+    from ci_deploy.stages.prebuild import Prebuild
     from ci_deploy.timing import Timing
 
 COMMANDS = ("deploy", "plan", "emulator")
@@ -78,8 +80,11 @@ def deploy(
 
     Returns the exit code: 0 deployed, skipped or planned; 1 failed.
     """
-    with guarded():  # a second SIGTERM must not cut the outputs and the summary off
-        return _deploy(environ, flags, dependencies, Runner(environ, stream))
+    with (
+        guarded(),  # a second SIGTERM must not cut the outputs and the summary off
+        ExitStack() as started,  # what the run starts early (a packing process) ends with it
+    ):
+        return _deploy(environ, flags, dependencies, Runner(environ, stream), started)
 
 
 def _deploy(
@@ -87,8 +92,10 @@ def _deploy(
     flags: Mapping[str, str | None],
     dependencies: Dependencies | None,
     runner: Runner,
+    started: ExitStack,
 ) -> int:
     github: GitHubSide | None = None
+    prebuild: Prebuild | None = None
     raw = raw_inputs(environ, flags)
     runner.mask(resolve_token(raw, environ))  # before anything else is printed
     runner.mask(resolve_github_token(raw, environ))
@@ -105,6 +112,8 @@ def _deploy(
         inputs = load_inputs(raw, environ)
         for warning in inputs.warnings:
             runner.warning(warning, title="Input adjusted")
+        if dependencies is None:  # before any thread starts: the packing process is a fork
+            prebuild = _start_prebuild(inputs, runner, started)
         # the run's code (git, HTTP, the platforms) is loaded only once the inputs are good,
         # while the TLS context of its API clients is made on a thread
         from ci_deploy import tls
@@ -126,7 +135,7 @@ def _deploy(
             inputs = _configured(inputs, raw, environ, runner)
             dependencies = dependencies or Dependencies()
             github = dependencies.github(inputs, context, runner, dependencies.timing)
-            result = run(inputs, context, runner, dependencies, github=github)
+            result = run(inputs, context, runner, dependencies, github=github, prebuild=prebuild)
     except InputError as exc:
         for problem in exc.problems:
             runner.error(problem.message, title=f"Invalid input '{problem.name}'")
@@ -145,6 +154,17 @@ def _deploy(
     if github is not None:  # after the report: a slow GitHub must not delay or cut it off
         github.finished(result)
     return code
+
+
+def _start_prebuild(inputs: Inputs, runner: Runner, started: ExitStack) -> Prebuild | None:
+    """Start packing the DAG tarball in a process of its own (see
+    :mod:`ci_deploy.stages.prebuild`), discarded by ``started`` when the run ends."""
+    from ci_deploy.stages.prebuild import start_prebuild
+
+    prebuild = start_prebuild(inputs, runner.environ)
+    if prebuild is not None:
+        started.callback(prebuild.discard)
+    return prebuild
 
 
 def _start_early_read(inputs: Inputs, runner: Runner) -> Timing:

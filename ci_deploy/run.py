@@ -53,6 +53,7 @@ from ci_deploy.runner import Runner
 from ci_deploy.stages import Scope
 from ci_deploy.stages.build import build, discard
 from ci_deploy.stages.detect import Checkout, open_checkout
+from ci_deploy.stages.prebuild import Prebuild, prebuilding
 from ci_deploy.stages.preview import TIDY_ACTIONS, Previews, preview_deploy_inputs
 from ci_deploy.stages.recover import Recovery
 from ci_deploy.stages.ship import ship
@@ -142,12 +143,15 @@ def run(
     dependencies: Dependencies,
     *,
     github: GitHubSide | None = None,
+    prebuild: Prebuild | None = None,
 ) -> RunResult:
     """Run the action for ``inputs``; the result says what happened, errors included.
 
     ``github`` is the run's GitHub side when the caller tells GitHub the end itself (after
     writing the outputs, so a slow GitHub never delays the report); otherwise it is made
-    from ``dependencies`` and told here."""
+    from ``dependencies`` and told here. ``prebuild`` is the DAG tarball the caller started
+    packing (see :mod:`ci_deploy.stages.prebuild`); the run starts one otherwise, when it
+    may pay, and discards either at its end."""
     journal = Journal()
     journal.add(Subject(inputs.deployment_id))
     timing = dependencies.timing
@@ -178,13 +182,16 @@ def run(
                 with (
                     open_checkout(inputs, context, runner) as checkout,
                     dependencies.platform(inputs, runner, images.get, timing) as platform,
+                    prebuilding(inputs, runner, prebuild) as prebuild,  # packed meanwhile
                 ):
                     deploy: tuple[Inputs, Scope] | None = (inputs, scope_of(platform))
                     if inputs.action == "preview":  # the deploy goes to the preview
                         checkout.head  # noqa: B018 - no checkout: GitError before it is made
                         deploy = Previews(inputs, context, scope_of(platform)).prepare()
                     if deploy is not None:
-                        _Stages(deploy[0], context, deploy[1], checkout, images, github).run()
+                        _Stages(
+                            deploy[0], context, deploy[1], checkout, images, github, prebuild
+                        ).run()
     except CiDeployError as exc:
         error = exc
     except Exception as exc:  # a bug: the result still says how far the run got
@@ -209,10 +216,12 @@ class _Stages:
         checkout: Checkout,
         images: _OneBuilder,
         github: GitHubSide,
+        prebuild: Prebuild | None = None,
     ) -> None:
         self.inputs, self.context, self.scope = inputs, context, scope
         self.checkout, self.images, self.github = checkout, images, github
         self.platform, self.runner, self.journal = scope.platform, scope.runner, scope.journal
+        self.prebuild = prebuild  # the DAG tarball, being packed since the platform was made
 
     def run(self) -> None:
         inputs, journal, platform = self.inputs, self.journal, self.platform
@@ -261,6 +270,7 @@ class _Stages:
             self.images.get,
             root_folder=checkout.root_folder,
             image_tag=f"ci-deploy/{environment.id.lower()}:{checkout.head.sha[:12]}",
+            prebuilt=self.prebuild,
         )
         self.journal.add(built)
         try:

@@ -176,8 +176,9 @@ def test_the_tarball_is_spooled_in_runner_temp_and_deleted_after_the_run(
 
     assert step.result.returncode == 0, step.log
     [spooled] = platform.spooled
-    assert spooled.parent == repo.path.parent / f"runner-{repo.path.name}"
+    assert spooled.is_relative_to(repo.path.parent / f"runner-{repo.path.name}")
     assert not spooled.exists()
+    assert _spooled_in(repo) == []  # the prebuild's folder too
     with tarfile.open(fileobj=io.BytesIO(platform.uploads["dags-new-1"])) as tar:
         assert DAG in tar.getnames()
     assert f"gzip {compression_for(DEFAULT_LEVEL).label} to " in step.log
@@ -266,6 +267,7 @@ def test_dag_only_to_a_deployment_without_dag_deploys_is_refused(
     assert step.result.returncode == 1
     assert step.titles("error") == ["DAG deploys are disabled"]
     assert "create" not in platform.names()
+    assert _spooled_in(repo) == []  # the DAG tarball packed early too
 
 
 def test_a_syntax_error_is_annotated_and_nothing_is_created(

@@ -19,7 +19,6 @@ from ci_deploy import bundle as bundling
 from ci_deploy import gitrepo
 from ci_deploy.bundle import Bundle
 from ci_deploy.changeset import count_files
-from ci_deploy.compression import compression_for
 from ci_deploy.errors import SyntaxCheckError
 from ci_deploy.inputs import Inputs
 from ci_deploy.plan import ReleasePlan
@@ -31,6 +30,7 @@ from ci_deploy.text import human_size
 
 if TYPE_CHECKING:
     from ci_deploy.image import BuiltImage, ImageBuilder
+    from ci_deploy.stages.prebuild import Prebuild
 
 
 def build(
@@ -41,20 +41,24 @@ def build(
     *,
     root_folder: str,
     image_tag: str,
+    prebuilt: Prebuild | None = None,
 ) -> Built:
     """Make what ``release`` ships. ``root_folder`` is repository-relative (for annotations);
-    ``image_tag`` names an image built here."""
-    packing = bundling.Packing(
-        compression_for(inputs.compression_level), bundling.spool_folder(runner.environ)
-    )
+    ``image_tag`` names an image built here; the DAG tarball is ``prebuilt``'s when it is the
+    same one."""
+    packing = bundling.Packing.of_run(inputs.compression_level, runner.environ)
     dags = bundle = image = None
     try:
         if Artifact.BUNDLE in release.artifacts:
             bundle = bundling.build_bundle_tarball(inputs.root_path, packing)
             _describe(bundle, f"{inputs.root_folder}/ ({inputs.bundle_type})", runner)
         if Artifact.DAGS in release.artifacts:
-            dags = bundling.build_dag_tarball(inputs.dags_path, packing)
+            dags = prebuilt.take(inputs.dags_path, packing) if prebuilt else None
+            if dags is None:
+                dags = bundling.build_dag_tarball(inputs.dags_path, packing)
             _describe(dags, f"{inputs.dags_folder}/", runner)
+        elif prebuilt is not None:  # not wanted: stopped now, not after an image build
+            prebuilt.discard()
         _warn_of_unfetched_submodules(release, inputs, runner)
         if dags is not None and inputs.syntax_check:
             prefix = bundling.member_prefix(root_folder, inputs.dags_folder)
