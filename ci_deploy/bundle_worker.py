@@ -12,6 +12,7 @@ then packs the folder itself, and reports what goes wrong as it always does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -61,6 +62,11 @@ class Worker:
         self._pid, self._answer, self._spawned = pid, answer, spawned
         self._done = False
 
+    @property
+    def how(self) -> str:
+        """How the process was started, for the debug log."""
+        return "a fork of the run's process" if self._spawned is None else "a new interpreter"
+
     def answer(self) -> bytes | None:
         """What the process wrote, once it has exited; None when it failed."""
         with self._answer as pipe:
@@ -71,15 +77,21 @@ class Worker:
         """Kill the process (when it still runs) and reap it."""
         if self._done:
             return
-        os.kill(self._pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # gone already (SIGCHLD ignored)
+            os.kill(self._pid, signal.SIGKILL)
         self._answer.close()
         self._wait()
 
     def _wait(self) -> int:
+        """The exit code; -1 when it cannot be known (the process was reaped already: a run
+        started with SIGCHLD ignored), which counts as a failure: the run packs itself."""
         self._done = True
         if self._spawned is not None:
             return self._spawned.wait()
-        return os.waitstatus_to_exitcode(os.waitpid(self._pid, 0)[1])
+        try:
+            return os.waitstatus_to_exitcode(os.waitpid(self._pid, 0)[1])
+        except ChildProcessError:
+            return -1
 
 
 def start(dags: Path, packing: Packing) -> Worker:
@@ -91,6 +103,7 @@ def start(dags: Path, packing: Packing) -> Worker:
             code = 1
             try:
                 _leave_signals_to_the_run()
+                _leave_output_to_the_run()
                 os.close(read)
                 with open(write, "wb") as pipe:
                     pipe.write(to_json(build_dag_tarball(dags, packing)).encode() + b"\n")
@@ -115,6 +128,15 @@ def _leave_signals_to_the_run() -> None:
     the run kills this process when it stops (SIGTERM ends it at once)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _leave_output_to_the_run() -> None:
+    """Nothing of the step's input and output stays open here (as for a new interpreter):
+    were the run killed, the step's output would not wait for this process to end."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 def main(argv: list[str]) -> int:

@@ -254,8 +254,13 @@ def send_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[str], None] | None = None,
     backoff: Backoff = DEFAULT_BACKOFF,
+    first: httpx.Response | None = None,
 ) -> httpx.Response:
     """Send a request, retrying what ``retryable`` allows, up to ``max_attempts`` in total.
+
+    ``first`` is the first attempt's answer when it was sent already (an early read): it
+    counts as that attempt, and a retryable one is waited for (``Retry-After`` included) and
+    logged like any other.
 
     Returns the first answer that is not retryable, or the last answer once the attempts
     run out (its status then is retryable). Raises :class:`TransportFailure` when the last
@@ -271,7 +276,8 @@ def send_with_retries(
     attempt = 1
     while True:
         try:
-            response = client.send(request_factory())
+            response = first if first is not None else client.send(request_factory())
+            first = None
         except httpx.TransportError as exc:
             may_retry = retryable.error(exc)
             if not may_retry or attempt >= max_attempts:

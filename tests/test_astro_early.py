@@ -95,7 +95,7 @@ def test_a_deployment_named_is_listed_once(
     assert "names=staging" in astro.requests[0].query
 
 
-def test_a_busy_early_answer_is_sent_again_by_the_locate(
+def test_a_busy_early_answer_is_the_first_attempt_and_its_retry_after_is_honoured(
     astro: Emulator, clock: FakeClock, tmp_path: Path
 ) -> None:
     astro.faults.add("GET", ONE, 503, retry_after="7")
@@ -104,8 +104,8 @@ def test_a_busy_early_answer_is_sent_again_by_the_locate(
     with located(inputs, clock.timing(), ahead=True) as environment:
         assert environment.id == astro.deployment_id
 
-    assert len(api_gets(astro)) == 2  # the early GET answered 503, the locate's own: 200
-    assert clock.sleeps == []  # the 503 was the early read's: no retry, no wait
+    assert len(api_gets(astro)) == 2  # the early GET answered 503, the locate's retry: 200
+    assert clock.sleeps == [7.0]  # as a first attempt's 503: Retry-After waited for
 
 
 def test_a_locate_sends_again_after_an_early_read_that_got_no_answer(
@@ -133,7 +133,7 @@ def test_a_persistent_503_is_retried_and_reported_as_without_the_early_read(
 
     assert (type(ahead), said(ahead)) == (type(plain), said(plain))
     assert "Tried 4 times" in str(ahead)
-    assert len(api_gets(astro)) == 4 + 5  # one early GET more than without it
+    assert len(api_gets(astro)) == 4 + 4  # the early GET is the first of the 4 attempts
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,13 @@ def test_dag_change_deploys_dag_only_and_waits_until_healthy(
     assert out["deploy-id"] in step.result.summary
     assert after[:12] in step.result.summary
     assert "DAG_ONLY" in step.result.summary
+    # the tarball shipped was packed beside the run, by a fork made before any thread
+    early = "The DAG tarball was packed early, beside the run: a fork of the run's process."
+    assert any(
+        line.startswith("::debug") and line.endswith(f"::{early}")
+        for line in step.result.stdout.splitlines()
+    )
+    assert not list((repo.path.parent / f"runner-{repo.path.name}").glob("ci-deploy-*"))
 
 
 def test_token_appears_only_in_the_mask_command(repo: GitRepo, emulator: Emulator) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import signal
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -309,7 +310,10 @@ def test_a_prebuild_that_cannot_start_leaves_the_build_to_pack_as_before(
 
 
 def test_the_cli_starts_packing_before_any_thread_and_the_run_ships_that_tarball(
-    tmp_path: Path, started: list[Prebuild], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    started: list[Prebuild],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from ci_deploy import cli, tls
     from ci_deploy_testkit.emulator import Emulator
@@ -326,7 +330,9 @@ def test_the_cli_starts_packing_before_any_thread_and_the_run_ships_that_tarball
     runner_temp.mkdir()
 
     with Emulator(rollout_seconds=0.1) as emulator:
-        environ = local_environment(ASTRO_API_TOKEN=emulator.token, RUNNER_TEMP=str(runner_temp))
+        environ = local_environment(
+            ASTRO_API_TOKEN=emulator.token, RUNNER_TEMP=str(runner_temp), RUNNER_DEBUG="1"
+        )
         monkeypatch.chdir(repo.path)
         code = cli.main(
             [
@@ -349,4 +355,34 @@ def test_the_cli_starts_packing_before_any_thread_and_the_run_ships_that_tarball
     assert order[:2] == ["packing started", "tls thread"], "the fork comes before any thread"
     assert order.count("packing started") == 1
     assert len(started) == 1, "the run took the CLI's, it started none of its own"
+    assert "Debug: The DAG tarball was packed early, beside the run: " in capsys.readouterr().out
     assert list(runner_temp.iterdir()) == [], "its folder and tarball are gone"
+
+
+def test_a_prebuild_for_another_folder_is_stopped_at_once(tmp_path: Path) -> None:
+    dags = _dags(tmp_path)
+    packing = _packing(tmp_path)
+    prebuild = Prebuild(dags, packing)
+
+    assert prebuild.take(tmp_path, packing) is None  # the config file chose another folder
+
+    assert list(Path(packing.spool).iterdir()) == [], "its process stopped, its folder gone"
+    assert prebuild.take(dags, packing) is None
+
+
+def test_a_run_started_with_sigchld_ignored_packs_itself_and_never_fails(
+    tmp_path: Path,
+) -> None:
+    """A parent that ignores SIGCHLD passes that on: the kernel reaps the fork itself."""
+    dags = _dags(tmp_path)
+    packing = _packing(tmp_path)
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        finished = Prebuild(dags, packing)
+        assert finished.take(dags, packing) is None  # no exit code to trust: packed again
+        finished.discard()
+        running = Prebuild(dags, packing)
+        running.discard()  # killed, or gone already: no error either way
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    assert list(Path(packing.spool).iterdir()) == []

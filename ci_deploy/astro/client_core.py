@@ -105,9 +105,11 @@ class ApiSession:
         first; returns what sends it, once and without retries (call it on a thread of its
         own, before or while that call is made).
 
-        That call takes an answer it would not retry as its own (a success, or an error
-        status, reported as always); without an answer, or with one worth another attempt
-        (429, 5xx), it sends as usual. Nothing is raised or logged by the early read.
+        That call takes the answer as its first attempt's: a success, or an error status,
+        reported as always; one worth another attempt (429, 5xx) is waited for
+        (``Retry-After`` included), logged and retried as any first attempt is. Without an
+        answer (no connection, a timeout) it sends as usual. Nothing is raised or logged by
+        the early read itself.
         """
         self._early[read.key] = read
 
@@ -153,21 +155,19 @@ class ApiSession:
             return self._http.build_request(method, path, params=query, json=payload)
 
         early = self._early.pop((method, path, tuple(params)), None) if body is None else None
-        response = None if early is None else early.answer()
-        if response is None or call.retryable.answer(response):
-            # no early answer, or one worth another attempt: sent here, with the retries
-            try:
-                response = send_with_retries(
-                    self._http,
-                    build,
-                    retryable=call.retryable,
-                    label=call.description,
-                    max_attempts=self._max_attempts,
-                    sleep=self._sleep,
-                    on_retry=self._on_retry,
-                )
-            except TransportFailure as failure:
-                raise unreachable(call, failure, self.api_url, self._scrub) from None
+        try:  # an early answer is the first attempt's; none (no answer) and it is sent here
+            response = send_with_retries(
+                self._http,
+                build,
+                retryable=call.retryable,
+                label=call.description,
+                max_attempts=self._max_attempts,
+                sleep=self._sleep,
+                on_retry=self._on_retry,
+                first=None if early is None else early.answer(),
+            )
+        except TransportFailure as failure:
+            raise unreachable(call, failure, self.api_url, self._scrub) from None
         if response.is_success:
             return response
         raise status_error(

@@ -130,14 +130,19 @@ def start(inputs: Inputs, runner: Runner, timing: Timing) -> None:
     send = session.read_early(read)
     threading.Thread(
         target=_sending,
-        args=(send, sys.getswitchinterval()),
+        args=(send,),
         name="ci-deploy-early-read",
         daemon=True,
     ).start()
     read.wait_under_way(UNDER_WAY_WAIT)
 
 
-def _sending(send: Callable[[], None], interval: float) -> None:
+_USUAL_INTERVAL = sys.getswitchinterval()
+"""The switch interval the process had when this module loaded, restored after a read (the
+same value whichever read ends last, when two overlap)."""
+
+
+def _sending(send: Callable[[], None]) -> None:
     """``send``, the GIL handed over more often meanwhile: each time the read comes back
     from the network (connected, written) it waits for the GIL the imports hold, a switch
     interval at most."""
@@ -145,7 +150,7 @@ def _sending(send: Callable[[], None], interval: float) -> None:
     try:
         send()
     finally:
-        sys.setswitchinterval(interval)
+        sys.setswitchinterval(_USUAL_INTERVAL)
 
 
 def take(settings: SessionSettings) -> ApiSession | None:

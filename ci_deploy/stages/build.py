@@ -54,6 +54,8 @@ def build(
             _describe(bundle, f"{inputs.root_folder}/ ({inputs.bundle_type})", runner)
         if Artifact.DAGS in release.artifacts:
             dags = prebuilt.take(inputs.dags_path, packing) if prebuilt else None
+            if dags is not None and prebuilt is not None:
+                runner.debug(f"The DAG tarball was packed early, beside the run: {prebuilt.how}.")
             if dags is None:
                 dags = bundling.build_dag_tarball(inputs.dags_path, packing)
             _describe(dags, f"{inputs.dags_folder}/", runner)

@@ -19,6 +19,7 @@ tarball (and its syntax check) before anything is created.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -51,6 +52,8 @@ class Prebuild:
 
     def __init__(self, dags_path: Path, packing: Packing) -> None:
         self._made_of = (dags_path, packing)
+        self.how = ""
+        """How the packing process was started (for the debug log), once taken."""
         self._folder = tempfile.mkdtemp(prefix="ci-deploy-prebuild-", dir=packing.spool)
         try:
             self._worker: Worker | None = start(dags_path, replace(packing, spool=self._folder))
@@ -62,9 +65,16 @@ class Prebuild:
         """The tarball when it is the one of ``dags_path`` packed as ``packing`` and it was
         made; None otherwise (the caller packs the folder itself). The caller closes it; the
         folder it lies in goes with :meth:`discard`."""
-        if self._worker is None or (dags_path, packing) != self._made_of:
+        if self._worker is None:
             return None
-        output = self._worker.answer()  # a cancellation meanwhile: discard stops it
+        if (dags_path, packing) != self._made_of:  # not this one: stopped now, not at the end
+            self.discard()
+            return None
+        self.how = self._worker.how
+        try:
+            output = self._worker.answer()  # a cancellation meanwhile: discard stops it
+        except OSError:
+            output = None
         self._worker = None
         if output is None:
             return None
@@ -80,7 +90,8 @@ class Prebuild:
         """Stop the process if it still runs, and delete its folder (a tarball included)."""
         worker, self._worker = self._worker, None
         if worker is not None:
-            worker.stop()
+            with contextlib.suppress(OSError):  # never fails the run: the folder goes anyway
+                worker.stop()
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
