@@ -10,6 +10,8 @@ pushed manifest with the same credentials (``Emulator(registry=...)``).
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from ci_deploy_testkit.emulator import Emulator
 from tests.actionrun import api_posts, assert_requests_match_spec, example_repo, run_push
 from tests.gitrepo import GitRepo
 from tests.realservices import RealRegistry
+from tests.test_cli import CI_DEPLOY, local_environment
 
 RUNTIME = "12.1.0"
 
@@ -118,6 +121,29 @@ def test_a_finalize_whose_token_the_registry_refuses_is_refused(
     assert answer.status_code == 400
     assert "the registry refused user cli with this API token" in answer.json()["message"]
     assert other not in answer.text
+
+
+def test_the_emulator_command_takes_a_registry(real_registry: RealRegistry) -> None:
+    process = subprocess.Popen(
+        [str(CI_DEPLOY), "emulator", "--port", "0", "--registry", real_registry.host],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=local_environment(),
+    )
+    try:
+        assert process.stdout is not None
+        banner = dict(process.stdout.readline().strip().split(": ", 1) for _ in range(6))
+        assert banner["registry"] == f"{real_registry.host} (user cli, an API token as password)"
+        url = (
+            f"{banner['api-url']}/organizations/{banner['organization-id']}/deployments/"
+            f"{banner['deployment-id']}"
+        )
+        answer = httpx.get(url, headers={"Authorization": f"Bearer {banner['token']}"}, timeout=5)
+        assert answer.json()["imageRepository"].startswith(f"{real_registry.host}/")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
 
 
 # --- the whole action ---------------------------------------------------------------------
