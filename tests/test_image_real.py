@@ -9,9 +9,11 @@ must appear in no log line, no error message and no exception text.
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import socket
+import tarfile
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -21,8 +23,11 @@ from typing import Any
 import docker  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
-from ci_deploy.errors import ImageError
-from ci_deploy.image import RUNTIME_LABEL, ImageBuilder
+from ci_deploy import engine_stream
+from ci_deploy.errors import ImageError, ImageNotFoundError
+from ci_deploy.image import RUNTIME_LABEL, BuiltImage, ImageBuilder
+from ci_deploy.runner import Runner
+from ci_deploy_testkit.ghfiles import parse_workflow_command
 from tests.realservices import RealRegistry
 from tests.test_image import Log
 
@@ -110,9 +115,14 @@ def test_a_scratch_image_builds_and_its_label_reads_back(
 def test_an_image_without_the_label_is_refused(builder: ImageBuilder, tmp_path: Path) -> None:
     tag = f"{unique('nolabel')}:1"
     built = builder.build(scratch_project(tmp_path / "project", label=False), tag=tag)
-    with pytest.raises(ImageError, match=r"is not an Astro Runtime image") as caught:
+    assert built.runtime_version == ""
+    with pytest.raises(ImageError) as caught:
         builder.check_runtime(built)
     assert caught.value.title == "Not an Astro Runtime image"
+    assert caught.value.message.startswith(
+        f"{tag} is not an Astro Runtime image: the label {RUNTIME_LABEL} is missing; build "
+        "FROM an Astro Runtime image"
+    )
 
 
 def test_a_failing_run_reads_without_colour_codes(
@@ -131,11 +141,108 @@ def test_a_failing_run_reads_without_colour_codes(
     assert "boom" in log.text()
 
 
-def test_an_existing_image_is_found_by_name(builder: ImageBuilder, tmp_path: Path) -> None:
-    tag = f"{unique('existing')}:1"
-    built = builder.build(scratch_project(tmp_path / "project"), tag=tag)
-    with ImageBuilder(log=Log().info, group=Log().group) as other:
-        assert other.existing(tag) == built
+def test_the_build_log_streams_into_its_group(
+    builder: ImageBuilder, log: Log, tmp_path: Path
+) -> None:
+    tag = f"{unique('log')}:1"
+    project = scratch_project(tmp_path / "project", run="echo first; echo second >&2")
+    built = builder.build(project, tag=tag)
+    short = built.image_id.removeprefix("sha256:")[:12]
+    lines = log.in_group("Building the image")
+    assert lines == log.text(), "every build line is inside the group"
+    assert lines[0] == f"Building {tag} for linux/amd64 from {project}"  # FROM scratch: no pull
+    assert "Step 1/6 : FROM scratch" in lines
+    assert "first" in lines
+    assert "second" in lines  # the RUN's stderr, its colour codes dropped
+    assert f"Successfully built {short}" in lines
+    assert f"Successfully tagged {tag}" in lines
+    assert lines[-1] == f"Built {tag} ({short})"
+
+
+def test_a_build_failure_ends_with_the_tail_of_the_log(
+    builder: ImageBuilder, log: Log, tmp_path: Path
+) -> None:
+    run = "for n in $(seq 0 59); do echo pip output line $n; done; exit 1"
+    project = scratch_project(tmp_path / "project", run=run)
+    tag = f"{unique('tail')}:1"
+    with pytest.raises(ImageError) as caught:
+        builder.build(project, tag=tag)
+    message = caught.value.message
+    assert message.startswith(
+        f"Building {tag} failed: The command '/bin/busybox sh -c {run}' returned a non-zero "
+        "code: 1\nThe last 25 lines of the build log:\n"
+    )
+    tail = message.split("lines of the build log:\n", 1)[1].splitlines()
+    assert tail == log.text()[-engine_stream.LOG_TAIL_LINES :]
+    assert tail[-1] == "pip output line 59"
+    assert log.current is None, "the group is closed"
+
+
+def test_build_output_through_a_github_runner_is_never_a_command(tmp_path: Path) -> None:
+    """A RUN printing a workflow command: with the real Runner it stays inert text."""
+    stream = io.StringIO()
+    runner = Runner(environ={"GITHUB_ACTIONS": "true"}, stream=stream)
+    project = scratch_project(tmp_path / "project", run="echo ::error::not a real annotation")
+    with ImageBuilder(log=runner.info, group=runner.group) as builder:
+        builder.build(project, tag=f"{unique('inert')}:1")
+    out = stream.getvalue().splitlines()
+    commands = [parse_workflow_command(line) for line in out]
+    index = out.index("::error::not a real annotation")
+    stop = commands[index - 1]
+    assert stop is not None and stop.command == "stop-commands"
+
+
+def test_dockerignore_keeps_files_out_of_the_image(
+    builder: ImageBuilder, tmp_path: Path, docker_host: str
+) -> None:
+    project = scratch_project(tmp_path / "project")
+    (project / "Dockerfile").write_text(
+        f"FROM scratch\nLABEL {RUNTIME_LABEL}={RUNTIME}\nCOPY . /project/\n"
+    )
+    (project / ".env").write_text("AIRFLOW_CONN_SECRET=postgres://user:pw@db/x\n")
+    (project / ".dockerignore").write_text(".env\n")
+    built = builder.build(project, tag=f"{unique('ignore')}:1")
+    client = docker.DockerClient(base_url=docker_host)
+    try:
+        container = client.containers.create(built.image_id, command="none")
+        try:
+            stream, _ = container.get_archive("/project")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                names = set(tar.getnames())
+        finally:
+            container.remove()
+    finally:
+        client.close()
+    assert "project/dags/hello.py" in names
+    assert "project/Dockerfile" in names
+    assert "project/.env" not in names
+
+
+# --- existing images --------------------------------------------------------------------
+
+
+def test_an_existing_image_is_found_by_name_and_by_id(
+    builder: ImageBuilder, log: Log, tmp_path: Path
+) -> None:
+    name = unique("existing")
+    built = builder.build(scratch_project(tmp_path / "project"), tag=name)  # tag: latest
+    with ImageBuilder(log=log.info, group=log.group) as other:
+        assert other.existing(name) == BuiltImage(built.image_id, name, RUNTIME)
+        assert other.existing(built.image_id).image_id == built.image_id
+    short = built.image_id.removeprefix("sha256:")[:12]
+    assert f"Using the image {name} ({short})" in log.text()
+
+
+def test_a_missing_image_is_named_with_what_to_do(builder: ImageBuilder) -> None:
+    name = f"{unique('missing')}:1"
+    with pytest.raises(ImageNotFoundError) as caught:
+        builder.existing(name)
+    assert name in caught.value.message
+    assert "load: true" in caught.value.message
+    assert caught.value.title == "Image not found"
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    with pytest.raises(ImageNotFoundError, match="No image name given"):
+        builder.existing("  ")
 
 
 # --- push -------------------------------------------------------------------------------
@@ -173,6 +280,22 @@ def test_a_wrong_token_is_a_clear_login_error_without_the_token(
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
     assert "404" in real_registry.manifest(name, "deploy-1").problem  # nothing was pushed
+
+
+def test_a_push_of_an_image_the_engine_lost(
+    builder: ImageBuilder, tmp_path: Path, real_registry: RealRegistry, docker_host: str
+) -> None:
+    project = scratch_project(tmp_path / "project")
+    (project / "dags" / "own.py").write_text(f"# {uuid.uuid4()}: an image no other test has\n")
+    built = builder.build(project, tag=f"{unique('lost')}:1")
+    client = docker.DockerClient(base_url=docker_host)
+    try:
+        client.images.remove(built.image_id, force=True)
+    finally:
+        client.close()
+    with pytest.raises(ImageError, match="No such image") as caught:
+        builder.push(built, f"{real_registry.host}/org/lost", "t1", token=real_registry.token)
+    assert caught.value.__context__ is None
 
 
 def test_a_registry_that_does_not_answer_is_a_clear_error(
