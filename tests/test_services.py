@@ -349,3 +349,23 @@ def test_a_service_that_exits_fails_with_its_log_tail(tmp_path: Path) -> None:
         done.stderr
     )
     assert not marker.exists()
+
+
+def test_a_test_needing_a_service_fails_without_it_never_skips() -> None:
+    """Run outside ``make test``, a real-engine test fails with the way to run it."""
+    test = "tests/test_image_real.py::test_a_scratch_image_builds_and_its_label_reads_back"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=_clean_env(),
+    )
+    assert done.returncode == 1, done.stdout
+    assert "1 error" in done.stdout
+    assert "skipped" not in done.stdout
+    assert (
+        "DOCKER_HOST is not set: run the tests through `make test`, which starts the real "
+        "Docker engine, registry and Azurite"
+    ) in done.stdout
