@@ -21,7 +21,13 @@ import pytest
 
 from ci_deploy.image import RUNTIME_LABEL
 from ci_deploy_testkit.emulator import Emulator
-from tests.actionrun import api_posts, assert_requests_match_spec, example_repo, run_push
+from tests.actionrun import (
+    Step,
+    api_posts,
+    assert_requests_match_spec,
+    example_repo,
+    run_push,
+)
 from tests.gitrepo import GitRepo
 from tests.realservices import RealRegistry
 from tests.test_cli import CI_DEPLOY, local_environment
@@ -57,6 +63,25 @@ def scratch_repo(path: Path) -> GitRepo:
     )
     repo.commit("Build FROM scratch")
     return repo
+
+
+def deploy_a_requirements_change(
+    tmp_path: Path, emulator: Emulator, deployment_id: str, token: str, docker_host: str
+) -> Step:
+    """Run the action with ``token`` on the real engine for a push that changes
+    requirements.txt in the scratch project (an IMAGE_AND_DAG deploy)."""
+    repo = scratch_repo(tmp_path / "workspace")
+    before = repo.head()
+    repo.write("requirements.txt", "apache-airflow-providers-http==5.3.0\npandas==2.2.3\n")
+    repo.commit("Add pandas")
+    return run_push(
+        repo,
+        emulator,
+        before,
+        {"deployment-id": deployment_id, "organization-id": emulator.organization_id},
+        token=token,
+        env={"DOCKER_HOST": docker_host},
+    )
 
 
 def create_image_deploy(emulator: Emulator, deployment_id: str, token: str) -> dict[str, str]:
@@ -156,18 +181,8 @@ def test_an_image_and_dag_deploy_builds_pushes_and_runs_healthy(
     real_registry: RealRegistry,
     docker_host: str,
 ) -> None:
-    repo = scratch_repo(tmp_path / "workspace")
-    before = repo.head()
-    repo.write("requirements.txt", "apache-airflow-providers-http==5.3.0\npandas==2.2.3\n")
-    repo.commit("Add pandas")
-
-    step = run_push(
-        repo,
-        emulator,
-        before,
-        {"deployment-id": deployment_id, "organization-id": emulator.organization_id},
-        token=real_registry.token,
-        env={"DOCKER_HOST": docker_host},
+    step = deploy_a_requirements_change(
+        tmp_path, emulator, deployment_id, real_registry.token, docker_host
     )
 
     assert step.result.returncode == 0, step.log
@@ -203,19 +218,7 @@ def test_a_token_the_registry_refuses_fails_before_finalize(
 ) -> None:
     other = "another-api-token-" + uuid.uuid4().hex
     emulator.tokens.add(other)
-    repo = scratch_repo(tmp_path / "workspace")
-    before = repo.head()
-    repo.write("requirements.txt", "pandas==2.2.3\n")
-    repo.commit("Add pandas")
-
-    step = run_push(
-        repo,
-        emulator,
-        before,
-        {"deployment-id": deployment_id, "organization-id": emulator.organization_id},
-        token=other,
-        env={"DOCKER_HOST": docker_host},
-    )
+    step = deploy_a_requirements_change(tmp_path, emulator, deployment_id, other, docker_host)
 
     assert step.result.returncode == 1
     assert step.titles("error") == ["Registry login failed"]

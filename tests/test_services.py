@@ -301,11 +301,9 @@ def test_sigterm_stops_the_child_and_the_services(tmp_path: Path) -> None:
     assert _processes_naming(str(state)) == []
 
 
-def test_a_service_that_cannot_start_fails_loudly(tmp_path: Path) -> None:
-    """No registry binary on PATH: exit code 1 and what to run, the command never runs."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    env = {**_clean_env(), "PATH": str(bin_dir)}
+def _registry_run(tmp_path: Path, *, path: str) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """``services.py run --only registry`` with ``PATH``; its result, and whether the command
+    after ``--`` ran."""
     marker = tmp_path / "ran"
     done = subprocess.run(
         _services(
@@ -314,13 +312,21 @@ def test_a_service_that_cannot_start_fails_loudly(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env=env,
+        env={**_clean_env(), "PATH": path},
     )
+    return done, marker.exists()
+
+
+def test_a_service_that_cannot_start_fails_loudly(tmp_path: Path) -> None:
+    """No registry binary on PATH: exit code 1 and what to run, the command never runs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    done, ran = _registry_run(tmp_path, path=str(bin_dir))
     assert done.returncode == 1
     assert "services: error: missing: docker-registry, htpasswd; run `make services`" in (
         done.stderr
     )
-    assert not marker.exists()
+    assert not ran
 
 
 def test_a_service_that_exits_fails_with_its_log_tail(tmp_path: Path) -> None:
@@ -332,23 +338,13 @@ def test_a_service_that_exits_fails_with_its_log_tail(tmp_path: Path) -> None:
         "#!/bin/sh\necho 'listen tcp 127.0.0.1: bind: address already in use'\nexit 3\n"
     )
     fake.chmod(0o755)
-    env = {**_clean_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    marker = tmp_path / "ran"
-    done = subprocess.run(
-        _services(
-            "run", "--only", "registry", "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    done, ran = _registry_run(tmp_path, path=f"{bin_dir}:{os.environ['PATH']}")
     assert done.returncode == 1
+    assert not ran
     assert "services: error: registry exited with code 3 before on port" in done.stderr
     assert "the last lines of registry.log:\nlisten tcp 127.0.0.1: bind: address already" in (
         done.stderr
     )
-    assert not marker.exists()
 
 
 def test_a_test_needing_a_service_fails_without_it_never_skips() -> None:
