@@ -592,8 +592,10 @@ def run(command: Run) -> int:
             flush=True,
         )
         if command.env_file is not None:
-            command.env_file.touch(mode=0o600)
-            command.env_file.write_text(env_file_text(env))
+            descriptor = os.open(command.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(descriptor, 0o600)  # the token is in it
+            with os.fdopen(descriptor, "w") as file:
+                file.write(env_file_text(env))
         child = subprocess.Popen(command.command, env={**os.environ, **env})
         code = child.wait()
         return 128 - code if code < 0 else code
