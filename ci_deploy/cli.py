@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         args.insert(0, "deploy")
     parsed = _parser().parse_args(args)
     if parsed.command == "emulator":
-        return _emulator(parsed.host, parsed.port, parsed.rollout_seconds)
+        return _emulator(parsed.host, parsed.port, parsed.rollout_seconds, parsed.registry)
     flags = {name: getattr(parsed, _dest(name), None) for name in INPUTS if name not in SECRET}
     if parsed.command == "plan":
         flags["dry-run"] = "true"
@@ -221,7 +221,7 @@ def _finish(runner: Runner, result: RunResult, context: GitHubContext) -> int:
     return 1 if result.error is not None else 0
 
 
-def _emulator(host: str, port: int, rollout_seconds: float) -> int:
+def _emulator(host: str, port: int, rollout_seconds: float, registry: str | None) -> int:
     try:  # a separate package: the action's image does not have it
         emulator = importlib.import_module("ci_deploy_testkit.emulator")
     except ImportError:
@@ -231,7 +231,9 @@ def _emulator(host: str, port: int, rollout_seconds: float) -> int:
             file=sys.stderr,
         )
         return 2
-    return int(emulator.serve(host=host, port=port, rollout_seconds=rollout_seconds))
+    return int(
+        emulator.serve(host=host, port=port, rollout_seconds=rollout_seconds, registry=registry)
+    )
 
 
 def _dest(name: str) -> str:
@@ -268,4 +270,10 @@ def _parser() -> argparse.ArgumentParser:
     emulator_cmd.add_argument("--host", default="127.0.0.1")
     emulator_cmd.add_argument("--port", type=int, default=8765)
     emulator_cmd.add_argument("--rollout-seconds", type=float, default=1.0)
+    emulator_cmd.add_argument(
+        "--registry",
+        metavar="HOST:PORT",
+        help="a real registry for image deploys: imageRepository points at it and a finalize "
+        "needs the image there (user cli, the API token as password)",
+    )
     return parser

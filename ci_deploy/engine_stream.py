@@ -2,8 +2,8 @@
 
 A build or a push answers with a stream of JSON objects (``stream`` text, per-layer
 ``status`` and ``progressDetail``, ``aux`` results, ``error``/``errorDetail``). Here they
-become log lines (throttled, secrets redacted, the last ones kept for an error message)
-and an outcome: the image id or digest reported, and the first error.
+become log lines (throttled, terminal escapes dropped, secrets redacted, the last ones kept
+for an error message) and an outcome: the image id or digest reported, and the first error.
 
 No Docker SDK here: the streams are plain iterables of dicts, and the SDK's exceptions are
 caught by :class:`ci_deploy.image.ImageBuilder`, so importing this module imports neither
@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ci_deploy.text import human_size
+from ci_deploy.text import human_size, printable
 
 __all__ = [
     "LOG_TAIL_LINES",
@@ -55,8 +55,9 @@ def api_error_text(exc: Any) -> str:
         text = str(explanation)
         if isinstance(explanation, bytes):
             text = explanation.decode("utf-8", "replace")
+        text = printable(text)
         return f"{text} (HTTP {status})" if status else text
-    return str(exc)
+    return printable(str(exc))
 
 
 def _stream_error(chunk: Mapping[str, Any]) -> str | None:
@@ -66,9 +67,9 @@ def _stream_error(chunk: Mapping[str, Any]) -> str | None:
     if error is None and detail is None:
         return None
     if error:
-        return str(error).strip()
+        return printable(str(error)).strip()
     if isinstance(detail, dict) and detail.get("message"):
-        return str(detail["message"]).strip()
+        return printable(str(detail["message"])).strip()
     return "the Docker engine reported an error without a message"
 
 
@@ -93,8 +94,9 @@ class StreamLog:
         self._last_plain = ""
 
     def line(self, text: str) -> None:
-        """Log one line (blank ones are dropped)."""
-        text = redact(text.rstrip(), self._secrets)
+        """Log one line without terminal escapes (the classic builder colours a ``RUN``'s
+        stderr); blank ones are dropped."""
+        text = redact(printable(text).rstrip(), self._secrets)
         if not text.strip():
             return
         self.tail.append(text)

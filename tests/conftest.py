@@ -17,6 +17,7 @@ from tests.actionrun import (
 )
 from tests.fakes import FakeClock
 from tests.gitrepo import GitRepo
+from tests.realservices import RealRegistry, service_variable
 from tests.spec import assert_do_requests_match_spec
 
 
@@ -78,3 +79,22 @@ def do_emulator() -> Iterator[AppPlatformEmulator]:
 def repo(tmp_path: Path) -> GitRepo:
     """The example project at the root of a repository, committed once."""
     return example_repo(tmp_path / "workspace")
+
+
+# --- the real components `make test` starts (scripts/services.py) -------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """The real Docker engine's ``DOCKER_HOST`` (``unix:///…/docker.sock``)."""
+    return service_variable("DOCKER_HOST")
+
+
+@pytest.fixture(scope="session")
+def real_registry() -> RealRegistry:
+    """The real registry on 127.0.0.1 (user ``cli``, a token as password)."""
+    return RealRegistry(
+        host=service_variable("CI_DEPLOY_TEST_REGISTRY"),
+        user=service_variable("CI_DEPLOY_TEST_REGISTRY_USER"),
+        token=service_variable("CI_DEPLOY_TEST_REGISTRY_TOKEN"),
+    )

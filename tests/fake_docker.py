@@ -12,6 +12,12 @@ Endpoints (each also under the ``/v1.xx`` prefix the SDK adds): ``GET|HEAD /_pin
 engine's. Streams are chunked JSON lines, as the engine sends them (the SDK only streams a
 chunked answer). Every request is recorded in :attr:`FakeDockerEngine.calls`.
 
+The real engine and registry ``make test`` starts cover builds and pushes
+(``tests/test_image_real.py``, ``tests/test_image_e2e.py``); this fake stays for what they
+cannot be made to produce here (``tests/test_image.py`` says which), and for runs whose
+image is not the point: in process on a fake clock (``tests/test_astro_run.py``) and a
+preview's whole life (``tests/test_preview_e2e.py``).
+
 Knobs (plain attributes, set them before the call): :attr:`labels` (labels of built images
 and of :meth:`add_image`'s default), :attr:`build_error`, :attr:`build_log`,
 :attr:`push_error`, :attr:`registry_password`, :attr:`http_errors`, :attr:`on_push`.

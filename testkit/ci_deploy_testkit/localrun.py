@@ -22,8 +22,17 @@ from ci_deploy_testkit.ghfiles import parse_output_text
 
 ENTRYPOINT = Path(__file__).resolve().parents[2] / "entrypoint.py"
 
-#: Variables of the developer's shell that must not leak into a simulated step.
-_SCRUBBED_PREFIXES = ("GITHUB_", "INPUT_", "RUNNER_", "ACTIONS_", "ASTRO_")
+#: Variables of the developer's shell that must not leak into a simulated step (also those of
+#: the real services ``make test`` starts: a step gets ``DOCKER_HOST`` only when it is passed).
+_SCRUBBED_PREFIXES = (
+    "GITHUB_",
+    "INPUT_",
+    "RUNNER_",
+    "ACTIONS_",
+    "ASTRO_",
+    "DOCKER_",
+    "CI_DEPLOY_TEST_",
+)
 
 
 @dataclass(frozen=True)

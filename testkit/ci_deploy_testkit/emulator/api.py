@@ -168,7 +168,9 @@ class AstroApi:
         self, request: RecordedRequest, org: str, dep: str, deploy: str
     ) -> Response:
         body = _body(request, models.FinalizeDeployRequest)
-        return json_response(200, self._state.finalize_deploy(org, dep, deploy, body))
+        # The registry password on Astro is the API token: the one this request carries.
+        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+        return json_response(200, self._state.finalize_deploy(org, dep, deploy, body, token))
 
     def rollback_deploy(
         self, request: RecordedRequest, org: str, dep: str, deploy: str

@@ -97,7 +97,11 @@ class Emulator(ServedApi):
     Images: a Deployment's ``imageRepository`` is ``127.0.0.1:<port>/<org>/<deployment>``
     (registry host = the emulator's address, though no registry is served there). An
     image deploy finalizes only once :meth:`record_push` has recorded its
-    ``imageRepository:imageTag``.
+    ``imageRepository:imageTag``. With ``registry="<host>:<port>"`` (a real registry, such as
+    the one ``make test`` starts), ``imageRepository`` is ``<host>:<port>/<org>/<deployment>``
+    and a finalize is accepted only when that registry has the manifest, asked as user
+    ``cli`` with the finalize's API token as password, as Astro's registry takes it (add the
+    registry's password to :attr:`tokens`); :attr:`registry_digests` keeps what it answered.
 
     ``keep_blobs=False`` is for uploads too large to hold (the benchmark's): each committed
     blob leaves only its size and sha256 in :attr:`stored_blobs`, :attr:`blobs` stays
@@ -115,6 +119,7 @@ class Emulator(ServedApi):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         keep_blobs: bool = True,
+        registry: str | None = None,
     ) -> None:
         self.clock, self.wall_clock = clock, wall_clock
         self.organization_id = DEMO_ORGANIZATION_ID
@@ -130,6 +135,7 @@ class Emulator(ServedApi):
             clock=clock,
             wall_clock=wall_clock,
             keep_blobs=keep_blobs,
+            registry=registry,
         )
         self._state.add_deployment(DEMO_DEPLOYMENT_ID, name="emulator")
         self._state.seed_history(DEMO_DEPLOYMENT_ID)
@@ -176,6 +182,12 @@ class Emulator(ServedApi):
     def stored_blobs(self) -> dict[str, StoredBlob]:
         """The size and sha256 of every committed upload by its ``x-ms-version-id`` (live)."""
         return self._state.stored_blobs
+
+    @property
+    def registry_digests(self) -> dict[str, str]:
+        """With a real registry: the digest it answered for each image a finalize checked,
+        by ``imageRepository:imageTag`` (the live dict)."""
+        return self._state.registry_digests
 
     @property
     def unhealthy_after_finalize(self) -> bool:
@@ -351,15 +363,23 @@ class Emulator(ServedApi):
         return Response(200, (("Content-Type", "text/html; charset=utf-8"),), page)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, rollout_seconds: float = 1.0) -> int:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    rollout_seconds: float = 1.0,
+    registry: str | None = None,
+) -> int:
     """Run an emulator until SIGINT or SIGTERM; for ``ci-deploy emulator``. Main thread only.
 
     Prints the API URL, organization, Deployment and token to use, one ``name: value`` a
-    line, then a log line per request on stderr. Returns the exit code: 0, or 1 when the
-    port cannot be bound.
+    line, then a log line per request on stderr. ``registry`` (``host:port``) is a real
+    registry for image deploys (see :class:`Emulator`). Returns the exit code: 0, or 1 when
+    the port cannot be bound.
     """
     try:
-        emulator = Emulator(host, port, rollout_seconds=rollout_seconds, log=_log_to_stderr)
+        emulator = Emulator(
+            host, port, rollout_seconds=rollout_seconds, log=_log_to_stderr, registry=registry
+        )
     except OSError as exc:
         print(f"ci-deploy emulator: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
@@ -376,7 +396,12 @@ def serve(host: str = "127.0.0.1", port: int = 8765, rollout_seconds: float = 1.
                 f"api-url: {emulator.api_url}\n"
                 f"organization-id: {emulator.organization_id}\n"
                 f"deployment-id: {emulator.deployment_id}\n"
-                f"token: {emulator.token}",
+                f"token: {emulator.token}"
+                + (
+                    f"\nregistry: {registry} (user cli, an API token as password)"
+                    if registry
+                    else ""
+                ),
                 flush=True,
             )
             while not stopping.wait(0.2):

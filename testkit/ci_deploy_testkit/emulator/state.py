@@ -39,6 +39,7 @@ from ci_deploy_testkit.emulator.logs import (
     broken_dag_line,
     search_logs,
 )
+from ci_deploy_testkit.emulator.registry import manifest_digest
 from ci_deploy_testkit.emulator.wire import ApiProblem, BlobProblem
 
 WORKSPACE_ID = "emulator-workspace"
@@ -204,9 +205,14 @@ class AstroState:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         keep_blobs: bool = True,
+        registry: str | None = None,
     ) -> None:
         self.lock = threading.RLock()
         self.base_url = base_url
+        # A real registry (host:port) the image deploys are checked against; None: the
+        # fake one of record_push.
+        self.registry = registry
+        self.registry_digests: dict[str, str] = {}  # "<repository>:<tag>" -> digest seen
         self.organization_id = organization_id
         self.rollout_seconds = rollout_seconds
         self.unhealthy_after_finalize = False
@@ -541,11 +547,14 @@ class AstroState:
         deployment_id: str,
         deploy_id: str,
         request: models.FinalizeDeployRequest,
+        token: str = "",
     ) -> dict[str, Any]:
         """Mark the deploy DEPLOYED and start the Deployment's rollout to it.
 
-        Image deploys need their image pushed first (:meth:`record_push`). Each finalize
-        adds a dag-processor ``Broken DAG`` log line per :attr:`import_errors_after_finalize`.
+        Image deploys need their image pushed first: to the real :attr:`registry` (asked
+        as user ``cli`` with ``token``, the finalize's API token), or without one, recorded
+        by :meth:`record_push`. Each finalize adds a dag-processor ``Broken DAG`` log line
+        per :attr:`import_errors_after_finalize`.
         """
         deployment = self._deployment(organization_id, deployment_id)
         record = self._deploy(deployment, deploy_id)
@@ -565,13 +574,8 @@ class AstroState:
             deploy_type == "BUNDLE",
             uploaded,
         )
-        image = f"{data['imageRepository']}:{data['imageTag']}"
-        if deploy_type in IMAGE_TYPES and image not in self.pushed_images:
-            raise ApiProblem(
-                400,
-                f"image {image} was not pushed: push it to the registry before finalizing the "
-                f"{deploy_type} deploy",
-            )
+        if deploy_type in IMAGE_TYPES:
+            self._check_pushed(data, token)
         data.update(status="DEPLOYED", updatedAt=self._now(), updatedBySubject=SUBJECT)
         if dag_version:
             data["dagTarballVersion"] = dag_version
@@ -592,6 +596,28 @@ class AstroState:
         self._start_rollout(deployment, deploy_id, dag_version, image_tag, failure)
         self._log_import_errors(deployment)
         return copy.deepcopy(data)
+
+    def _check_pushed(self, data: dict[str, Any], token: str) -> None:
+        """ApiProblem unless the image deploy's ``imageRepository:imageTag`` was pushed."""
+        image = f"{data['imageRepository']}:{data['imageTag']}"
+        problem = ""
+        if self.registry is None:
+            if image not in self.pushed_images:
+                problem = "it is not in the registry"
+        else:
+            name = data["imageRepository"].removeprefix(f"{self.registry}/")
+            answer = manifest_digest(
+                self.registry, name, data["imageTag"], user="cli", password=token
+            )
+            problem = answer.problem
+            if answer.digest:
+                self.registry_digests[image] = answer.digest
+        if problem:
+            raise ApiProblem(
+                400,
+                f"image {image} was not pushed ({problem}): push it to the registry before "
+                f"finalizing the {data['type']} deploy",
+            )
 
     def rollback_deploy(
         self,
@@ -914,6 +940,7 @@ class AstroState:
     def _deployment_defaults(self, deployment_id: str) -> dict[str, Any]:
         host = self.base_url.split("://", 1)[1]
         airflow = f"{host}/airflow/{deployment_id}"
+        registry = self.registry or host
         created = iso_seconds(self._started - 30 * 86400)
         version = self._versions.at(self._started - 3600)
         return {
@@ -939,7 +966,7 @@ class AstroState:
             "airflowVersion": AIRFLOW_VERSION,
             "dagTarballVersion": version,
             "desiredDagTarballVersion": version,
-            "imageRepository": f"{host}/{self.organization_id}/{deployment_id}",
+            "imageRepository": f"{registry}/{self.organization_id}/{deployment_id}",
             "imageTag": "deploy-0",
             "imageVersion": "deploy-0",
             "uiUrl": f"{self.base_url}/ui/deployments/{deployment_id}",
