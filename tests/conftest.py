@@ -78,3 +78,8 @@ def do_emulator() -> Iterator[AppPlatformEmulator]:
 def repo(tmp_path: Path) -> GitRepo:
     """The example project at the root of a repository, committed once."""
     return example_repo(tmp_path / "workspace")
+
+
+# The real Azure blob service's fixture (Azurite, which `make test` starts), kept with its
+# helpers in tests/azurite.py.
+from tests.azurite import azurite  # noqa: E402, F401
