@@ -266,7 +266,7 @@ class _Uploader:
         transport: httpx.BaseTransport | None,
         on_retry: Callable[[str], None] | None,
         concurrency: int,
-        wall_clock: Callable[[], float],
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
         self.wall_clock = wall_clock
