@@ -98,3 +98,8 @@ def real_registry() -> RealRegistry:
         user=service_variable("CI_DEPLOY_TEST_REGISTRY_USER"),
         token=service_variable("CI_DEPLOY_TEST_REGISTRY_TOKEN"),
     )
+
+
+# The real Azure blob service's fixture (Azurite, which `make test` starts), kept with its
+# helpers in tests/azurite.py.
+from tests.azurite import azurite  # noqa: E402, F401

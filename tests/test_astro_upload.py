@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 import respx
 
-from ci_deploy.astro.upload import redact_url, upload_blob
+from ci_deploy.astro.upload import redact_url, refusal_advice, upload_blob
 from ci_deploy.errors import UploadError
 
 SIG = "Zm9vYmFy%2BYmF6cXV4%3D"
@@ -172,6 +173,80 @@ def test_403_authentication_failed(blob: Blob) -> None:
     assert "RequestId:r-1" in error.message
     assert "signature was refused or has expired" in error.message
     assert blob.sleeps == []
+
+
+def test_403_says_when_the_url_expired_and_why_azure_refused_it(blob: Blob) -> None:
+    # Azure's answer to an expired SAS: a generic Message, the reason in its detail.
+    url = f"{BLOB}?sv=2023-11-03&se=2026-01-12T18%3A30%3A00Z&sr=b&sp=cw&sig={SIG}"
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code>'
+        "<Message>Server failed to authenticate the request.\nRequestId:r-1</Message>"
+        "<AuthenticationErrorDetail>Signed expiry time [Mon, 12 Jan 2026 18:30:00 GMT] must "
+        f"be after signed start time [Mon, 12 Jan 2026 18:32:20 GMT] ({SIG_DECODED})"
+        "</AuthenticationErrorDetail></Error>"
+    )
+    blob.router.put(BLOB).respond(403, text=body)
+    now = datetime(2026, 1, 12, 18, 32, 20, tzinfo=UTC).timestamp()
+    with pytest.raises(UploadError) as caught:
+        upload_blob(
+            url, b"x", transport=httpx.MockTransport(blob.router.handler), wall_clock=lambda: now
+        )
+    assert caught.value.message == (
+        f"Put Blob to {REDACTED} failed: HTTP 403 Forbidden: AuthenticationFailed: Server "
+        "failed to authenticate the request. RequestId:r-1: Signed expiry time [Mon, 12 Jan "
+        "2026 18:30:00 GMT] must be after signed start time [Mon, 12 Jan 2026 18:32:20 GMT] "
+        "(<redacted>). The upload URL expired at 2026-01-12 18:30:00 UTC, before the upload "
+        "ended; run the job again to get a new upload URL."
+    )
+    assert_no_secret(caught.value, repr(caught.value))
+
+
+@pytest.mark.parametrize(
+    ("expiry", "advice"),
+    [
+        ("2026-01-12T18%3A30%3A00Z", "expired at 2026-01-12 18:30:00 UTC"),
+        ("2026-01-12", "expired at 2026-01-12 00:00:00 UTC"),  # a date alone is UTC
+        ("2026-01-12T18%3A40%3A00.1234567Z", "signature was refused or has expired"),
+        ("not-a-time", "signature was refused or has expired"),
+        (None, "signature was refused or has expired"),
+    ],
+)
+def test_403_advice_from_the_url_expiry(blob: Blob, expiry: str | None, advice: str) -> None:
+    # AuthorizationFailure (what Azurite answers, and Azure for a network rule) too.
+    url = URL if expiry is None else f"{BLOB}?sv=2023-11-03&se={expiry}&sr=b&sp=cw&sig={SIG}"
+    if expiry is None:
+        url = url.replace("se=2030-01-01T00%3A00%3A00Z&", "")
+    blob.router.put(BLOB).respond(403, text=azure_error("AuthorizationFailure", "Refused."))
+    now = datetime(2026, 1, 12, 18, 35, tzinfo=UTC).timestamp()
+    with pytest.raises(UploadError) as caught:
+        upload_blob(
+            url, b"x", transport=httpx.MockTransport(blob.router.handler), wall_clock=lambda: now
+        )
+    assert advice in caught.value.message
+    assert caught.value.message.endswith("; run the job again to get a new upload URL.")
+
+
+@pytest.mark.parametrize(
+    ("expiry", "now", "expired"),
+    [
+        (None, 0.0, False),
+        (datetime(2026, 1, 12, tzinfo=UTC), datetime(2026, 1, 11, tzinfo=UTC).timestamp(), False),
+        (datetime(2026, 1, 12, tzinfo=UTC), datetime(2026, 1, 12, tzinfo=UTC).timestamp(), True),
+        (datetime(2026, 1, 12, tzinfo=UTC), datetime(2026, 1, 13, tzinfo=UTC).timestamp(), True),
+    ],
+)
+def test_refusal_advice(expiry: datetime | None, now: float, expired: bool) -> None:
+    advice = refusal_advice(expiry, now)
+    if expired:
+        assert advice == (
+            "The upload URL expired at 2026-01-12 00:00:00 UTC, before the upload ended; run "
+            "the job again to get a new upload URL."
+        )
+    else:
+        assert advice == (
+            "The upload URL's signature was refused or has expired; run the job again to get "
+            "a new upload URL."
+        )
 
 
 def test_azure_error_code_from_the_header(blob: Blob) -> None:

@@ -26,9 +26,10 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
-from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -48,6 +49,7 @@ __all__ = [
     "block_size_for",
     "progress_line",
     "redact_url",
+    "refusal_advice",
     "upload_blob",
 ]
 
@@ -108,6 +110,17 @@ def block_size_for(size: int, preferred: int) -> int:
     return grown
 
 
+def refusal_advice(expiry: datetime | None, now: float) -> str:
+    """What to do when the blob store refuses the upload URL (HTTP 403), from the URL's
+    expiry (its ``se``, None when it has none or it cannot be read) and the wall clock
+    ``now`` (seconds since the epoch)."""
+    again = "run the job again to get a new upload URL."
+    if expiry is not None and expiry.timestamp() <= now:
+        expired = expiry.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"The upload URL expired at {expired}, before the upload ended; {again}"
+    return f"The upload URL's signature was refused or has expired; {again}"
+
+
 def progress_line(done: int, total: int) -> str:
     """``Uploaded 120 of 640 MiB (19%)``; tenths of MiB below 10 MiB."""
     digits = 0 if total >= 10 * MIB else 1
@@ -158,6 +171,7 @@ def upload_blob(
     block_size: int = BLOCK_SIZE,
     single_put_limit: int = SINGLE_PUT_LIMIT,
     concurrency: int = CONCURRENCY,
+    wall_clock: Callable[[], float] = time.time,
 ) -> str:
     """Upload ``source`` (bytes, or a file's path) as a block blob to the SAS ``url``;
     return its ``x-ms-version-id``.
@@ -166,12 +180,15 @@ def upload_blob(
     (grown by :func:`block_size_for` for huge files), ``concurrency`` at a time.
     ``on_retry`` gets each retry's message, ``on_progress`` the bytes sent and the total
     after each block (and once at the end of a Put Blob); both run on the caller's thread.
+    ``wall_clock`` tells whether a refused URL had expired.
     Raises :class:`~ci_deploy.errors.UploadError`, whose message holds the redacted URL only.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     block_size = block_size_for(0, block_size)  # checks it before anything is sent
-    uploader = _Uploader(url, timeout, max_attempts, sleep, transport, on_retry, concurrency)
+    uploader = _Uploader(
+        url, timeout, max_attempts, sleep, transport, on_retry, concurrency, wall_clock
+    )
     with uploader:
         tarball = uploader.open(source)
         if tarball.size <= single_put_limit:
@@ -249,8 +266,10 @@ class _Uploader:
         transport: httpx.BaseTransport | None,
         on_retry: Callable[[str], None] | None,
         concurrency: int,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        self.wall_clock = wall_clock
         self.redacted = redact_url(url)
         self.max_attempts = max_attempts
         self.sleep = sleep
@@ -382,11 +401,8 @@ class _Uploader:
         text += httpx.codes.get_reason_phrase(status)
         if code or message:
             text += ": " + ": ".join(part for part in (code, message) if part)
-        if status == 403 and code == "AuthenticationFailed":
-            text += (
-                ". The upload URL's signature was refused or has expired; run the job "
-                "again to get a new upload URL."
-            )
+        if status == 403:
+            text += ". " + refusal_advice(_expiry_of(self.url), self.wall_clock())
         elif 300 <= status < 400:
             text += ". Redirects are not followed for uploads."
         elif BLOB_PUT.status(status):
@@ -509,6 +525,18 @@ def _with_query(url: str, extra: dict[str, str]) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
+def _expiry_of(url: str) -> datetime | None:
+    """The SAS URL's expiry (``se``, no secret), in UTC; None when absent or unreadable."""
+    values = parse_qs(urlsplit(url).query).get("se", [])
+    try:
+        expiry = datetime.fromisoformat(values[0]) if len(values) == 1 else None
+    except ValueError:
+        return None
+    if expiry is not None and expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=UTC)  # a date alone, or a time without its Z
+    return expiry
+
+
 def _azure_error(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[str, str]:
     """Azure's error ``(Code, Message)`` from the XML body, else the ``x-ms-error-code``.
 
@@ -524,5 +552,9 @@ def _azure_error(response: httpx.Response, scrub: Callable[[str], str]) -> tuple
             root = None
         if root is not None and root.tag == "Error":
             code = (root.findtext("Code") or "").strip() or code
-            message = shorten(scrub(root.findtext("Message") or ""), _TEXT_LIMIT)
+            # Azure says why a SAS was refused in AuthenticationErrorDetail (Message is
+            # generic then).
+            found = (root.findtext(tag) for tag in ("Message", "AuthenticationErrorDetail"))
+            parts = (shorten(scrub(text.strip()), _TEXT_LIMIT) for text in found if text)
+            message = ": ".join(part for part in parts if part)
     return code, message
