@@ -32,15 +32,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from demo import make_workspace
 from imagekit import (
     ROOT,
     Docker,
     ImageKitError,
     base_image,
     build,
-    container_arguments,
-    container_environment,
+    container_step,
     docker_session,
     megabytes,
     old_dockerfile_on,
@@ -48,7 +46,6 @@ from imagekit import (
 )
 
 from ci_deploy_testkit.emulator import Emulator
-from ci_deploy_testkit.localrun import push_event, runner_environment
 
 #: The last commit before issue 12 changed the Dockerfile.
 OLD_DOCKERFILE_REV = "bd4d30a"
@@ -74,30 +71,12 @@ def start_and_time(docker: Docker, image: str, prepare: Callable[[], None]) -> f
         tempfile.TemporaryDirectory(prefix="ci-deploy-bench-image-") as tmp,
         Emulator(rollout_seconds=0.5, log=first) as emulator,
     ):
-        root = Path(tmp)
-        workspace, before, after = make_workspace(root)
-        runner = root / "runner"
-        environ = runner_environment(
-            workspace,
-            runner,
-            {"api-url": emulator.api_url, "deployment-id": emulator.deployment_id},
-            event=push_event(before, after),
-            sha=after,
-            env={"ASTRO_API_TOKEN": emulator.token},
-        )
-        inside = container_environment(environ, workspace, runner)
-        arguments = container_arguments(image, workspace, runner, inside)
+        step = container_step(docker, image, Path(tmp), emulator)
         started = time.monotonic()
         prepare()
-        step = subprocess.run(
-            ["docker", *arguments],
-            env={**docker.environ, **inside},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if step.returncode != 0 or first.at is None:
-            raise ImageKitError(f"the action failed (exit {step.returncode}):\n{step.stdout}")
+        done = step.run(capture=True)
+        if done.returncode != 0 or first.at is None:
+            raise ImageKitError(f"the action failed (exit {done.returncode}):\n{done.stdout}")
         return first.at - started
 
 

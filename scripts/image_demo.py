@@ -15,66 +15,42 @@ the step uploaded; the last line says which, and the exit code is 0 or 1.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from demo import make_workspace
 from imagekit import (
     BASE_TARBALL,
     Docker,
     ImageKitError,
     base_image,
     build,
-    container_arguments,
-    container_environment,
+    container_step,
     docker_session,
-    docker_socket,
     megabytes,
     say,
 )
 
 from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.ghfiles import parse_output_text
-from ci_deploy_testkit.localrun import push_event, runner_environment
-
-#: The runner's user: the checkout belongs to it, the container runs as root.
-RUNNER_UID = 1001
 
 
 def run_in_image(docker: Docker, image: str, root: Path, emulator: Emulator) -> str:
     """One DAG deploy by the image; the problem found, or ``""`` when it is HEALTHY."""
-    workspace, before, after = make_workspace(root)
-    subprocess.run(["chown", "-R", f"{RUNNER_UID}:{RUNNER_UID}", str(workspace)], check=True)
-    runner = root / "runner"
-    environ = runner_environment(
-        workspace,
-        runner,
-        {"api-url": emulator.api_url, "deployment-id": emulator.deployment_id},
-        event=push_event(before, after),
-        sha=after,
-        env={"ASTRO_API_TOKEN": emulator.token},
-    )
-    inside = container_environment(environ, workspace, runner)
-    arguments = container_arguments(
-        image, workspace, runner, inside, docker_socket=docker_socket(os.environ)
-    )
+    step = container_step(docker, image, root, emulator, as_runner_user=True)
     say(f"Running {image} as the GitHub runner would (docker run --rm --network host ...)")
-    step = subprocess.run(
-        ["docker", *arguments], env={**docker.environ, **inside}, check=False, text=True
-    )
-    outputs = parse_output_text(Path(environ["GITHUB_OUTPUT"]).read_text(encoding="utf-8"))
+    done = step.run(capture=False)
+    outputs = parse_output_text(step.output_file.read_text(encoding="utf-8"))
     deployment = emulator.deployment(emulator.deployment_id)
     say(
-        f"Step exit code {step.returncode}; outputs status={outputs.get('status')!r} "
+        f"Step exit code {done.returncode}; outputs status={outputs.get('status')!r} "
         f"dag-tarball-version={outputs.get('dag-tarball-version')!r}; the Deployment: "
         f"status={deployment.get('status')!r} dagTarballVersion="
         f"{deployment.get('dagTarballVersion')!r}"
     )
-    if step.returncode != 0:
-        return f"the action exited {step.returncode}"
+    if done.returncode != 0:
+        return f"the action exited {done.returncode}"
     version = outputs.get("dag-tarball-version", "")
     if not version:
         return "the action reported no dag-tarball-version"

@@ -14,7 +14,6 @@ local registry at every run. The Dockerfile's ``BASE`` build argument points at 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -24,8 +23,13 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from demo import make_workspace
+
+from ci_deploy_testkit.emulator import Emulator
+from ci_deploy_testkit.localrun import push_event, runner_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".image-cache"
@@ -59,7 +63,7 @@ class Registry:
 
     host: str
     user: str
-    token: str
+    token: str = field(repr=False)
 
 
 def registry_from(environ: Mapping[str, str]) -> Registry:
@@ -272,52 +276,80 @@ def old_dockerfile_on(base: str, text: str) -> Path:
     return path
 
 
-def container_arguments(
-    image: str,
-    workspace: Path,
-    runner: Path,
-    environ: Mapping[str, str],
-    *,
-    docker_socket: str = "",
-) -> list[str]:
-    """``docker run`` arguments starting ``image`` as the GitHub runner starts a container
-    action: the checkout at ``/github/workspace`` (the working directory), the runner's
-    folders under ``/github``, host network (the emulator listens on 127.0.0.1), every
-    variable passed by name (``-e NAME``: values, the token among them, stay off the
-    command line). ``environ`` is :func:`runner_environment`'s, with host paths under
-    ``runner``; they are rewritten to the container's."""
-    mounts = {
-        workspace: "/github/workspace",
-        runner: "/github/runner_temp",
-        runner / "home": "/github/home",
+#: The runner's user: the checkout belongs to it, the container runs as root.
+RUNNER_UID = 1001
+
+
+@dataclass(frozen=True)
+class ContainerStep:
+    """A DAG deploy of the example project by the image, ready to start as the GitHub runner
+    starts a container action: ``docker ARGUMENTS`` with ``environ`` (the docker CLI's, plus
+    every variable the container gets, passed by name so values such as the token stay off
+    the command line); the step's outputs land in ``output_file``."""
+
+    arguments: tuple[str, ...]
+    environ: dict[str, str]
+    output_file: Path
+
+    def run(self, *, capture: bool) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", *self.arguments],
+            env=self.environ,
+            capture_output=capture,
+            text=True,
+            check=False,
+        )
+
+
+def container_step(
+    docker: Docker, image: str, root: Path, emulator: Emulator, *, as_runner_user: bool = False
+) -> ContainerStep:
+    """The example project as a two-commit git repository under ``root`` (``make demo``'s),
+    the runner's folders beside it, and the ``docker run`` that deploys it to ``emulator``
+    (on 127.0.0.1, so host network): the checkout at ``/github/workspace`` (the working
+    directory), ``RUNNER_TEMP`` and ``HOME`` under ``/github``, the engine's socket at
+    ``/var/run/docker.sock``. ``as_runner_user``: the checkout owned by uid 1001, as on a
+    runner (git then needs the image's ``safe.directory``)."""
+    workspace, before, after = make_workspace(root)
+    if as_runner_user:
+        subprocess.run(["chown", "-R", f"{RUNNER_UID}:{RUNNER_UID}", str(workspace)], check=True)
+    runner = root / "runner"
+    environ = runner_environment(
+        workspace,
+        runner,
+        {"api-url": emulator.api_url, "deployment-id": emulator.deployment_id},
+        event=push_event(before, after),
+        sha=after,
+        env={"ASTRO_API_TOKEN": emulator.token},
+    )
+    inside = {
+        name: (
+            "/github/runner_temp" + value[len(str(runner)) :]
+            if value.startswith(str(runner))
+            else "/github/workspace"
+            if value == str(workspace)
+            else value
+        )
+        for name, value in environ.items()
+        if name.startswith(("GITHUB_", "INPUT_", "RUNNER_", "ASTRO_")) or name == "CI"
     }
+    inside["HOME"] = "/github/home"
     (runner / "home").mkdir(exist_ok=True)
     arguments = ["run", "--rm", "--network", "host", "--workdir", "/github/workspace"]
-    for host, inside in mounts.items():
-        arguments += ["--volume", f"{host}:{inside}"]
-    if docker_socket:
-        arguments += ["--volume", f"{docker_socket}:/var/run/docker.sock"]
-    for name in sorted(environ):
-        if name.startswith(("GITHUB_", "INPUT_", "RUNNER_", "ASTRO_")) or name in (
-            "CI",
-            "HOME",
-        ):
-            arguments += ["--env", name]
-    return [*arguments, image]
-
-
-def container_environment(
-    environ: Mapping[str, str], workspace: Path, runner: Path
-) -> dict[str, str]:
-    """``environ`` with the runner's paths as the container sees them."""
-    inside = dict(environ)
-    for name, value in environ.items():
-        if value.startswith(str(runner)):
-            inside[name] = "/github/runner_temp" + value[len(str(runner)) :]
-        elif value == str(workspace):
-            inside[name] = "/github/workspace"
-    inside["HOME"] = "/github/home"
-    return inside
+    for host, mounted in (
+        (workspace, "/github/workspace"),
+        (runner, "/github/runner_temp"),
+        (runner / "home", "/github/home"),
+    ):
+        arguments += ["--volume", f"{host}:{mounted}"]
+    socket = docker_socket(docker.environ)
+    if socket:
+        arguments += ["--volume", f"{socket}:/var/run/docker.sock"]
+    for name in sorted(inside):
+        arguments += ["--env", name]
+    return ContainerStep(
+        (*arguments, image), {**docker.environ, **inside}, Path(environ["GITHUB_OUTPUT"])
+    )
 
 
 def docker_socket(environ: Mapping[str, str]) -> str:
@@ -327,7 +359,3 @@ def docker_socket(environ: Mapping[str, str]) -> str:
 
 def megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
-
-
-def as_json(data: object) -> str:
-    return json.dumps(data, indent=2, sort_keys=True)
