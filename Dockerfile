@@ -1,23 +1,39 @@
 # The container action's image. The runner starts it with the checkout as the working
 # directory (/github/workspace), owned by another user than root: safe.directory is set
 # system-wide so git accepts it.
-FROM python:3.12-slim
+#
+# Reproducible: the base is python:3.12-slim's multi-arch index pinned by digest (kept equal
+# to .github/base-image/Dockerfile, the copy Dependabot can read and bump: it does not read an
+# ARG's default), and the runtime dependencies come from requirements.lock, exact versions
+# with their hashes, as wheels only. `make image-demo` builds on a local base instead:
+# --build-arg BASE=<image with /usr/local/bin/python, pip and git's dependencies>.
+ARG BASE=python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
+FROM ${BASE}
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# git for the checkout; the package lists and downloaded .debs removed in the same layer.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
     && git config --system --add safe.directory '*'
 
-COPY pyproject.toml README.md entrypoint.py /opt/ci-deploy/
+# Hash-checked wheels only (no sdist, so nothing is compiled and no compiler is needed), no
+# resolver: the lock is the whole set. pip writes their bytecode as it installs them.
+COPY requirements.lock /tmp/requirements.lock
+RUN pip install --no-deps --require-hashes --only-binary :all: -r /tmp/requirements.lock \
+    && rm -rf /tmp/requirements.lock /root/.cache
+
+# Our own code is not pip-installed: installing a source tree needs its build backend
+# (setuptools, fetched unhashed by build isolation). The entrypoint imports ci_deploy from
+# /opt/ci-deploy, its own folder, where no bytecode is ever written at run time
+# (PYTHONDONTWRITEBYTECODE, and a fresh container per job): compiled here once.
+COPY entrypoint.py /opt/ci-deploy/
 COPY ci_deploy /opt/ci-deploy/ci_deploy
-# The entrypoint imports ci_deploy from /opt/ci-deploy, where no bytecode is ever written
-# (PYTHONDONTWRITEBYTECODE, and a fresh container per job): compiled here once, not at every start.
-RUN pip install /opt/ci-deploy \
-    && python -m compileall -q /opt/ci-deploy/ci_deploy
+RUN python -m compileall -q /opt/ci-deploy/ci_deploy
 
 ENTRYPOINT ["/usr/local/bin/python", "/opt/ci-deploy/entrypoint.py"]

