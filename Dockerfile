@@ -4,7 +4,7 @@
 #
 # Reproducible: the base is python:3.12-slim's multi-arch index pinned by digest (kept equal
 # to .github/base-image/Dockerfile, the copy Dependabot can read and bump: it does not read an
-# ARG's default), and the runtime dependencies come from requirements.lock, exact versions
+# ARG's default), and the runtime dependencies come from requirements.txt, exact versions
 # with their hashes, as wheels only. `make image-demo` builds on a local base instead:
 # --build-arg BASE=<image with /usr/local/bin/python, pip and git's dependencies>.
 ARG BASE=python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
@@ -24,9 +24,9 @@ RUN apt-get update \
 
 # Hash-checked wheels only (no sdist, so nothing is compiled and no compiler is needed), no
 # resolver: the lock is the whole set. pip writes their bytecode as it installs them.
-COPY requirements.lock /tmp/requirements.lock
-RUN pip install --no-deps --require-hashes --only-binary :all: -r /tmp/requirements.lock \
-    && rm -rf /tmp/requirements.lock /root/.cache
+COPY requirements.txt /tmp/requirements.txt
+RUN pip install --no-deps --require-hashes --only-binary :all: -r /tmp/requirements.txt \
+    && rm -rf /tmp/requirements.txt /root/.cache
 
 # Our own code is not pip-installed: installing a source tree needs its build backend
 # (setuptools, fetched unhashed by build isolation). The entrypoint imports ci_deploy from

@@ -62,16 +62,18 @@ clean:
 # dependency): run after changing a dependency; tests/test_dockerfile.py checks the two agree.
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
-		--quiet -o requirements.lock
+		--quiet -o requirements.txt
 
 # The action's Dockerfile built here (on a debootstrap base cached in .image-cache/) and the
 # demo run by the image, on a real Docker engine and registry; before each release.
-image-demo: $(STAMP) services
+image-demo: $(STAMP) $(NODE_STAMP)
+	$(PYTHON) scripts/services.py install --image
 	$(BIN)/python scripts/services.py run --only docker,registry -- \
 		$(BIN)/python scripts/image_demo.py
 
 # Job start to first API request: `image: Dockerfile` (build, then run) against a prebuilt
 # image pulled from the registry (scripts/bench_image.py says how); RUNS=3 by default.
-bench-image: $(STAMP) services
+bench-image: $(STAMP) $(NODE_STAMP)
+	$(PYTHON) scripts/services.py install --image
 	$(BIN)/python scripts/services.py run --only docker,registry -- \
 		$(BIN)/python scripts/bench_image.py $(if $(RUNS),--runs $(RUNS))

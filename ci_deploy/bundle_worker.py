@@ -94,9 +94,12 @@ class Worker:
             return -1
 
 
-def start(dags: Path, packing: Packing) -> Worker:
-    """A process packing ``dags`` as ``packing`` does (see the module docstring)."""
-    if threading.active_count() == 1:
+def start(dags: Path, packing: Packing, *, fork: bool | None = None) -> Worker:
+    """A process packing ``dags`` as ``packing`` does (see the module docstring): a fork when
+    ``fork`` says so (by default, when this process has one thread), else a new interpreter."""
+    if fork is None:
+        fork = threading.active_count() == 1
+    if fork:
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: never returns into the run

@@ -6,8 +6,9 @@ One place installs, starts and stops them::
     python scripts/services.py run [--only docker,registry,azurite] [--env-file PATH] -- CMD ARGS...
 
 ``install`` apt-installs what is missing of ``docker.io``, ``docker-registry``,
-``apache2-utils``, ``busybox-static`` and ``debootstrap`` (root needed: otherwise a clear
-error naming the missing tools and the command to run), and Azurite from ``package.json`` /
+``apache2-utils`` and ``busybox-static`` (``install --image`` adds ``debootstrap``, for
+``make image-demo``; root needed: otherwise a clear error naming the missing tools and the
+command to run), and Azurite from ``package.json`` /
 ``package-lock.json`` (``npm ci``: every package pinned with its integrity hash).
 
 ``run`` starts the selected services (default all) in a fresh state directory under the
@@ -70,11 +71,13 @@ PACKAGES = {
     "docker-registry": "docker-registry",
     "htpasswd": "apache2-utils",
     "busybox": "busybox-static",
-    "debootstrap": "debootstrap",
 }
 """The tool each Debian package brings; ``busybox`` must be a static build (tests copy it
-into ``FROM scratch`` images as their shell); ``debootstrap`` makes the base the action's
-own image is built on by ``make image-demo`` (nothing can be pulled here)."""
+into ``FROM scratch`` images as their shell)."""
+
+IMAGE_PACKAGES = {"debootstrap": "debootstrap"}
+"""What ``install --image`` adds: ``debootstrap`` makes the base the action's own image is
+built on by ``make image-demo`` (nothing can be pulled here); the tests do not need it."""
 
 START_TIMEOUT = 60.0
 """Seconds a service has to answer after it was started."""
@@ -95,7 +98,10 @@ class ServiceError(Exception):
 
 @dataclass(frozen=True)
 class Install:
-    """``services.py install``."""
+    """``services.py install [--image]``."""
+
+    image: bool = False
+    """Also what building the action's image here needs (:data:`IMAGE_PACKAGES`)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,12 @@ def parse_args(argv: Sequence[str]) -> Install | Run:
         description="Install, start and stop the real Docker engine, registry and Azurite.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("install", help="install what is missing (root and apt the first time)")
+    install_cmd = commands.add_parser(
+        "install", help="install what is missing (root and apt the first time)"
+    )
+    install_cmd.add_argument(
+        "--image", action="store_true", help="also debootstrap, for make image-demo"
+    )
     run = commands.add_parser("run", help="start the services, run CMD, stop them")
     run.add_argument(
         "--only",
@@ -127,7 +138,7 @@ def parse_args(argv: Sequence[str]) -> Install | Run:
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     args = parser.parse_args(list(argv))
     if args.command == "install":
-        return Install()
+        return Install(image=args.image)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in only if name not in SERVICES]
     if unknown or not only:
@@ -275,11 +286,14 @@ def is_static_elf(header: bytes) -> bool:
 
 
 def missing_packages(
-    which: Callable[[str], str | None], static: Callable[[str], bool]
+    which: Callable[[str], str | None],
+    static: Callable[[str], bool],
+    packages: Mapping[str, str] = PACKAGES,
 ) -> dict[str, str]:
-    """The tools that are missing, each with the Debian package that brings it."""
+    """The tools of ``packages`` that are missing, each with the Debian package that brings
+    it."""
     missing: dict[str, str] = {}
-    for tool, package in PACKAGES.items():
+    for tool, package in packages.items():
         path = which(tool)
         if path is None or (tool == "busybox" and not static(path)):
             missing[tool] = package
@@ -334,9 +348,11 @@ def azurite_installed() -> str | None:
     return str(package.get("version"))
 
 
-def install() -> None:
-    """Install what is missing; ServiceError saying what to run when that needs root."""
-    missing = missing_packages(shutil.which, static_file)
+def install(*, image: bool = False) -> None:
+    """Install what is missing (with ``image``, :data:`IMAGE_PACKAGES` too); ServiceError
+    saying what to run when that needs root."""
+    wanted = {**PACKAGES, **IMAGE_PACKAGES} if image else PACKAGES
+    missing = missing_packages(shutil.which, static_file, wanted)
     if missing:
         packages = sorted(set(missing.values()))
         command = " ".join(apt_command(packages))
@@ -353,7 +369,7 @@ def install() -> None:
                 f"`{command}` failed (exit code {done.returncode}); run `apt-get update` "
                 "and try again"
             )
-        still = missing_packages(shutil.which, static_file)
+        still = missing_packages(shutil.which, static_file, wanted)
         if still:
             raise ServiceError(f"still missing after apt-get: {', '.join(sorted(still))}")
     if not azurite_binary().exists() or azurite_installed() != azurite_pinned():
@@ -629,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = parse_args(sys.argv[1:] if argv is None else argv)
     if isinstance(command, Install):
         try:
-            install()
+            install(image=command.image)
         except ServiceError as exc:
             print(f"services: error: {exc}", file=sys.stderr)
             return 1

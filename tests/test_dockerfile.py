@@ -1,5 +1,5 @@
 """ci_deploy.dockerfile: the Dockerfile read as Docker reads it, without a Docker engine; and
-the action's own Dockerfile: its base pinned by digest, its dependencies from requirements.lock
+the action's own Dockerfile: its base pinned by digest, its dependencies from requirements.txt
 (exact, hashed, exactly what pyproject's runtime dependencies need)."""
 
 from __future__ import annotations
@@ -153,13 +153,13 @@ def test_the_dockerfile_helpers_work_without_the_docker_sdk() -> None:
 # --- the action's own image: reproducible -------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCK = ROOT / "requirements.lock"
+LOCK = ROOT / "requirements.txt"
 PYPROJECT = "ci-deploy (pyproject.toml)"
 
 
 @dataclass(frozen=True)
 class Locked:
-    """One requirement of requirements.lock: ``name==version``, its marker, hashes and the
+    """One requirement of requirements.txt: ``name==version``, its marker, hashes and the
     requirements it is there for (uv's ``# via`` annotation)."""
 
     name: str
@@ -216,9 +216,9 @@ def test_the_lock_pins_every_runtime_dependency_within_its_range() -> None:
     locked = {entry.name: entry for entry in read_lock(LOCK.read_text())}
     for requirement in runtime_requirements():
         name = canonicalize_name(requirement.name)
-        assert name in locked, f"{name} is missing from requirements.lock: run `make lock`"
+        assert name in locked, f"{name} is missing from requirements.txt: run `make lock`"
         assert requirement.specifier.contains(locked[name].version, prereleases=True), (
-            f"requirements.lock pins {name}=={locked[name].version}, outside pyproject's "
+            f"requirements.txt pins {name}=={locked[name].version}, outside pyproject's "
             f"{requirement.specifier}: run `make lock`"
         )
         assert PYPROJECT in locked[name].via
@@ -292,8 +292,8 @@ def test_the_image_installs_the_lock_alone_by_hash() -> None:
         "--no-deps",
         "--require-hashes",
         "--only-binary :all:",
-        "-r /tmp/requirements.lock",
+        "-r /tmp/requirements.txt",
     ):
         assert flag in installs[0]
-    assert "COPY requirements.lock /tmp/requirements.lock" in dockerfile
+    assert "COPY requirements.txt /tmp/requirements.txt" in dockerfile
     assert "rm -rf /var/lib/apt/lists/*" in dockerfile

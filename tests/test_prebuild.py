@@ -7,6 +7,7 @@ against the in-memory platform (see ``tests/test_run.py``).
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ci_deploy import bundle_worker
 from ci_deploy.bundle import Packing, build_dag_tarball
 from ci_deploy.compression import compression_for
 from ci_deploy.errors import UploadError
@@ -129,21 +131,26 @@ def _packing(tmp_path: Path, level: int = 1) -> Packing:
 
 
 @pytest.fixture(params=["forked", "spawned"])
-def how(request: pytest.FixtureRequest) -> Iterator[str]:
-    """How the packing process starts: a fork when the run's process has one thread, a new
-    interpreter when another thread runs (here: one that waits)."""
-    if request.param == "forked":
-        assert threading.active_count() == 1
-        yield request.param
-        return
+def how(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the packing process starts: a fork (a run's process with one thread) or a new
+    interpreter (another thread runs); chosen here, whatever threads earlier tests left."""
+    forked = request.param == "forked"
+    monkeypatch.setattr(prebuilding, "start", functools.partial(bundle_worker.start, fork=forked))
+    return str(request.param)
+
+
+def test_the_default_start_forks_only_a_process_with_one_thread(tmp_path: Path) -> None:
+    dags, packing = _dags(tmp_path), _packing(tmp_path)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        yield request.param
+        worker = bundle_worker.start(dags, packing)
     finally:
         stop.set()
         other.join()
+    assert worker.how == "a new interpreter"
+    worker.stop()
 
 
 def test_the_tarball_taken_is_the_one_the_build_would_make(tmp_path: Path, how: str) -> None:
@@ -153,6 +160,10 @@ def test_the_tarball_taken_is_the_one_the_build_would_make(tmp_path: Path, how: 
     taken = prebuild.take(dags, packing)
 
     assert taken is not None
+    assert (
+        prebuild.how
+        == {"forked": "a fork of the run's process", "spawned": "a new interpreter"}[how]
+    )
     with build_dag_tarball(dags, packing) as direct:
         assert (taken.sha256, taken.size) == (direct.sha256, direct.size)
         assert (taken.members, taken.member_sizes) == (direct.members, direct.member_sizes)
@@ -371,9 +382,10 @@ def test_a_prebuild_for_another_folder_is_stopped_at_once(tmp_path: Path) -> Non
 
 
 def test_a_run_started_with_sigchld_ignored_packs_itself_and_never_fails(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A parent that ignores SIGCHLD passes that on: the kernel reaps the fork itself."""
+    monkeypatch.setattr(prebuilding, "start", functools.partial(bundle_worker.start, fork=True))
     dags = _dags(tmp_path)
     packing = _packing(tmp_path)
     previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)

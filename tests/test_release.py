@@ -182,17 +182,58 @@ def test_the_release_commit_is_made_only_from_a_commit_that_builds_the_dockerfil
     assert release.gh_calls() == []
 
 
-def run_tag_check(tag: str, owner: str, tmp_path: Path) -> tuple[int, str, str]:
+def run_tag_check(
+    tag: str, owner: str, tmp_path: Path, *, version: str = "1.2.3", changelog: str = CHANGELOG
+) -> tuple[int, str, str]:
+    """The preflight job's check, in a checkout holding ``version`` and ``changelog``."""
+    checkout = tmp_path / "checkout"
+    (checkout / "ci_deploy").mkdir(parents=True)
+    (checkout / "ci_deploy" / "__init__.py").write_text(
+        f'"""ci-deploy."""\n\n__version__ = "{version}"\n'
+    )
+    (checkout / "CHANGELOG.md").write_text(changelog)
+    (checkout / "action.yml").write_bytes((ROOT / "action.yml").read_bytes())
     output = tmp_path / "github_output"
     output.write_text("")
     done = subprocess.run(
-        ["bash", "-e", "-c", script("image", "names")],
+        ["bash", "-e", "-c", script("preflight", "names")],
+        cwd=checkout,
         env={"PATH": os.environ["PATH"], "TAG": tag, "OWNER": owner, "GITHUB_OUTPUT": str(output)},
         capture_output=True,
         text=True,
         check=False,
     )
     return done.returncode, done.stdout, output.read_text()
+
+
+def test_the_preflight_stops_a_tag_the_code_or_the_changelog_does_not_match(
+    tmp_path: Path,
+) -> None:
+    code, stdout, output = run_tag_check("v1.2.3", "octo-org", tmp_path / "a", version="1.2.2")
+    assert (code, output) == (1, "")
+    assert "ci_deploy/__init__.py says version '1.2.2', the tag v1.2.3" in stdout
+    code, stdout, output = run_tag_check("v1.2.4", "octo-org", tmp_path / "b", version="1.2.4")
+    assert (code, output) == (1, "")
+    assert "CHANGELOG.md has no section '## [1.2.4]'" in stdout
+
+
+def test_nothing_is_built_before_the_preflight_passed() -> None:
+    jobs = workflow()["jobs"]
+    assert jobs["image"]["needs"] == "preflight"
+    assert "preflight" in str(jobs["release"]["needs"]) or jobs["release"]["needs"] == "image"
+
+
+def test_a_backport_release_does_not_move_the_major_tag_back(release: Release) -> None:
+    newer = git(release.origin, "rev-parse", "refs/tags/v1.2.3^{commit}")
+    git(release.origin, "tag", "v1.3.0", newer)
+    git(release.origin, "tag", "v1", newer)
+
+    done = release.run()
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert release.origin_tag("v1.2.3") != release.tagged, "the release itself is made"
+    assert release.origin_tag("v1") == newer, "v1 stays on v1.3.0"
+    assert "v1 stays on v1.3.0" in (release.temp / "summary.md").read_text()
 
 
 def test_the_image_is_named_in_lower_case_for_ghcr(tmp_path: Path) -> None:

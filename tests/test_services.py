@@ -148,6 +148,16 @@ def test_missing_names_each_tool_with_its_package() -> None:
     assert missing == {"docker-registry": "docker-registry", "htpasswd": "apache2-utils"}
 
 
+def test_debootstrap_is_only_needed_to_build_the_image() -> None:
+    everything = dict.fromkeys(services.PACKAGES, "/usr/bin/tool")
+    assert services.missing_packages(everything.get, lambda path: True) == {}
+    wanted = {**services.PACKAGES, **services.IMAGE_PACKAGES}
+    assert services.missing_packages(everything.get, lambda path: True, wanted) == {
+        "debootstrap": "debootstrap"
+    }
+    assert services.parse_args(["install", "--image"]) == Install(image=True)
+
+
 def test_a_dynamic_busybox_counts_as_missing() -> None:
     everything = dict.fromkeys(services.PACKAGES, "/usr/bin/tool")
     assert services.missing_packages(everything.get, lambda path: False) == {
