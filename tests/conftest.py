@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from tests.fakes import FakeClock
 from tests.gitrepo import GitRepo
 from tests.realservices import RealRegistry, service_variable
 from tests.spec import assert_do_requests_match_spec
+
+
+@pytest.fixture(autouse=True)
+def _temp_files_in_the_tests_own_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the code under test writes to the system temp (spool files of tarballs it was not
+    asked to delete) goes to pytest's folder, which pytest prunes: nothing left in /tmp."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("systemp")))
 
 
 @pytest.fixture
