@@ -15,7 +15,7 @@ from ci_deploy.airflow_api import AirflowClient, airflow_major, usable_api_url
 from ci_deploy.errors import AirflowApiError
 from tests.spec import assert_airflow_requests_match_spec
 
-TOKEN = "astro-api-token-value"  # noqa: S105 - a test's token
+TOKEN = "astro-api-token-value"
 HOST = "https://org.astronomer.run/d1"
 
 
@@ -117,7 +117,9 @@ def test_a_run_is_triggered_with_its_conf_in_the_versions_shape(
     again = client.dag_run("etl", run.run_id)
 
     body = json.loads(trigger.calls.last.request.content)
-    assert body == ({"conf": {"full": True}, "logical_date": None} if major == 3 else {"conf": {"full": True}})
+    assert body == (
+        {"conf": {"full": True}, "logical_date": None} if major == 3 else {"conf": {"full": True}}
+    )
     assert (run.run_id, run.state, again.state) == ("manual__1", "queued", "failed")
     assert client.failed_tasks("etl", "manual__1") == ("load", "report")
 
