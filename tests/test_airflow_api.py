@@ -4,6 +4,7 @@ version's own request shapes, the token kept to the API's host, failures as Airf
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 
@@ -12,7 +13,11 @@ import pytest
 import respx
 
 from ci_deploy.airflow_api import AirflowClient, airflow_major, usable_api_url
+from ci_deploy.astro.client import AstroClient
+from ci_deploy.astro.platform import AstroPlatform, AstroSettings
 from ci_deploy.errors import AirflowApiError
+from ci_deploy.runner import Runner
+from ci_deploy_testkit.emulator import Emulator
 from tests.spec import assert_airflow_requests_match_spec
 
 TOKEN = "astro-api-token-value"
@@ -191,3 +196,28 @@ def test_the_token_goes_only_to_https_or_this_machine() -> None:
     assert usable_api_url("http://127.0.0.1:8080/airflow/d/api/v2", 3).endswith("/d/api/v2")
     with pytest.raises(AirflowApiError, match="not an https://"):
         usable_api_url("http://airflow.example/d/api/v2", 3)
+
+
+def test_the_astro_platform_asks_the_deployments_own_airflow_api_with_the_token(
+    emulator: Emulator,
+) -> None:
+    log = io.StringIO()
+    with AstroClient(emulator.api_url, emulator.token, emulator.organization_id) as client:
+        platform = AstroPlatform(
+            client,
+            AstroSettings(deployment_id=emulator.deployment_id),
+            Runner(environ={}, stream=log),
+            registry_password=emulator.token,
+            images=lambda: pytest.fail("no image here"),
+        )
+        platform.locate()
+        airflow = platform.airflow()
+
+    host = emulator.api_url.split("://", 1)[1].split("/", 1)[0]
+    assert airflow.api_url == f"http://{host}/airflow/{emulator.deployment_id}/api/v2"
+    assert airflow.major == 3  # the emulator's Deployments run Airflow 3.0.1
+    assert platform.airflow() is airflow
+    assert airflow.run_link("etl", "r1") == (
+        f"http://{host}/airflow/{emulator.deployment_id}/dags/etl/runs/r1"
+    )
+    airflow.close()
