@@ -127,18 +127,12 @@ def assert_airflow_requests_match_spec(
 ) -> None:
     """Every request sent to Airflow's API at ``api_url`` validates against Airflow
     ``major``'s spec (and went to that host and path, nowhere else)."""
-    base = httpx.URL(api_url.rstrip("/") + "/")
     for request in requests:
-        url = request.url
-        assert (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
-        raw_path = url.raw_path.split(b"?", 1)[0].decode("ascii")
-        base_path = base.raw_path.decode("ascii").rstrip("/")
-        assert raw_path.startswith(base_path + "/"), f"{raw_path} is outside {base_path}"
         assert_airflow_request_matches_spec(
             major,
             request.method,
-            raw_path[len(base_path) :],
-            url.query.decode("ascii"),
+            _path_under(request, api_url),
+            request.url.query.decode("ascii"),
             dict(request.headers.items()),
             request.content or None,
         )
@@ -293,6 +287,17 @@ def _validate(
 
 def assert_httpx_request_matches_spec(request: httpx.Request, api_url: str) -> None:
     """:func:`assert_request_matches_spec` for a request sent to the API at ``api_url``."""
+    assert_request_matches_spec(
+        request.method,
+        _path_under(request, api_url),
+        request.url.query.decode("ascii"),
+        dict(request.headers.items()),
+        request.content or None,
+    )
+
+
+def _path_under(request: httpx.Request, api_url: str) -> str:
+    """The request's raw path relative to ``api_url``; it must have been sent there."""
     base = httpx.URL(api_url.rstrip("/") + "/")
     url = request.url
     assert (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port), (
@@ -303,13 +308,7 @@ def assert_httpx_request_matches_spec(request: httpx.Request, api_url: str) -> N
     assert raw_path.startswith(base_path + "/"), (
         f"{request.method} {raw_path} is outside the API base path {base_path or '/'}"
     )
-    assert_request_matches_spec(
-        request.method,
-        raw_path[len(base_path) :],
-        url.query.decode("ascii"),
-        dict(request.headers.items()),
-        request.content or None,
-    )
+    return raw_path[len(base_path) :]
 
 
 def _explain(exc: Exception) -> str:
