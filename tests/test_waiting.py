@@ -237,3 +237,14 @@ def test_an_app_platform_rate_limit_while_waiting_is_waited_out_until_its_reset(
     after = clock.sleeps[clock.sleeps.index(waited) + 1 :]
     assert after[:4] == [1.0, 2.0, 3.0, 4.0], "then the schedule"
     assert "HTTP 429, retrying in " in "\n".join(wait_group(step))
+
+
+def test_a_wait_to_its_end_ends_when_rounding_leaves_a_sliver_of_time() -> None:
+    clock = FakeClock()
+    clock.now = 1_000_000.1  # far from 0: a sleep of 1e-14 s no longer moves the clock
+    wait = Wait(clock.timing(), 60.0, lambda line: None)
+    looks = 0
+    while wait.pause():
+        looks += 1
+        assert looks < 100, "the wait never ended"
+    assert 59.99 <= wait.elapsed <= 60.01
