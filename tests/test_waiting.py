@@ -240,8 +240,10 @@ def test_an_app_platform_rate_limit_while_waiting_is_waited_out_until_its_reset(
 
 
 def test_a_wait_to_its_end_ends_when_rounding_leaves_a_sliver_of_time() -> None:
+    """From 5.6 s on a fake clock, the float sum of a minute's delays falls 1e-14 s short of
+    60 s, and a sleep that short does not move the clock: the wait still ends."""
     clock = FakeClock()
-    clock.now = 1_000_000.1  # far from 0: a sleep of 1e-14 s no longer moves the clock
+    clock.now = 5.6
     wait = Wait(clock.timing(), 60.0, lambda line: None)
     looks = 0
     while wait.pause():
