@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from ci_deploy.errors import ApiError
 from ci_deploy.verification import AirflowImportError, Dag
 from ci_deploy_testkit.localrun import push_event
 from tests.actionrun import DAG, Step, change
@@ -330,3 +331,23 @@ def test_a_failed_rollout_skips_the_gates_after_it(
         "settle-window": "skipped",
         "smoke:example_etl": "skipped",
     }
+
+
+def test_a_deployment_unreadable_inside_the_window_stops_the_run_naming_the_gates_not_run(
+    repo: GitRepo, platform: FakeAirflowPlatform, clock: FakeClock
+) -> None:
+    looks = []
+
+    def second_look_fails() -> None:
+        looks.append(1)
+        if len(looks) == 2:
+            platform.faults["observe"] = ApiError("The Astro API answered 500.")
+
+    platform.on_call["observe"] = second_look_fails
+
+    step = deploy(repo, platform, clock, {"smoke-dags": "example_etl"})
+
+    assert step.result.returncode == 1
+    assert "roll_back" not in platform.names()  # whether it is unhealthy is unknown
+    assert results(step)["settle-window"] == "skipped"
+    assert "the run stopped" in gates(step)["smoke:example_etl"][1]

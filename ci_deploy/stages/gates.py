@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ci_deploy.bundle import shown
-from ci_deploy.errors import AirflowApiError, GateError, RolloutError
+from ci_deploy.errors import AirflowApiError, CiDeployError, GateError, RolloutError
 from ci_deploy.platform import Airflow, AirflowPlatform, Release
 from ci_deploy.result import Verified
 from ci_deploy.runner import Runner
@@ -132,6 +132,9 @@ class Gates:
                 self._smoke(dag)
         except RolloutError as exc:
             self._skip_the_rest(f"the {getattr(exc, 'gate', 'rollout')} gate failed")
+            raise
+        except CiDeployError as exc:  # the environment unreadable, the run cancelled
+            self._skip_the_rest(f"the run stopped ({exc.title})")
             raise
 
     # -- import errors ------------------------------------------------------------------------
