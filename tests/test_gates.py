@@ -11,6 +11,7 @@ import pytest
 
 from ci_deploy.errors import ApiError
 from ci_deploy.verification import AirflowImportError, Dag
+from ci_deploy_testkit.github import FakeGitHub
 from ci_deploy_testkit.localrun import push_event
 from tests.actionrun import DAG, Step, change
 from tests.fakes import FakeAirflow, FakeAirflowPlatform, FakeClock, Rollout
@@ -351,3 +352,38 @@ def test_a_deployment_unreadable_inside_the_window_stops_the_run_naming_the_gate
     assert "roll_back" not in platform.names()  # whether it is unhealthy is unknown
     assert results(step)["settle-window"] == "skipped"
     assert "the run stopped" in gates(step)["smoke:example_etl"][1]
+
+
+def test_the_pr_comment_says_which_gate_failed_and_why(
+    repo: GitRepo,
+    platform: FakeAirflowPlatform,
+    airflow: FakeAirflow,
+    clock: FakeClock,
+    github: FakeGitHub,
+) -> None:
+    airflow.failing["example_etl"] = ("load",)
+    base = change(repo)
+    event = {
+        "number": 7,
+        "pull_request": {
+            "number": 7,
+            "base": {"sha": base, "ref": "main"},
+            "head": {"sha": repo.head(), "ref": "feature/x"},
+        },
+    }
+
+    step = run_in_process(
+        repo.path,
+        {"smoke-dags": "example_etl", "github-token": github.token},
+        platform=platform,
+        clock=clock,
+        event_name="pull_request",
+        event=event,
+        ref="refs/pull/7/merge",
+        env={"GITHUB_API_URL": github.api_url},
+    )
+
+    assert step.outputs["status"] == "rolled-back"
+    [comment] = github.comments_of("example/astro-project", 7)
+    assert "| `smoke:example_etl` | ❌ failed |" in comment["body"]
+    assert "failed task(s): load" in comment["body"]
