@@ -51,6 +51,10 @@ OPTION_INPUTS: tuple[str, ...] = (
     "wake-on-deploy",
     "check-import-errors",
     "rollback-on-failure",
+    "verify-window",
+    "smoke-dags",
+    "smoke-timeout",
+    "smoke-unpause",
 )
 """The inputs an entry may set. Not the token, the API's URL and organization, the action,
 ``rollback-to``, ``dry-run`` nor ``config``: those belong to the step."""

@@ -18,6 +18,10 @@ from ci_deploy.timing import Timing
 
 PROGRESS_EVERY = 30.0
 """Seconds between the lines of a wait whose state does not change."""
+_CLOCK_GRAIN = 1e-3
+"""Time left that counts as none: the float sum of the delays may fall short of the timeout
+by a rounding error, and sleeping that long would not move a clock (a wait that always runs
+to its end, like the settle window, would then never end)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class Wait:
         """Sleep until the next look (never past the timeout); False, without sleeping, when
         the timeout has passed."""
         remaining = self.timeout - self.elapsed
-        if remaining <= 0:
+        if remaining <= _CLOCK_GRAIN:  # not 0: a sleep of 1e-14 s may not move the clock
             return False
         self._timing.sleep(min(next(self._delays), remaining))
         return True

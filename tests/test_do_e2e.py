@@ -11,7 +11,7 @@ import pytest
 
 from ci_deploy_testkit.do_emulator import DEMO_REPO, AppPlatformEmulator, RollbackValidation
 from ci_deploy_testkit.localrun import push_event, runner_environment
-from tests.actionrun import Step, change, run_in
+from tests.actionrun import NO_SETTLE_WINDOW, Step, change, run_in
 from tests.gitrepo import GitRepo
 
 
@@ -31,6 +31,7 @@ def run(
             "platform": "digitalocean",
             "api-url": emu.api_url,
             "app-id": emu.app_id,
+            **NO_SETTLE_WINDOW,
             **(inputs or {}),
         },
         event_name="push",

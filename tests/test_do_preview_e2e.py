@@ -15,7 +15,7 @@ from ci_deploy.preview import PullRequest
 from ci_deploy_testkit.do_emulator import DEMO_REPO, AppPlatformEmulator
 from ci_deploy_testkit.github import FakeGitHub
 from ci_deploy_testkit.localrun import pull_request_event, runner_environment
-from tests.actionrun import Step, change, example_repo, run_in
+from tests.actionrun import NO_SETTLE_WINDOW, Step, change, example_repo, run_in
 from tests.gitrepo import GitRepo
 
 REPO = "example/astro-project"
@@ -39,6 +39,7 @@ def pr_run(
         "app-id": emu.app_id,
         "action": "preview-delete" if action == "closed" else "preview",
         **({"github-token": github.token} if github else {}),
+        **NO_SETTLE_WINDOW,
     }
     environ = runner_environment(
         repo.path,

@@ -26,6 +26,7 @@ PURE = (
     "ci_deploy.source",
     "ci_deploy.timing",
     "ci_deploy.pr_comment",
+    "ci_deploy.verification",
     "ci_deploy.github_deployment",
     "ci_deploy.astro.logs",
     "ci_deploy.astro.preview",

@@ -17,7 +17,7 @@ from ci_deploy.waiting import Logged, Wait, duration, progress_line
 from ci_deploy_testkit.do_emulator import AppPlatformEmulator
 from ci_deploy_testkit.emulator import Emulator
 from ci_deploy_testkit.localrun import push_event
-from tests.actionrun import Step, change
+from tests.actionrun import NO_SETTLE_WINDOW, Step, change
 from tests.fakes import FakeClock
 from tests.gitrepo import GitRepo
 from tests.inprocess import run_action
@@ -139,7 +139,12 @@ def test_a_finished_astro_rollout_is_seen_within_five_seconds(
     astro.rollout_seconds = rollout
     before = change(repo)
 
-    step = run_action(repo, astro, {"wait-timeout": "15m"}, event=push_event(before, repo.head()))
+    step = run_action(
+        repo,
+        astro,
+        {"wait-timeout": "15m", **NO_SETTLE_WINDOW},
+        event=push_event(before, repo.head()),
+    )
 
     assert step.result.returncode == 0, step.log
     assert rollout <= noticed_after(step) <= rollout + 5
@@ -152,7 +157,12 @@ def test_a_ten_minute_astro_rollout_logs_its_changes_and_about_twenty_more_lines
     astro.rollout_seconds = 600
     before = change(repo)
 
-    step = run_action(repo, astro, {"wait-timeout": "15m"}, event=push_event(before, repo.head()))
+    step = run_action(
+        repo,
+        astro,
+        {"wait-timeout": "15m", **NO_SETTLE_WINDOW},
+        event=push_event(before, repo.head()),
+    )
 
     assert step.result.returncode == 0, step.log
     version = step.outputs["dag-tarball-version"]
@@ -179,7 +189,7 @@ def test_a_429_while_waiting_is_waited_out_and_the_schedule_goes_on(
     )
     before = change(repo)
 
-    step = run_action(repo, astro, event=push_event(before, repo.head()))
+    step = run_action(repo, astro, NO_SETTLE_WINDOW, event=push_event(before, repo.head()))
 
     assert step.result.returncode == 0, step.log
     assert clock.sleeps == [7.0, 1.0, 2.0, 3.0, 4.0, 5.0], "Retry-After, then the schedule"
@@ -195,7 +205,7 @@ def test_app_platform_phases_are_each_logged_once_with_their_steps(
     do_api.phase_seconds = 100
     before = change(repo)
 
-    step = do_run(repo, do_api, clock, before, {"wait-timeout": "15m"})
+    step = do_run(repo, do_api, clock, before, {"wait-timeout": "15m", **NO_SETTLE_WINDOW})
 
     assert step.result.returncode == 0, step.log
     lines = wait_group(step)
@@ -227,3 +237,16 @@ def test_an_app_platform_rate_limit_while_waiting_is_waited_out_until_its_reset(
     after = clock.sleeps[clock.sleeps.index(waited) + 1 :]
     assert after[:4] == [1.0, 2.0, 3.0, 4.0], "then the schedule"
     assert "HTTP 429, retrying in " in "\n".join(wait_group(step))
+
+
+def test_a_wait_to_its_end_ends_when_rounding_leaves_a_sliver_of_time() -> None:
+    """From 5.6 s on a fake clock, the float sum of a minute's delays falls 1e-14 s short of
+    60 s, and a sleep that short does not move the clock: the wait still ends."""
+    clock = FakeClock()
+    clock.now = 5.6
+    wait = Wait(clock.timing(), 60.0, lambda line: None)
+    looks = 0
+    while wait.pause():
+        looks += 1
+        assert looks < 100, "the wait never ended"
+    assert 59.99 <= wait.elapsed <= 60.01
