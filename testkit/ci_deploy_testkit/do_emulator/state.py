@@ -444,9 +444,9 @@ class AppsState:
                 lines += [f"{name} [deploy] starting container" for name in names]
             if failed and failure is not None and failure.step == "deploy":
                 lines += [f"{self._failing(deployment)} [deploy] {line}" for line in failure.log]
-            elif self.phase(deployment) == "ACTIVE":
+            elif index >= len(_phases(deployment)) and position.ended is None:
                 lines += [f"{name} [deploy] deployed" for name in names]
-        elif kind == "RUN" and index >= len(_phases(deployment)) and not failed:
+        elif kind == "RUN" and index >= len(_phases(deployment)) and position.ended is None:
             lines += [f"{name} [run] listening" for name in names]
             if deployment.unhealthy is not None and self._turned_unhealthy(deployment):
                 sick = self._unhealthy_component(deployment)
