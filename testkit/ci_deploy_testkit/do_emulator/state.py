@@ -614,17 +614,11 @@ class AppsState:
 
     def _unhealthy_component(self, deployment: Deployment) -> str:
         unhealthy = deployment.unhealthy
-        if unhealthy is not None and unhealthy.component is not None:
-            return unhealthy.component
-        listed = components(deployment.spec)
-        return str(listed[0]["name"] if listed else deployment.spec["name"])
+        return _named_or_first(deployment, None if unhealthy is None else unhealthy.component)
 
     def _failing(self, deployment: Deployment) -> str:
         failure = deployment.failure
-        if failure is not None and failure.component is not None:
-            return failure.component
-        listed = components(deployment.spec)
-        return str(listed[0]["name"] if listed else deployment.spec["name"])
+        return _named_or_first(deployment, None if failure is None else failure.component)
 
     def _refuse_if_pinned(self, app: App) -> None:
         if app.pinned is not None:
@@ -683,6 +677,14 @@ class AppsState:
                 )
             )
         return warnings
+
+
+def _named_or_first(deployment: Deployment, component: str | None) -> str:
+    """``component`` when named, else the deployment's first component (else the app)."""
+    if component is not None:
+        return component
+    listed = components(deployment.spec)
+    return str(listed[0]["name"] if listed else deployment.spec["name"])
 
 
 def _phases(deployment: Deployment) -> tuple[str, ...]:
