@@ -29,6 +29,9 @@ from ci_deploy_testkit.emulator.wire import RecordedRequest
 
 __all__ = [
     "SPEC_SERVER",
+    "airflow_openapi",
+    "assert_airflow_request_matches_spec",
+    "assert_airflow_requests_match_spec",
     "assert_do_request_matches_spec",
     "assert_do_requests_match_spec",
     "assert_do_response_matches_spec",
@@ -81,6 +84,64 @@ def do_openapi() -> OpenAPI:
     return _load(
         spec_path(DO_SPEC_ENV, "digitalocean-apps-openapi.yaml"), DO_SPEC_ENV, "App Platform API"
     )
+
+
+AIRFLOW_SPECS = {
+    2: ("CI_DEPLOY_AIRFLOW2_SPEC", "airflow-2.10.5-rest-api-v1.yaml"),
+    3: ("CI_DEPLOY_AIRFLOW3_SPEC", "airflow-3.3.2-rest-api-v2.yaml"),
+}
+"""Airflow's REST API specs by major version: ``/api/v1`` (Airflow 2), ``/api/v2`` (3)."""
+
+
+def airflow_openapi(major: int) -> OpenAPI:
+    """The loaded Airflow REST API spec of Airflow ``major`` (2 or 3), cached per session."""
+    env, name = AIRFLOW_SPECS[major]
+    return _load(spec_path(env, name), env, f"Airflow {major} REST API")
+
+
+def assert_airflow_request_matches_spec(
+    major: int,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+) -> None:
+    """:func:`assert_request_matches_spec` for Airflow ``major``'s REST API; ``path`` is
+    relative to the Deployment's ``apiUrl`` (``/importErrors``, ``/dags/x/dagRuns``)."""
+    api = "/api/v1" if major == 2 else "/api/v2"
+    _validate(
+        airflow_openapi(major),
+        f"Airflow {major} REST API",
+        f"http://localhost{api}",
+        method,
+        path,
+        query,
+        headers,
+        body,
+    )
+
+
+def assert_airflow_requests_match_spec(
+    major: int, requests: Iterable[httpx.Request], api_url: str
+) -> None:
+    """Every request sent to Airflow's API at ``api_url`` validates against Airflow
+    ``major``'s spec (and went to that host and path, nowhere else)."""
+    base = httpx.URL(api_url.rstrip("/") + "/")
+    for request in requests:
+        url = request.url
+        assert (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+        raw_path = url.raw_path.split(b"?", 1)[0].decode("ascii")
+        base_path = base.raw_path.decode("ascii").rstrip("/")
+        assert raw_path.startswith(base_path + "/"), f"{raw_path} is outside {base_path}"
+        assert_airflow_request_matches_spec(
+            major,
+            request.method,
+            raw_path[len(base_path) :],
+            url.query.decode("ascii"),
+            dict(request.headers.items()),
+            request.content or None,
+        )
 
 
 @dataclass
