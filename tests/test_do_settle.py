@@ -12,18 +12,23 @@ caught, and rolled back as a failed rollout is (validate -> roll back, pinned ->
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from ci_deploy.digitalocean.client import AppsClient
-from ci_deploy.digitalocean.platform import AppsPlatform, AppsSettings
+from ci_deploy.digitalocean.platform import AppsPlatform, AppsSettings, connect
 from ci_deploy.digitalocean.rules import DEPLOYMENT
 from ci_deploy.platform import Observation, Release, ReleaseState, Shipment
 from ci_deploy.runner import Runner
 from ci_deploy_testkit.do_emulator import DEMO_APP_ID, DEMO_REPO, AppPlatformEmulator
+from ci_deploy_testkit.localrun import push_event
+from tests.actionrun import Step, change
 from tests.fakes import FakeClock
+from tests.gitrepo import GitRepo
+from tests.inprocess import run_in_process
 
 PAUSE = 5.0
 """Seconds between two looks in the window (the wait's steady pace)."""
@@ -137,3 +142,61 @@ def test_a_failed_settle_is_rolled_back_as_a_failed_rollout(
     assert "pinned_deployment" not in app
     assert app["active_deployment"]["id"] == rollback.id
     assert app["active_deployment"]["services"][0]["source_commit_hash"] != NEW
+
+
+# -- the verify stage's own settle window (issue 13) over App Platform ----------------------
+
+
+def run(repo: GitRepo, emu: AppPlatformEmulator, clock: FakeClock, inputs: dict[str, str]) -> Step:
+    """The action in process on ``repo``'s last commit (a changed source file)."""
+    before = change(repo)
+    emu.set_branch_head(DEMO_REPO, "main", repo.head())
+    return run_in_process(
+        repo.path,
+        {"platform": "digitalocean", "api-url": emu.api_url, "app-id": emu.app_id, **inputs},
+        factory=connect,
+        clock=clock,
+        event=push_event(before, repo.head()),
+        env={"DIGITALOCEAN_TOKEN": emu.token},
+        request_timeout=5,
+    )
+
+
+def gates(step: Step) -> dict[str, tuple[str, str]]:
+    """The ``verification`` output: gate -> (result, detail)."""
+    listed = json.loads(step.outputs["verification"])
+    return {g["gate"]: (g["result"], g["detail"]) for g in listed}
+
+
+def test_a_run_whose_deployment_turns_unhealthy_in_the_window_is_rolled_back(
+    repo: GitRepo, do_api: AppPlatformEmulator, clock: FakeClock
+) -> None:
+    seeded = do_api.app()["active_deployment"]["id"]
+    do_api.unhealthy_next_deployment(20, log=["panic: nil map"])
+    step = run(repo, do_api, clock, {"verify-window": "60s"})
+    assert step.result.returncode == 1, step.log
+    ours = step.outputs["deploy-id"]
+    assert step.outputs["status"] == "rolled-back"
+    assert step.outputs["rolled-back"] == "true"
+    result, detail = gates(step)["settle-window"]
+    assert result == "failed"
+    assert f"deployment {ours} went from ACTIVE to ERROR" in detail
+    assert "step 'run' of component web failed" in detail
+    assert "web [run] panic: nil map" in step.log
+    # validate -> roll back (pins) -> commit, as after a failed rollout
+    writes = [r.path.rsplit("/", 1)[-1] for r in do_api.requests if r.method == "POST"]
+    assert writes[-3:] == ["validate", "rollback", "commit"]
+    app = do_api.app()
+    assert "pinned_deployment" not in app
+    assert app["active_deployment"]["id"] == step.outputs["rollback-deploy-id"]
+    assert app["active_deployment"]["cloned_from"] == seeded
+
+
+def test_a_run_whose_deployment_stays_active_passes_the_window(
+    repo: GitRepo, do_api: AppPlatformEmulator, clock: FakeClock
+) -> None:
+    step = run(repo, do_api, clock, {"verify-window": "60s"})
+    assert step.result.returncode == 0, step.log
+    assert step.outputs["status"] == "deployed"
+    assert gates(step)["settle-window"][0] == "passed"
+    assert do_api.app()["active_deployment"]["id"] == step.outputs["deploy-id"]
