@@ -3,14 +3,19 @@ respx answers it; paging, errors, the token kept to its host, ambiguity of write
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 import respx
 
 from ci_deploy.digitalocean.client import AppsClient
+from ci_deploy.digitalocean.platform import AppsPlatform, AppsSettings
 from ci_deploy.errors import ApiAmbiguousError, ApiError, AuthError, NotFoundError
+from ci_deploy.platform import Release, ReleaseState
+from ci_deploy.runner import Runner
 from tests.spec import assert_do_request_matches_spec
 
 URL = "https://api.digitalocean.com"
@@ -140,3 +145,39 @@ def test_reads_are_retried_and_redirects_not_followed(
     with pytest.raises(ApiError):
         client.get_app("a2")
     assert all(c.request.url.host == "api.digitalocean.com" for c in api.calls)
+
+
+def test_the_settle_window_looks_are_requests_the_spec_allows(
+    api: respx.MockRouter, client: AppsClient
+) -> None:
+    """Through the platform: one read of the deployment per look; the app read only when a
+    newer deployment superseded it; the run log asked for when it failed after ACTIVE."""
+    phases = iter(["ACTIVE", "ACTIVE", "SUPERSEDED", "ERROR"])
+
+    def deployment(request: httpx.Request) -> httpx.Response:
+        checked(request)
+        return httpx.Response(200, json={"deployment": {"id": "d1", "phase": next(phases)}})
+
+    api.get("/v2/apps/a1/deployments/d1").mock(side_effect=deployment)
+    rollback = {"id": "d2", "cloned_from": "d0", "cause": "rollback to deployment d0"}
+    api.get("/v2/apps/a1").mock(
+        side_effect=answer(
+            {"app": {"id": "a1", "spec": {"name": "web"}, "in_progress_deployment": rollback}}
+        )
+    )
+    logs = api.get("/v2/apps/a1/deployments/d1/logs").mock(side_effect=answer({}))
+    platform = AppsPlatform(
+        client,
+        AppsSettings(app_id="a1"),
+        Runner({}, io.StringIO()),
+        registry_password=TOKEN,
+        images=lambda: pytest.fail("no image"),
+    )
+    release = Release("d1", "deployment", ReleaseState.PENDING, datetime.now(UTC))
+    assert platform.observe(release).done  # the rollout: seen ACTIVE
+    assert platform.observe(release).summary == "deployment d1 is ACTIVE"  # settling
+    seen = platform.observe(release)
+    assert seen.failed and "rolled back to deployment d0 by deployment d2" in seen.summary
+    assert platform.observe(release).failed  # ERROR after ACTIVE
+    assert [c.request.url.params["type"] for c in logs.calls] == ["RUN", "DEPLOY"]
+    assert len(api.calls) == 7

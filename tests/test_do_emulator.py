@@ -297,6 +297,40 @@ def test_a_deploy_failure_of_a_named_component(
     assert text.splitlines()[-1] == "scheduler [deploy] exit 3"
 
 
+def test_a_deployment_made_unhealthy_turns_error_after_it_was_active(
+    emu: AppPlatformEmulator, api: httpx.Client, clock: FakeClock
+) -> None:
+    emu.unhealthy_next_deployment(20, log=["panic: nil map"])
+    created = deploy(api)
+    clock.sleep(4 * PHASE)  # built and deployed: ACTIVE from now on
+    active = get(api, created["id"])
+    assert active["phase"] == "ACTIVE"
+    assert app_json(api)["active_deployment"]["id"] == created["id"]
+    clock.sleep(19)
+    assert get(api, created["id"])["phase"] == "ACTIVE"
+    clock.sleep(1)
+    sick = get(api, created["id"])
+    assert sick["phase"] == "ERROR"
+    assert statuses(sick) == [("build", "SUCCESS"), ("deploy", "SUCCESS"), ("run", "ERROR")]
+    assert sick["progress"]["error_steps"] == 1
+    assert sick["progress"]["steps"][2]["reason"]["code"] == "unhealthy"
+    assert sick["phase_last_updated_at"] > active["phase_last_updated_at"]
+    assert app_json(api)["active_deployment"]["id"] == seeded_id(emu)
+    run = ok(api.get(f"{APP}/deployments/{created['id']}/logs", params={"type": "RUN"}))
+    text = httpx.get(run["live_url"], timeout=5).text
+    assert text == "web [run] listening\nweb [run] panic: nil map\n"
+    check = ok(api.post(f"{APP}/rollback/validate", json={"deployment_id": seeded_id(emu)}))
+    assert check["valid"] is True
+    newer = deploy(api)  # queued once: the next one stays healthy
+    clock.sleep(100)
+    assert app_json(api)["active_deployment"]["id"] == newer["id"]
+
+
+def test_unhealthy_takes_no_negative_delay(emu: AppPlatformEmulator) -> None:
+    with pytest.raises(ValueError, match="after must be 0 or more seconds"):
+        emu.unhealthy_next_deployment(-1)
+
+
 def test_logs_are_live_while_in_progress_and_refuse_the_token(
     emu: AppPlatformEmulator, api: httpx.Client, clock: FakeClock
 ) -> None:

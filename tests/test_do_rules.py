@@ -5,7 +5,7 @@ from __future__ import annotations
 from ci_deploy.changeset import ChangeSet
 from ci_deploy.digitalocean import rules
 from ci_deploy.digitalocean.rules import AppsRules
-from ci_deploy.platform import Artifact, ReleaseState
+from ci_deploy.platform import Artifact, Observation, ReleaseState
 
 APP = {
     "id": "app-1",
@@ -149,3 +149,48 @@ def test_a_rollback_validation_reads_as_a_check() -> None:
 def test_the_spec_diff_shows_what_changes() -> None:
     diff = rules.spec_diff({"name": "web"}, {"name": "web", "region": "ams"})
     assert "+region: ams" in diff
+
+
+def test_a_settled_deployment_fails_only_when_it_leaves_active_or_is_rolled_back() -> None:
+    assert rules.settled_observation({"id": "d", "phase": "ACTIVE"}) == Observation(
+        done=True, failed=False, summary="deployment d is ACTIVE"
+    )
+    unhealthy = rules.settled_observation(
+        {
+            "id": "d",
+            "phase": "ERROR",
+            "phase_last_updated_at": "2026-01-01T00:01:20Z",
+            "progress": {
+                "steps": [
+                    {"name": "deploy", "status": "SUCCESS"},
+                    {
+                        "name": "run",
+                        "status": "ERROR",
+                        "component_name": "web",
+                        "reason": {"message": "0/1 instances ready"},
+                    },
+                ]
+            },
+        }
+    )
+    assert unhealthy.failed and not unhealthy.done
+    assert unhealthy.summary == (
+        "deployment d went from ACTIVE to ERROR at 2026-01-01T00:01:20Z; "
+        "step 'run' of component web failed: 0/1 instances ready"
+    )
+    assert rules.settled_observation({"id": "d", "phase": "CANCELED"}).failed
+    rolled_back = rules.settled_observation(
+        {"id": "d", "phase": "SUPERSEDED"},
+        {"id": "r", "cloned_from": "c", "cause": "automatic rollback"},
+    )
+    assert rolled_back.failed
+    assert rolled_back.summary == (
+        "deployment d was rolled back to deployment c by deployment r (automatic rollback)"
+    )
+    replaced = rules.settled_observation(
+        {"id": "d", "phase": "SUPERSEDED"}, {"id": "n", "cause": "commit pushed"}
+    )
+    assert (replaced.done, replaced.failed) == (True, False)
+    assert replaced.summary == "deployment d ran and was then replaced by deployment n"
+    odd = rules.settled_observation({"id": "d", "phase": "DEPLOYING"})
+    assert (odd.done, odd.failed) == (False, False)

@@ -104,6 +104,7 @@ class AppsPlatform:
         self._app_id = settings.app_id
         self._app: Json | None = None
         self._pushed: dict[str, tuple[str, str]] = {}  # release id -> (tag, digest)
+        self._seen_active: set[str] = set()  # releases observed ACTIVE: now settling
 
     @property
     def rules(self) -> AppsRules:
@@ -303,27 +304,40 @@ class AppsPlatform:
     # -- after the deployment started -------------------------------------------------------
 
     def observe(self, release: Release) -> Observation:
+        """One look at ``release``: its rollout (:func:`rules.observation_of`) until it was
+        seen ``ACTIVE``, then whether it stays so (:func:`rules.settled_observation`: the
+        settle window after the rollout). One read of the deployment; the app is read only
+        when a newer deployment superseded it."""
         deployment = self._client.get_deployment(self._app_id, release.id)
-        by = ""
+        newer: Json = {}
         if deployment.get("phase") == "SUPERSEDED":
             app = self._client.get_app(self._app_id)
             newer = app.get("in_progress_deployment") or app.get("active_deployment") or {}
-            by = str(newer.get("id", ""))
-        seen = rules.observation_of(deployment, by)
+        settling = release.id in self._seen_active
+        if settling:
+            seen = rules.settled_observation(deployment, newer)
+        else:
+            seen = rules.observation_of(deployment, str(newer.get("id", "")))
+            if seen.done:
+                self._seen_active.add(release.id)
         if seen.failed and deployment.get("phase") == "ERROR":
-            tail = self._log_tail(release.id)
+            tail = self._log_tail(release.id, kinds=("RUN", "DEPLOY") if settling else None)
             if tail:
                 with self._runner.group(f"The end of deployment {release.id}'s log"):
                     for line in tail:
                         self._runner.info(line)
         return seen
 
-    def _log_tail(self, deployment_id: str, lines: int = 20) -> list[str]:
-        """The last lines of the failed deployment's build (else deploy) log, fetched from
-        the URLs the API gives (without the token); [] when there are none."""
+    def _log_tail(
+        self, deployment_id: str, lines: int = 20, kinds: Sequence[str] | None = None
+    ) -> list[str]:
+        """The last lines of the failed deployment's first log of ``kinds`` that has any
+        (build, else deploy, by default; run, else deploy, for one that failed after it was
+        ``ACTIVE``), fetched from the URLs the API gives (without the token); [] when there
+        are none."""
         import httpx
 
-        for kind in ("BUILD", "DEPLOY"):
+        for kind in kinds or ("BUILD", "DEPLOY"):
             try:
                 answer = self._client.deployment_logs(self._app_id, deployment_id, kind)
             except ApiError:

@@ -344,6 +344,44 @@ def observation_of(deployment: Mapping[str, Any], superseded_by: str = "") -> Ob
     return Observation(done=phase == "ACTIVE", failed=phase in ENDED_BADLY, summary=summary)
 
 
+def settled_observation(
+    deployment: Mapping[str, Any], replaced_by: Mapping[str, Any] | None = None
+) -> Observation:
+    """One look at a deployment already seen ``ACTIVE`` (the settle window after its rollout).
+
+    Still ``ACTIVE``: it runs (done). ``ERROR`` or ``CANCELED``: it went from ``ACTIVE`` to a
+    failed state (failed, with the failing step and its reason). ``SUPERSEDED``: the app
+    moved on to ``replaced_by`` (the app's active or in-progress deployment): a rollback
+    (cloned from an earlier deployment: App Platform's or a person's) means ours failed;
+    any other newer deployment (another run, a push) replaced a deployment that ran, which
+    is nothing of ours to fail or roll back (done).
+    """
+    phase = str(deployment.get("phase", "UNKNOWN"))
+    name = f"deployment {deployment.get('id', '?')}"
+    if phase == "ACTIVE":
+        return Observation(done=True, failed=False, summary=f"{name} is ACTIVE")
+    if phase in _FAILED:
+        since = str(deployment.get("phase_last_updated_at") or "")
+        summary = f"{name} went from ACTIVE to {phase}" + (f" at {since}" if since else "")
+        step = failing_step(deployment)
+        return Observation(done=False, failed=True, summary=summary + (f"; {step}" if step else ""))
+    if phase == "SUPERSEDED":
+        other = replaced_by or {}
+        by = f"deployment {other['id']}" if other.get("id") else "a newer deployment"
+        if other and is_rollback(other):
+            restores = other.get("cloned_from")
+            to = f" to deployment {restores}" if restores else ""
+            return Observation(
+                done=False,
+                failed=True,
+                summary=f"{name} was rolled back{to} by {by} ({other.get('cause', 'rollback')})",
+            )
+        return Observation(
+            done=True, failed=False, summary=f"{name} ran and was then replaced by {by}"
+        )
+    return Observation(done=False, failed=False, summary=f"{name} is {phase}")
+
+
 def rollback_check(answer: Mapping[str, Any]) -> RollbackCheck:
     """What ``rollback/validate`` answered."""
     warnings = tuple(

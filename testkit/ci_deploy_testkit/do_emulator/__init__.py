@@ -16,7 +16,12 @@ from ci_deploy_testkit.do_emulator.server import (
     AppPlatformEmulator,
     demo_spec,
 )
-from ci_deploy_testkit.do_emulator.state import SEED_COMMIT_SHA, Failure, RollbackValidation
+from ci_deploy_testkit.do_emulator.state import (
+    SEED_COMMIT_SHA,
+    Failure,
+    RollbackValidation,
+    Unhealthy,
+)
 
 __all__ = [
     "DEMO_APP_ID",
@@ -27,5 +32,6 @@ __all__ = [
     "AppPlatformEmulator",
     "Failure",
     "RollbackValidation",
+    "Unhealthy",
     "demo_spec",
 ]

@@ -25,6 +25,7 @@ from ci_deploy_testkit.do_emulator.state import (
     Failure,
     RollbackValidation,
     Step,
+    Unhealthy,
 )
 from ci_deploy_testkit.do_emulator.wire import DoProblem
 from ci_deploy_testkit.emulator.faults import Fault
@@ -75,7 +76,8 @@ class AppPlatformEmulator(ServedApi):
     :class:`~ci_deploy_testkit.emulator.faults.Faults`), :attr:`tokens`,
     :meth:`add_app`, :meth:`record_push` and :attr:`require_pushed_images` (the
     container registry), :meth:`set_branch_head` (the commit a build of a repository's branch
-    records), :meth:`fail_next_deployment`, :meth:`fail_next_rollback`,
+    records), :meth:`fail_next_deployment`, :meth:`unhealthy_next_deployment`,
+    :meth:`fail_next_rollback`,
     :attr:`rollback_validation` (the answer of every rollback validation), :attr:`revision_limit`,
     :meth:`deploy_on_push` (someone else's deployment), and :meth:`app`, :meth:`apps`,
     :meth:`deployments` for the state behind the API.
@@ -193,6 +195,22 @@ class AppPlatformEmulator(ServedApi):
         two failures."""
         with self.lock:
             self._state.failures.append(_failure(step, component, log))
+
+    def unhealthy_next_deployment(
+        self, after: float, *, component: str | None = None, log: Sequence[str] = ()
+    ) -> None:
+        """Make the next deployment that builds turn from ``ACTIVE`` to ``ERROR`` ``after``
+        seconds (of the emulator's ``clock``, so a test's fake clock scales it) past the
+        moment it became ``ACTIVE``: a failed ``run`` step of ``component`` (the first when
+        None) in its progress, ``log`` at the end of its ``RUN`` log, and the app's
+        ``active_deployment`` back to the deployment before it. Queued, like
+        :meth:`fail_next_deployment`."""
+        if after < 0:
+            raise ValueError(f"after must be 0 or more seconds, got {after}")
+        with self.lock:
+            self._state.unhealthy.append(
+                Unhealthy(after, component, tuple(log)) if log else Unhealthy(after, component)
+            )
 
     def fail_next_rollback(self, *, component: str | None = None, log: Sequence[str] = ()) -> None:
         """Make the next rollback or revert deployment end ``ERROR`` at its deploy step."""

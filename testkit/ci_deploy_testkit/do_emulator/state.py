@@ -9,9 +9,11 @@ A deployment that builds spends :attr:`AppsState.phase_seconds` in each of
 ``PENDING_BUILD``, ``BUILDING``, ``PENDING_DEPLOY`` and ``DEPLOYING``, then is ``ACTIVE``; a
 rollback (or a revert) does not build, so it starts at ``PENDING_DEPLOY``. A deployment
 made to fail (:meth:`AppsState.fail_next`) ends ``ERROR`` at the end of its failing step's
-phase. A newer deployment supersedes one still in progress (``SUPERSEDED``); a cancel ends
-it ``CANCELED``. Finished ``ACTIVE`` deployments stay ``ACTIVE`` in the history: the app's
-``active_deployment`` is the newest of them.
+phase. One made to go unhealthy (:attr:`AppsState.unhealthy`) turns from ``ACTIVE`` to
+``ERROR`` a set number of clock seconds after it became ``ACTIVE``, with a failed ``run``
+step and its lines in the ``RUN`` log. A newer deployment supersedes one still in
+progress (``SUPERSEDED``); a cancel ends it ``CANCELED``. Finished ``ACTIVE`` deployments
+stay ``ACTIVE`` in the history: the app's ``active_deployment`` is the newest of them.
 
 Not thread-safe by itself: the server holds :attr:`AppsState.lock` around every call.
 """
@@ -58,6 +60,16 @@ class Failure:
     step: Step
     component: str | None = None
     log: tuple[str, ...] = ("error: the component exited with code 1",)
+
+
+@dataclass(frozen=True)
+class Unhealthy:
+    """How an ``ACTIVE`` deployment fails later: ``after`` clock seconds past the moment it
+    became ``ACTIVE``, in ``component`` (the first when None), with ``log`` in its run log."""
+
+    after: float
+    component: str | None = None
+    log: tuple[str, ...] = ("health check failed: GET /health: connection refused",)
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,7 @@ class Deployment:
     commits: dict[str, str]  # component name -> source_commit_hash
     builds: bool
     failure: Failure | None = None
+    unhealthy: Unhealthy | None = None
     cloned_from: str | None = None
     ended: Ended | None = None  # once CANCELED or SUPERSEDED
     superseded_by: str | None = None
@@ -146,6 +159,7 @@ class AppsState:
         self.branch_heads: dict[tuple[str, str], str] = {}
         self.failures: list[Failure] = []
         self.rollback_failures: list[Failure] = []
+        self.unhealthy: list[Unhealthy] = []
         self.rollback_validation: RollbackValidation | None = None
         self.revision_limit = REVISION_LIMIT
         self.require_pushed_images = False
@@ -293,7 +307,20 @@ class AppsState:
         if position.failed:
             return "ERROR"
         phases = _phases(deployment)
-        return phases[position.index] if position.index < len(phases) else "ACTIVE"
+        if position.index < len(phases):
+            return phases[position.index]
+        return "ERROR" if self._turned_unhealthy(deployment) else "ACTIVE"
+
+    def _active_since(self, deployment: Deployment) -> float:
+        """The clock's seconds when the deployment became (or will become) ``ACTIVE``."""
+        return deployment.started + len(_phases(deployment)) * max(self.phase_seconds, 0)
+
+    def _turned_unhealthy(self, deployment: Deployment) -> bool:
+        """Whether a deployment made to go unhealthy has, by now (once ``ACTIVE``)."""
+        unhealthy = deployment.unhealthy
+        return unhealthy is not None and (
+            self.clock() - self._active_since(deployment) >= unhealthy.after
+        )
 
     def deployment_json(self, deployment: Deployment) -> dict[str, Any]:
         position = self._position(deployment)
@@ -417,10 +444,13 @@ class AppsState:
                 lines += [f"{name} [deploy] starting container" for name in names]
             if failed and failure is not None and failure.step == "deploy":
                 lines += [f"{self._failing(deployment)} [deploy] {line}" for line in failure.log]
-            elif self.phase(deployment) == "ACTIVE":
+            elif index >= len(_phases(deployment)) and position.ended is None:
                 lines += [f"{name} [deploy] deployed" for name in names]
-        elif kind == "RUN" and self.phase(deployment) == "ACTIVE":
+        elif kind == "RUN" and index >= len(_phases(deployment)) and position.ended is None:
             lines += [f"{name} [run] listening" for name in names]
+            if deployment.unhealthy is not None and self._turned_unhealthy(deployment):
+                sick = self._unhealthy_component(deployment)
+                lines += [f"{sick} [run] {line}" for line in deployment.unhealthy.log]
         return lines
 
     def logs_finished(self, deployment: Deployment) -> bool:
@@ -451,6 +481,7 @@ class AppsState:
             commits = {c["name"]: self._head(c) for c in components(app.spec) if "image" not in c}
         queue = self.failures if builds else self.rollback_failures
         failure = None if settled else queue.pop(0) if queue else self._missing_image(app.spec)
+        unhealthy = self.unhealthy.pop(0) if builds and not settled and self.unhealthy else None
         deployment = Deployment(
             id=deployment_id,
             app_id=app.id,
@@ -462,6 +493,7 @@ class AppsState:
             commits=commits,
             builds=builds,
             failure=failure,
+            unhealthy=unhealthy,
             cloned_from=None if cloned_from is None else cloned_from.id,
         )
         self.deployments[deployment.id] = deployment
@@ -518,6 +550,10 @@ class AppsState:
     def _phase_updated(self, deployment: Deployment, position: Position) -> float:
         if position.ended is not None:
             return position.ended.at
+        unhealthy = deployment.unhealthy
+        if unhealthy is not None and self._turned_unhealthy(deployment):
+            late = self.clock() - self._active_since(deployment) - unhealthy.after
+            return self.wall_clock() - late
         reached = position.index + (1 if position.failed else 0)
         return min(deployment.created_at + reached * max(self.phase_seconds, 0), self.wall_clock())
 
@@ -551,6 +587,21 @@ class AppsState:
                     "message": f"the {name} of {self._failing(deployment)} failed",
                 }
             steps.append(step)
+        unhealthy = deployment.unhealthy
+        if unhealthy is not None and self._turned_unhealthy(deployment):
+            sick = self._unhealthy_component(deployment)
+            steps.append(
+                {
+                    "name": "run",
+                    "status": "ERROR",
+                    "component_name": sick,
+                    "reason": {
+                        "code": "unhealthy",
+                        "message": f"component {sick} failed its health checks after the "
+                        "deployment was ACTIVE",
+                    },
+                }
+            )
         statuses = [step["status"] for step in steps]
         return {
             "success_steps": statuses.count("SUCCESS"),
@@ -561,12 +612,13 @@ class AppsState:
             "steps": steps,
         }
 
+    def _unhealthy_component(self, deployment: Deployment) -> str:
+        unhealthy = deployment.unhealthy
+        return _named_or_first(deployment, None if unhealthy is None else unhealthy.component)
+
     def _failing(self, deployment: Deployment) -> str:
         failure = deployment.failure
-        if failure is not None and failure.component is not None:
-            return failure.component
-        listed = components(deployment.spec)
-        return str(listed[0]["name"] if listed else deployment.spec["name"])
+        return _named_or_first(deployment, None if failure is None else failure.component)
 
     def _refuse_if_pinned(self, app: App) -> None:
         if app.pinned is not None:
@@ -625,6 +677,14 @@ class AppsState:
                 )
             )
         return warnings
+
+
+def _named_or_first(deployment: Deployment, component: str | None) -> str:
+    """``component`` when named, else the deployment's first component (else the app)."""
+    if component is not None:
+        return component
+    listed = components(deployment.spec)
+    return str(listed[0]["name"] if listed else deployment.spec["name"])
 
 
 def _phases(deployment: Deployment) -> tuple[str, ...]:
@@ -694,6 +754,7 @@ __all__ = [
     "AppsState",
     "Failure",
     "RollbackValidation",
+    "Unhealthy",
     "check_spec",
     "components",
 ]
