@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from ci_deploy_testkit.emulator.wire import RecordedRequest
 
 __all__ = [
     "SPEC_SERVER",
+    "airflow_openapi",
+    "assert_airflow_response_matches_spec",
     "assert_do_request_matches_spec",
     "assert_do_requests_match_spec",
     "assert_do_response_matches_spec",
@@ -194,6 +197,67 @@ def assert_do_response_matches_spec(response: httpx.Response) -> None:
         raise AssertionError(
             f"the answer {response.status_code} to {request.method} {request.url.path} does "
             f"not match the App Platform API spec: {_explain(exc)}"
+        ) from exc
+
+
+AIRFLOW_SPECS = {
+    "v1": ("CI_DEPLOY_AIRFLOW2_SPEC", "airflow-2.10.5-rest-api-v1.yaml"),
+    "v2": ("CI_DEPLOY_AIRFLOW3_SPEC", "airflow-3.3.2-rest-api-v2.yaml"),
+}
+_AIRFLOW_API = re.compile(r"/api/(v[12])(?:/|$)")
+
+
+def airflow_api_of(airflow_version: str) -> str:
+    """The Airflow REST API an Airflow version serves: ``v1`` for 2.x, ``v2`` from 3.0."""
+    return "v1" if airflow_version.split(".", 1)[0] in ("1", "2") else "v2"
+
+
+def airflow_openapi(version: str) -> OpenAPI:
+    """The loaded Airflow REST API spec of an Airflow version (``2.10.5``: the v1 spec,
+    ``3.0.1``: the v2 one) or of an API (``v1``, ``v2``); ``$CI_DEPLOY_AIRFLOW2_SPEC`` /
+    ``$CI_DEPLOY_AIRFLOW3_SPEC`` override where they are."""
+    api = version if version in AIRFLOW_SPECS else airflow_api_of(version)
+    env, name = AIRFLOW_SPECS[api]
+    return _load(spec_path(env, name), env, f"Airflow REST API {api}")
+
+
+def assert_airflow_response_matches_spec(response: httpx.Response) -> None:
+    """Fail unless an Airflow API answer is one the right spec allows for its request.
+
+    The spec is chosen by the ``/api/v1`` or ``/api/v2`` in the request's path, and what
+    comes before it (the emulator's ``/airflow/<deployment>``, Astro's host prefix) is
+    dropped, as a server at that ``apiUrl`` would see it.
+    """
+    request = response.request
+    match = _AIRFLOW_API.search(request.url.path)
+    assert match is not None, f"{request.url.path} is not an Airflow REST API path"
+    api = match[1]
+    path = request.url.path[match.start() :]  # v1: its spec's server is /api/v1
+    header = Headers(list(request.headers.items()))
+    spec_request = _SpecRequest(
+        host_url="http://localhost",
+        path=path,
+        method=request.method.lower(),
+        body=request.content or None,
+        content_type=header.get("Content-Type", ""),
+        parameters=RequestParameters(
+            query=ImmutableMultiDict(list(request.url.params.multi_items())),
+            header=header,
+            cookie=ImmutableMultiDict(),
+        ),
+    )
+    spec_response = _SpecResponse(
+        response.status_code,
+        response.headers.get("content-type", ""),
+        Headers(list(response.headers.items())),
+        response.content,
+    )
+    try:
+        airflow_openapi(api).validate_response(spec_request, spec_response)
+    except Exception as exc:
+        raise AssertionError(
+            f"the answer {response.status_code} to {request.method} {request.url.path} does "
+            f"not match the Airflow REST API {api} spec: {_explain(exc)}"
         ) from exc
 
 
