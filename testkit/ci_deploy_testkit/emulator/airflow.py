@@ -212,7 +212,11 @@ class AirflowApi:
             raise AirflowProblem(
                 422 if v2 else 400, "Bad Request", "is_paused must be true or false", "is_paused"
             )
-        self._record(deployment).paused[dag_id] = paused
+        record = self._record(deployment)
+        record.paused[dag_id] = paused
+        for run in record.runs.values():
+            if run.dag_id == dag_id:
+                self._advance(deployment, run)  # unpaused: its queued runs start now
         return json_response(200, self._dag_json(deployment, dag_id, file, v2))
 
     def trigger_dag_run(
@@ -269,6 +273,8 @@ class AirflowApi:
         self, request: RecordedRequest, deployment: str, v2: bool, dag_id: str, run_id: str
     ) -> Response:
         offset, limit = _paging(request, v2)
+        if not v2 and (dag_id, run_id) not in self._record(deployment).runs:
+            return json_response(200, {"task_instances": [], "total_entries": 0})  # as Airflow 2
         run = self._run(deployment, dag_id, run_id)
         states = [value for name, value in _query_pairs(request.query) if name == "state"]
         tasks = [self._task_json(run, task_id, v2) for task_id in run.file.task_ids]

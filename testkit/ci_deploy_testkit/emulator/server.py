@@ -432,9 +432,10 @@ def serve(
 ) -> int:
     """Run an emulator until SIGINT or SIGTERM; for ``ci-deploy emulator``. Main thread only.
 
-    Prints the API URL, organization, Deployment and token to use, one ``name: value`` a
-    line, then a log line per request on stderr. ``registry`` (``host:port``) is a real
-    registry for image deploys (see :class:`Emulator`); ``airflow_version`` the Deployments'
+    Prints the API URL, organization, Deployment and token to use, then the Deployment's
+    Airflow API URL, one ``name: value`` a line, then a log line per request on stderr.
+    ``registry`` (``host:port``) is a real registry for image deploys (see
+    :class:`Emulator`); ``airflow_version`` the Deployments'
     Airflow (``2.x``: the Airflow API at ``/api/v1``, else ``/api/v2``). Returns the exit
     code: 0, or 1 when the port cannot be bound.
     """
@@ -463,8 +464,8 @@ def serve(
                 f"api-url: {emulator.api_url}\n"
                 f"organization-id: {emulator.organization_id}\n"
                 f"deployment-id: {emulator.deployment_id}\n"
-                f"airflow-api: {emulator.deployment(emulator.deployment_id)['apiUrl']}\n"
-                f"token: {emulator.token}"
+                f"token: {emulator.token}\n"
+                f"airflow-api: {emulator.deployment(emulator.deployment_id)['apiUrl']}"
                 + (
                     f"\nregistry: {registry} (user cli, an API token as password)"
                     if registry
