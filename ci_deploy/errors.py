@@ -120,6 +120,12 @@ class ApiUnavailableError(ApiError):
     title = "Astro API unavailable"
 
 
+class AirflowApiError(ApiError):
+    """Airflow's REST API on the Deployment could not be reached, or refused a request."""
+
+    title = "Airflow API error"
+
+
 class UploadError(CiDeployError):
     """The tarball upload to the blob store failed. Messages never hold the URL's query."""
 
@@ -136,6 +142,15 @@ class RolloutError(CiDeployError):
     """After finalize, the Deployment did not come to run the new version."""
 
     title = "Rollout failed"
+
+
+class GateError(RolloutError):
+    """A verification gate failed after the rollout was healthy: ``gate`` names it
+    (``import-errors``, ``settle-window``, ``smoke:<dag_id>``). A failed rollout like any."""
+
+    def __init__(self, message: str, *, gate: str, title: str | None = None) -> None:
+        super().__init__(message, title=title)
+        self.gate = gate
 
 
 class ImageError(CiDeployError):

@@ -22,6 +22,7 @@ from ci_deploy.astro.limits import DESCRIPTION_MAX
 from ci_deploy.changeset import glob_problem
 from ci_deploy.compression import LEVELS
 from ci_deploy.secret import Secret
+from ci_deploy.verification import SmokeDag
 
 TOKEN_ENV = "ASTRO_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 DIGITALOCEAN_TOKEN_ENV = "DIGITALOCEAN_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -484,6 +485,67 @@ def wait_timeout(text: str, _run: Run) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
+
+
+def verify_window(text: str, _run: Run) -> float:
+    """``verify-window``: a duration like ``wait-timeout``, or ``0`` for no settle window."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is not None and not match.group(1).strip("0"):
+        return 0.0
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{exc}, or 0 for no settle window") from None
+
+
+_DAG_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+"""Airflow's DAG ids: letters, digits, dashes, dots and underscores (at most 250)."""
+SMOKE_DAGS_MAX = 20
+"""The most DAGs ``smoke-dags`` names: each is a run triggered and followed."""
+
+
+def smoke_dags(text: str, _run: Run) -> tuple[SmokeDag, ...]:
+    """``smoke-dags``: DAG ids, one per line or separated by commas, each optionally
+    followed by its run's ``conf`` as a JSON object: ``etl_daily {"full": true}``."""
+    decoder = json.JSONDecoder()
+    found: list[SmokeDag] = []
+    at, end = 0, len(text)
+    while True:
+        while at < end and (text[at].isspace() or text[at] == ","):
+            at += 1
+        if at >= end:
+            break
+        match = _DAG_ID.match(text, at)
+        if match is None:
+            raise InvalidInput(
+                "must be DAG ids (letters, digits, -, . and _), one per line or separated by "
+                'commas, each optionally followed by a JSON object conf: etl_daily {"full": '
+                f"true}}; got {shown(text[at : at + 40])}"
+            )
+        dag_id, at = match.group(), match.end()
+        while at < end and text[at] in " \t":
+            at += 1
+        conf: dict[str, object] = {}
+        if at < end and text[at] == "{":
+            try:
+                value, at = decoder.raw_decode(text, at)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(
+                    f"has a conf for DAG {dag_id} that is not valid JSON ({exc.msg} at "
+                    f'character {exc.pos - at + 1}); write it as a JSON object: {{"key": 1}}'
+                ) from None
+            conf = value
+        if at < end and not (text[at].isspace() or text[at] == ","):
+            raise InvalidInput(
+                f"must separate DAG ids by commas or new lines; after {dag_id} came "
+                f"{shown(text[at : at + 40])} (a conf is a JSON object, starting with {{)"
+            )
+        if any(dag.dag_id == dag_id for dag in found):
+            raise InvalidInput(f"names DAG {dag_id} twice; name each DAG once")
+        found.append(SmokeDag(dag_id, conf))
+    if len(found) > SMOKE_DAGS_MAX:
+        raise InvalidInput(f"names {len(found)} DAGs; at most {SMOKE_DAGS_MAX} are smoke-tested")
+    return tuple(found)
 
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -52,6 +52,7 @@ from ci_deploy.input_rules import (
     shown,
 )
 from ci_deploy.secret import Secret
+from ci_deploy.verification import SmokeDag
 
 __all__ = [
     "ACTIONS",
@@ -130,6 +131,9 @@ ASTRO_ONLY: tuple[str, ...] = (
     "syntax-check",
     "compression-level",
     "check-import-errors",
+    "smoke-dags",
+    "smoke-timeout",
+    "smoke-unpause",
 )
 """Inputs that mean something only with platform: astro (rejected when given otherwise)."""
 DIGITALOCEAN_ONLY: tuple[str, ...] = (
@@ -227,6 +231,13 @@ class Inputs:
     wake_on_deploy: Annotated[bool, ActionInput("wake-on-deploy", "false", rules.boolean)]
     check_import_errors: Annotated[bool, ActionInput("check-import-errors", "true", rules.boolean)]
     rollback_on_failure: Annotated[bool, ActionInput("rollback-on-failure", "true", rules.boolean)]
+    verify_window: Annotated[float, ActionInput("verify-window", "60s", rules.verify_window)]
+    """Seconds the settle window watches a healthy rollout; 0: none."""
+    smoke_dags: Annotated[tuple[SmokeDag, ...], ActionInput("smoke-dags", "", rules.smoke_dags)]
+    """The DAGs whose runs are triggered and followed once the rollout settled."""
+    smoke_timeout: Annotated[float, ActionInput("smoke-timeout", "10m", rules.wait_timeout)]
+    """Seconds a smoke run may take."""
+    smoke_unpause: Annotated[bool, ActionInput("smoke-unpause", "false", rules.boolean)]
     dry_run: Annotated[bool, ActionInput("dry-run", "false", rules.boolean)]
     github_token: Annotated[
         Secret, ActionInput("github-token", GITHUB_TOKEN_DEFAULT, rules.github_token)
@@ -391,6 +402,11 @@ class Inputs:
                     "is only used with action: preview-cleanup; remove it or set action to"
                     " preview-cleanup"
                 )
+        if valid("smoke-dags", "wait") and values["smoke-dags"] and not values["wait"]:
+            problems["smoke-dags"] = (
+                "needs wait: true: smoke runs are triggered once the rollout is verified;"
+                " set wait to true or remove smoke-dags"
+            )
         if valid("root-folder", "dags-folder"):
             root_path = run.workspace / str(values["root-folder"])
             if not _stays_inside(root_path / str(values["dags-folder"]), root_path):

@@ -29,9 +29,12 @@ if TYPE_CHECKING:
     from ci_deploy.bundle import Bundle
     from ci_deploy.image import BuiltImage
     from ci_deploy.preview import PullRequest
+    from ci_deploy.verification import AirflowImportError, Dag, DagRun
 
 __all__ = [
     "ASTRO",
+    "Airflow",
+    "AirflowPlatform",
     "Artifact",
     "Decision",
     "Environment",
@@ -429,4 +432,67 @@ class PinningPlatform(Platform, Protocol):
     def revert_rollback(self) -> Release:
         """Undo the rollback the environment is pinned to: a new release of the spec from
         before it, and unpin; that release."""
+        ...
+
+
+class Airflow(Protocol):
+    """Airflow's own REST API on one environment: what the verification gates read and do.
+
+    Every method raises :class:`~ci_deploy.errors.AirflowApiError` when the API cannot be
+    reached or refuses (transport errors, 5xx after retries, 401, 403, 404 of a list): the
+    gates then fall back or skip, saying so. Messages never hold the token.
+    """
+
+    @property
+    def major(self) -> int:
+        """Airflow's major version: 2 (``/api/v1``) or 3 (``/api/v2``)."""
+        ...
+
+    def import_errors(self) -> Sequence[AirflowImportError]:
+        """Every import error Airflow has now, all pages."""
+        ...
+
+    def dags(self) -> Sequence[Dag]:
+        """Every DAG Airflow knows, all pages."""
+        ...
+
+    def dag(self, dag_id: str) -> Dag | None:
+        """One DAG; None when Airflow has no DAG of that id."""
+        ...
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        """Pause or unpause a DAG."""
+        ...
+
+    def trigger(self, dag_id: str, conf: Mapping[str, object]) -> DagRun:
+        """Trigger a run of ``dag_id`` with ``conf``; the run made."""
+        ...
+
+    def dag_run(self, dag_id: str, run_id: str) -> DagRun:
+        """Read a DAG run again."""
+        ...
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> tuple[str, ...]:
+        """The ids of the run's task instances whose state is ``failed`` (or
+        ``upstream_failed``)."""
+        ...
+
+    def bundle_version(self, dag_id: str) -> str | None:
+        """The bundle version the DAG's latest version was parsed from (Airflow 3's DAG
+        versions); None on Airflow 2, or when Airflow has no version of it."""
+        ...
+
+    def run_link(self, dag_id: str, run_id: str) -> str:
+        """The Airflow UI's page of a run ("" when the UI's address is not known)."""
+        ...
+
+
+@runtime_checkable
+class AirflowPlatform(Platform, Protocol):
+    """A platform whose environments serve Airflow's REST API (Astro): the verification
+    gates read import errors and trigger smoke runs through it."""
+
+    def airflow(self) -> Airflow:
+        """The Airflow API of the located environment; AirflowApiError (saying why) when it
+        has none that may be asked (no API address, or one the token must not go to)."""
         ...

@@ -15,6 +15,7 @@ from ci_deploy.plan import Detection, describe
 from ci_deploy.platform import Environment, Words
 from ci_deploy.result import RunResult, Selected, Status
 from ci_deploy.text import capitalized, human_size
+from ci_deploy.verification import GateResult, Outcome, verification_json
 
 #: Every output the action declares, in action.yml order. All are written on every run.
 OUTPUT_NAMES: tuple[str, ...] = (
@@ -35,6 +36,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "matrix-count",
     "preview-deployment-id",
     "preview-name",
+    "verification",
 )
 
 MAX_LISTED_FILES = 200
@@ -80,6 +82,7 @@ def outputs(result: RunResult) -> dict[str, str]:
         "matrix-count": str(len(result.matrix.chosen)) if result.matrix is not None else "",
         "preview-deployment-id": preview.id if preview is not None else "",
         "preview-name": preview.name if preview is not None else "",
+        "verification": verification_json(result.verification) if result.verification else "",
     }
 
 
@@ -213,6 +216,7 @@ def summary(result: RunResult, context: GitHubContext) -> str:
 
     if result.status is Status.PLANNED and plan is not None:
         lines += ["**Plan**", ""] + [f"- {_text(line)}" for line in describe(plan)] + [""]
+    lines += _verification(result.verification)
     rows = _rows(result, context)
     if rows:
         lines += ["| | |", "|---|---|"]
@@ -224,6 +228,23 @@ def summary(result: RunResult, context: GitHubContext) -> str:
             lines += _file_list(f"{title} changed", files)
         lines += _file_list("Changed but not relevant", changes.ignored_files)
     return "\n".join(lines)
+
+
+_MARKS = {
+    Outcome.PASSED: "✅ passed",
+    Outcome.FAILED: "❌ failed",
+    Outcome.SKIPPED: "⏭️ skipped",
+    Outcome.WARNED: "⚠️ warned",
+}
+
+
+def _verification(gates: Sequence[GateResult]) -> list[str]:
+    """The table of the verification gates: each gate, its result and why."""
+    if not gates:
+        return []
+    lines = ["**Verification**", "", "| Gate | Result | Detail |", "|---|---|---|"]
+    lines += [f"| `{_cell(g.gate)}` | {_MARKS[g.result]} | {_cell(g.detail)} |" for g in gates]
+    return [*lines, ""]
 
 
 def _matrix_summary(result: RunResult, selected: Selected) -> str:

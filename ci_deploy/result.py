@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from ci_deploy.errors import CiDeployError
 from ci_deploy.plan import Detection, Operation, Plan
 from ci_deploy.platform import ASTRO, Artifact, Environment, Release, Shipment, Words
+from ci_deploy.verification import GateResult
 
 if TYPE_CHECKING:
     from ci_deploy.bundle import Bundle
@@ -187,6 +188,14 @@ class PinDecided:
     release: Release | None = None
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A verification gate ended (the rollout, import errors, the settle window, a smoke
+    run): passed, failed, skipped or warned, and why."""
+
+    gate: GateResult
+
+
 Record = (
     Subject
     | Detection
@@ -204,6 +213,7 @@ Record = (
     | PreviewReady
     | PreviewsDeleted
     | PinDecided
+    | Verified
 )
 _R = TypeVar(
     "_R",
@@ -223,6 +233,7 @@ _R = TypeVar(
     PreviewReady,
     PreviewsDeleted,
     PinDecided,
+    Verified,
 )
 
 
@@ -277,6 +288,8 @@ class RunResult:
     """``action: matrix``: the Deployments decided about; None for other actions."""
     preview: PreviewReady | None = None
     previews_deleted: PreviewsDeleted | None = None
+    verification: tuple[GateResult, ...] = ()
+    """Each verification gate's result, in the order the gates ran (a gate's last one)."""
 
     @property
     def words(self) -> Words:
@@ -356,7 +369,17 @@ def assemble(journal: Journal, error: CiDeployError | None, duration_seconds: fl
         matrix=journal.last(Selected),
         preview=preview,
         previews_deleted=deleted,
+        verification=_gates(journal),
     )
+
+
+def _gates(journal: Journal) -> tuple[GateResult, ...]:
+    """Each gate's last result, in the order the gates first reported."""
+    gates: dict[str, GateResult] = {}
+    for record in journal.records:
+        if isinstance(record, Verified):
+            gates[record.gate.gate] = record.gate
+    return tuple(gates.values())
 
 
 def _status(

@@ -38,13 +38,15 @@ from ci_deploy.plan import (
     make_plan,
     plan_rollback,
 )
-from ci_deploy.platform import Environment, PinningPlatform, Platform, Release, Words
+from ci_deploy.platform import Artifact, Environment, PinningPlatform, Platform, Release, Words
 from ci_deploy.result import (
     Built,
     Created,
+    Finalized,
     Journal,
     RunResult,
     Seen,
+    Shipped,
     Subject,
     Superseded,
     assemble,
@@ -53,6 +55,7 @@ from ci_deploy.runner import Runner
 from ci_deploy.stages import Scope
 from ci_deploy.stages.build import build, discard
 from ci_deploy.stages.detect import Checkout, open_checkout
+from ci_deploy.stages.gates import Delivered, Gates, GateSettings
 from ci_deploy.stages.prebuild import Prebuild, prebuilding
 from ci_deploy.stages.preview import TIDY_ACTIONS, Previews, preview_deploy_inputs
 from ci_deploy.stages.recover import Recovery
@@ -292,18 +295,52 @@ class _Stages:
                 self.journal.add(Seen("not awaited (wait: false)"))
                 return
             release = shipped.release
+            timeout = plan.wait_timeout
+            gates = self._gates(shipped, built)
             try:
                 what = f"{self.scope.words.release} {release.id}"
-                wait_for(self.scope, release, what, plan.wait_timeout)
-                if inputs.check_import_errors and built.dags is not None:
-                    check_imports(
-                        self.scope,
-                        since=shipped.at,
-                        members=built.dags.members,
-                        prefix=member_prefix(checkout.root_folder, inputs.dags_folder),
-                    )
+                gates.rollout(lambda: wait_for(self.scope, release, what, timeout))
+                gates.verify()
             except RolloutError as failure:
                 self._recovery().after_failure(plan, failure, shipped)
+
+    def _gates(self, finalized: Finalized, built: Built) -> Gates:
+        """The verification gates of the release ``finalized``, as the inputs ask."""
+        inputs, checkout = self.inputs, self.checkout
+        prefix = member_prefix(checkout.root_folder, inputs.dags_folder)
+        members = tuple(built.dags.members) if built.dags is not None else ()
+        detection = self.journal.last(Detection)
+        changes = detection.changes if detection is not None else None
+        changed = None
+        if changes is not None:
+            files = set(changes.files)
+            changed = frozenset(m for m in members if prefix + m in files)
+        shipment = self.journal.last(Shipped)
+        versions = shipment.shipment.versions if shipment is not None else {}
+        release = finalized.release
+        shipped = Delivered(
+            release,
+            finalized.at,
+            members,
+            changed,
+            prefix,
+            bundle_version=versions.get(Artifact.DAGS, "") or release.id,
+        )
+        settings = GateSettings(
+            check_imports=inputs.check_import_errors,
+            window=inputs.verify_window,
+            smoke=inputs.smoke_dags,
+            smoke_timeout=inputs.smoke_timeout,
+            smoke_unpause=inputs.smoke_unpause,
+        )
+        return Gates(
+            self.scope,
+            settings,
+            shipped,
+            logs_check=lambda: check_imports(
+                self.scope, since=finalized.at, members=members, prefix=prefix
+            ),
+        )
 
     def _note_head(self) -> None:
         """The commit, for the report of a run that stopped before reading it, when it can

@@ -75,7 +75,8 @@ def test_a_dag_change_is_a_dag_only_deploy_verified_on_its_dag_version(
     assert out["deploy-id"] == new.id
     assert out["dag-tarball-version"] == "dags-new-1" == new.versions[Artifact.DAGS]
     assert (out["base-sha"], out["base-source"]) == (before, "deployed")
-    assert platform.names() == [
+    names = platform.names()
+    assert names[:9] == [
         "locate",
         "history",
         "create",
@@ -86,6 +87,8 @@ def test_a_dag_change_is_a_dag_only_deploy_verified_on_its_dag_version(
         "observe",
         "import_errors",
     ]
+    # the settle window (60 s by default) looks at the Deployment on the poll schedule
+    assert names[9:] == ["observe"] * 15
     run_url = "https://github.com/example/astro-project/actions/runs/1"
     assert platform.calls[2] == ("create", "DAG_ONLY", f"Change {DAG} ({run_url})")
     assert platform.sources[new.id].commit.sha == repo.head()
@@ -302,7 +305,7 @@ def test_the_wait_polls_on_the_schedule_until_the_rollout_is_done(
     platform.rollout = Rollout(polls=4)
     before = change(repo)
 
-    step = deploy(repo, platform, before=before, clock=clock)
+    step = deploy(repo, platform, {"verify-window": "0"}, before=before, clock=clock)
 
     assert step.result.returncode == 0
     assert clock.sleeps == [1.0, 2.0, 3.0]

@@ -40,7 +40,7 @@ from ci_deploy.astro.wire import (
     GitInfo,
     RollbackRequest,
 )
-from ci_deploy.errors import ApiError, DeployRejectedError, NotFoundError
+from ci_deploy.errors import AirflowApiError, ApiError, DeployRejectedError, NotFoundError
 from ci_deploy.exactly_once import deleted, exactly_once
 from ci_deploy.input_rules import DEPLOYMENT_NAME_MAX as NAME_INPUT_MAX
 from ci_deploy.platform import (
@@ -57,6 +57,7 @@ from ci_deploy.source import Source
 from ci_deploy.timing import Timing
 
 if TYPE_CHECKING:
+    from ci_deploy.airflow_api import AirflowClient
     from ci_deploy.bundle import Bundle
     from ci_deploy.image import BuiltImage, ImageBuilder
     from ci_deploy.inputs import Inputs
@@ -93,6 +94,7 @@ class AstroPlatform:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         request_timeout: float = 30.0,
+        opened: list[AirflowClient] | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
@@ -105,6 +107,10 @@ class AstroPlatform:
         self._deployment_id = settings.deployment_id
         self._deployment: Deployment | None = None
         self._deploys: dict[str, Deploy] = {}
+        self._opened = opened if opened is not None else []
+        """The Airflow API clients made (this platform's and its previews'), closed by
+        :func:`connect`."""
+        self._airflow: AirflowClient | None = None
 
     @property
     def rules(self) -> AstroRules:
@@ -288,6 +294,34 @@ class AstroPlatform:
             return ImportErrors({}, where, failed=f"Reading the Deployment's logs failed: {exc}")
         return ImportErrors(import_problems((entry.raw for entry in entries), members), where)
 
+    def airflow(self) -> AirflowClient:
+        """Airflow's REST API on the located Deployment, the Astro API token as bearer."""
+        if self._airflow is not None:
+            return self._airflow
+        from ci_deploy.airflow_api import AirflowClient, airflow_major, usable_api_url
+
+        deployment = self._located()
+        if not deployment.apiUrl:
+            raise AirflowApiError("The Deployment has no Airflow API address (apiUrl)")
+        major = airflow_major(deployment.airflowVersion, deployment.apiUrl)
+        if major is None:
+            raise AirflowApiError(
+                f"The Deployment's Airflow version ({deployment.airflowVersion or 'none'}) "
+                "says neither Airflow 2 nor 3"
+            )
+        ui = deployment.webServerUrl or deployment.apiUrl.rstrip("/").rsplit("/api/", 1)[0]
+        self._airflow = AirflowClient(
+            usable_api_url(deployment.apiUrl, major),
+            self._registry_password,
+            major,
+            ui_url=ui,
+            timeout=self._request_timeout,
+            sleep=self._sleep,
+            on_retry=self._runner.info,
+        )
+        self._opened.append(self._airflow)
+        return self._airflow
+
     def roll_back(self, to: Release, description: str, marker: str) -> Release:
         request = RollbackRequest(description=marked(description, marker))
         known = set(self._deploys)
@@ -367,6 +401,7 @@ class AstroPlatform:
             sleep=self._sleep,
             clock=self._clock,
             request_timeout=self._request_timeout,
+            opened=self._opened,
         )
 
     def _located(self) -> Deployment:
@@ -440,14 +475,20 @@ def connect(
         bundle_mount_path=inputs.bundle_mount_path,
     )
     # the session whose first read went out while the code loaded, when cli started one
+    opened: list[AirflowClient] = []
     with AstroClient.over(early.take(session) or session.session()) as client:
-        yield AstroPlatform(
-            client,
-            settings,
-            runner,
-            registry_password=session.token,
-            images=images,
-            sleep=timing.sleep,
-            clock=timing.clock,
-            request_timeout=timing.request_timeout,
-        )
+        try:
+            yield AstroPlatform(
+                client,
+                settings,
+                runner,
+                registry_password=session.token,
+                images=images,
+                sleep=timing.sleep,
+                clock=timing.clock,
+                request_timeout=timing.request_timeout,
+                opened=opened,
+            )
+        finally:
+            for airflow in opened:
+                airflow.close()

@@ -255,6 +255,12 @@ class Deployment(_Response):
     imageTag: str = ""
     runtimeVersion: str = ""
     uiUrl: str = ""
+    airflowVersion: str = ""
+    """"2.10.5", "3.0.1"; "NA" when the API does not know."""
+    apiUrl: str = ""
+    """Airflow's REST API (``.../api/v1`` or ``.../api/v2``); the verification gates ask it."""
+    webServerUrl: str = ""
+    """The Airflow UI, often without a scheme; the links to smoke runs start here."""
     type: str | None = None
     astroRuntimeVersion: str = ""
     clusterId: str | None = None

@@ -55,11 +55,13 @@ def wait_for(scope: Scope, release: Release, what: str, timeout: float) -> None:
                 )
 
 
-def check_imports(scope: Scope, *, since: datetime, members: Sequence[str], prefix: str) -> None:
-    """RolloutError when Airflow reports, since ``since``, an import error in a shipped file.
+def check_imports(scope: Scope, *, since: datetime, members: Sequence[str], prefix: str) -> bool:
+    """RolloutError when the logs report, since ``since``, an import error in a shipped file.
 
     ``prefix`` turns a tarball member into the repository path of its annotation. Import
-    errors the platform cannot read are a notice, not a failure.
+    errors the platform cannot read are a notice, not a failure: False, nothing checked.
+    The fallback of the import-errors gate (:mod:`ci_deploy.stages.gates`) when Airflow's API
+    cannot be asked.
     """
     runner = scope.runner
     found = scope.platform.import_errors(since, members)
@@ -69,16 +71,16 @@ def check_imports(scope: Scope, *, since: datetime, members: Sequence[str], pref
             "verified. Look at the Deployment's DAG import errors in the Airflow UI.",
             title="Import errors not checked",
         )
-        return
+        return False
     if found.unreadable:
         runner.notice(
             f"{found.unreadable}, so DAG import errors were not checked.",
             title="Import errors not checked",
         )
-        return
+        return False
     if not found.problems:
         runner.info(f"No DAG import errors in {found.where}.")
-        return
+        return True
     for member, message in found.problems.items():
         runner.error(message, title="DAG import error", file=shown(prefix + member))
     names = ", ".join(shown(prefix + member) for member in found.problems)
