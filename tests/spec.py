@@ -31,6 +31,7 @@ from ci_deploy_testkit.emulator.wire import RecordedRequest
 __all__ = [
     "SPEC_SERVER",
     "airflow_openapi",
+    "assert_airflow_requests_match_spec",
     "assert_airflow_response_matches_spec",
     "assert_do_request_matches_spec",
     "assert_do_requests_match_spec",
@@ -219,6 +220,25 @@ def airflow_openapi(version: str) -> OpenAPI:
     api = version if version in AIRFLOW_SPECS else airflow_api_of(version)
     env, name = AIRFLOW_SPECS[api]
     return _load(spec_path(env, name), env, f"Airflow REST API {api}")
+
+
+def assert_airflow_requests_match_spec(requests: Iterable[RecordedRequest]) -> None:
+    """Every Airflow API request among ``requests`` (an emulator's: ``/airflow/<id>/api/...``)
+    validates against the spec of its API version."""
+    for request in requests:
+        match = _AIRFLOW_API.search(request.path)
+        if not request.path.startswith("/airflow/") or match is None:
+            continue
+        _validate(
+            airflow_openapi(match[1]),
+            f"Airflow REST API {match[1]}",
+            "http://localhost",
+            request.method,
+            request.path[match.start() :],
+            request.query,
+            request.headers,
+            request.body or None,
+        )
 
 
 def assert_airflow_response_matches_spec(response: httpx.Response) -> None:

@@ -396,6 +396,11 @@ def test_a_dag_gets_a_version_per_rollout_that_changed_its_file(
         return [(v["version_number"], v["bundle_version"]) for v in page["dag_versions"]]
 
     assert versions("clean") == [(1, first), (2, second)]
+    newest = ok(
+        airflow.get("/dags/clean/dagVersions", params={"order_by": "-version_number", "limit": 1})
+    )
+    assert [v["bundle_version"] for v in newest["dag_versions"]] == [second]
+    assert newest["total_entries"] == 2
     assert versions("etl") == [(1, first)]  # unchanged: not parsed into a new version
     run = trigger(airflow, "clean")
     assert run["bundle_version"] == second

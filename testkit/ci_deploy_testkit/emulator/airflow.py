@@ -172,7 +172,7 @@ class AirflowApi:
 
     def list_import_errors(self, request: RecordedRequest, deployment: str, v2: bool) -> Response:
         offset, limit = _paging(request, v2)
-        errors = self.import_errors(deployment, v2)
+        errors = _ordered(request, self.import_errors(deployment, v2), "import_error_id", v2)
         page = {"import_errors": errors[offset : offset + limit], "total_entries": len(errors)}
         return json_response(200, page)
 
@@ -189,6 +189,7 @@ class AirflowApi:
         if query.get("dag_id_pattern"):
             pattern = query["dag_id_pattern"].lower()
             dags = [dag for dag in dags if pattern in dag["dag_id"].lower()]
+        dags = _ordered(request, dags, "dag_id", v2)
         return json_response(
             200, {"dags": dags[offset : offset + limit], "total_entries": len(dags)}
         )
@@ -289,6 +290,7 @@ class AirflowApi:
         offset, limit = _paging(request, v2)
         self._dag_file(deployment, dag_id)
         versions = [version.json() for version in self.dag_versions(deployment, dag_id)]
+        versions = _ordered(request, versions, "version_number", v2)
         page = {"dag_versions": versions[offset : offset + limit], "total_entries": len(versions)}
         return json_response(200, page)
 
@@ -599,6 +601,38 @@ def _paging(request: RecordedRequest, v2: bool) -> tuple[int, int]:
             )
         values.append(value)
     return values[0], values[1]
+
+
+def _ordered(
+    request: RecordedRequest, items: list[dict[str, Any]], key: str, v2: bool
+) -> list[dict[str, Any]]:
+    """``items`` in the order of the query's ``order_by`` (``name`` or ``-name``, repeated
+    or comma-separated; ``id`` means ``key``); as they are without one."""
+    orders = [
+        part.strip()
+        for name, value in _query_pairs(request.query)
+        if name == "order_by"
+        for part in value.split(",")
+        if part.strip()
+    ]
+    for order in reversed(orders):  # the first order_by sorts last: it decides
+        name = order.removeprefix("-")
+        name = key if name == "id" else name
+        if any(name not in item for item in items):
+            raise AirflowProblem(
+                422 if v2 else 400,
+                "Bad Request",
+                f"order_by {order}: no such attribute",
+                "order_by",
+            )
+        items = sorted(items, key=lambda item: _sort_key(item[name]), reverse=order[0] == "-")
+    return items
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
 
 
 def _query_bool(text: str, name: str, v2: bool) -> bool:
