@@ -16,10 +16,11 @@ from __future__ import annotations
 import functools
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from openapi_core import OpenAPI
@@ -229,16 +230,41 @@ def assert_airflow_requests_match_spec(requests: Iterable[RecordedRequest]) -> N
         match = _AIRFLOW_API.search(request.path)
         if not request.path.startswith("/airflow/") or match is None:
             continue
-        _validate(
-            airflow_openapi(match[1]),
-            f"Airflow REST API {match[1]}",
-            "http://localhost",
-            request.method,
-            request.path[match.start() :],
-            request.query,
-            request.headers,
-            request.body or None,
-        )
+        query = request.query
+        if match[1] == "v2":
+            query = _without_nullable_lists(request.method, request.path, query)
+        with warnings.catch_warnings():  # the v2 spec's OAuth2 scheme, which it cannot check
+            warnings.filterwarnings("ignore", "Unsupported scheme type", UserWarning)
+            _validate(
+                airflow_openapi(match[1]),
+                f"Airflow REST API {match[1]}",
+                "http://localhost",
+                request.method,
+                request.path[match.start() :],
+                query,
+                request.headers,
+                request.body or None,
+            )
+
+
+# The v2 spec's query parameters typed ``anyOf: [array of strings, null]``: openapi-core
+# cannot read a list out of an ``anyOf`` and fails every value of them, valid or not
+# (``update_mask=is_paused`` is a one-item list, as Airflow 3 reads it).
+_NULLABLE_LIST_PARAMETERS = frozenset(
+    {"update_mask", "included_events", "excluded_events", "result"}
+)
+
+
+def _without_nullable_lists(method: str, path: str, query: str) -> str:
+    """``query`` without the :data:`_NULLABLE_LIST_PARAMETERS`, after checking their values
+    are strings a list of strings takes (non-empty)."""
+    kept: list[tuple[str, str]] = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in _NULLABLE_LIST_PARAMETERS:
+            kept.append((name, value))
+        elif not value:
+            raise AssertionError(f"{method} {path}: query parameter {name} is empty")
+    return urlencode(kept)
 
 
 def assert_airflow_response_matches_spec(response: httpx.Response) -> None:
@@ -273,7 +299,9 @@ def assert_airflow_response_matches_spec(response: httpx.Response) -> None:
         response.content,
     )
     try:
-        airflow_openapi(api).validate_response(spec_request, spec_response)
+        with warnings.catch_warnings():  # the v2 spec's OAuth2 scheme, which it cannot check
+            warnings.filterwarnings("ignore", "Unsupported scheme type", UserWarning)
+            airflow_openapi(api).validate_response(spec_request, spec_response)
     except Exception as exc:
         raise AssertionError(
             f"the answer {response.status_code} to {request.method} {request.url.path} does "
