@@ -159,10 +159,13 @@ class AirflowClient:
         return Dag(item.dag_id, bool(item.is_paused), item.fileloc or "")
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
+        # Airflow 2 patches every field of the body unless told which; Airflow 3's body has
+        # only is_paused
+        mask = [("update_mask", "is_paused")] if self._major < 3 else []
         self._send(
             "PATCH",
             _dag(dag_id),
-            params=[("update_mask", "is_paused")],
+            params=mask,
             body={"is_paused": paused},
             retryable=API_GET,  # setting the same value again is harmless
         )

@@ -92,6 +92,12 @@ def assert_no_traceback(log: str) -> None:
     )
 
 
+NO_SETTLE_WINDOW = {"verify-window": "0"}
+"""The real-process steps skip the settle window unless a test asks for it: the emulator
+runs on the real clock, and its 60 s would be waited out by every test. The window's own
+tests (in process on a fake clock, and the end-to-end ones) set ``verify-window``."""
+
+
 def step_environment(
     repo: GitRepo,
     emulator: Emulator,
@@ -107,7 +113,12 @@ def step_environment(
     return runner_environment(
         repo.path,
         repo.path.parent / f"runner-{repo.path.name}",
-        {"api-url": emulator.api_url, "deployment-id": emulator.deployment_id, **(inputs or {})},
+        {
+            "api-url": emulator.api_url,
+            "deployment-id": emulator.deployment_id,
+            **NO_SETTLE_WINDOW,
+            **(inputs or {}),
+        },
         event_name=event_name,
         event=event or {},
         sha=repo.head(),

@@ -18,7 +18,7 @@ from typing import Any
 
 from ci_deploy.astro.rules import RULES, AstroRules
 from ci_deploy.bundle import Bundle
-from ci_deploy.errors import ImageError
+from ci_deploy.errors import AirflowApiError, ImageError
 from ci_deploy.image import BuiltImage
 from ci_deploy.input_rules import DEPLOYMENT_NAME_MAX
 from ci_deploy.inputs import Inputs
@@ -36,6 +36,7 @@ from ci_deploy.preview import PullRequest, preview_name
 from ci_deploy.runner import Runner
 from ci_deploy.source import Source
 from ci_deploy.timing import Timing
+from ci_deploy.verification import AirflowImportError, Dag, DagRun
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -70,10 +71,12 @@ class FakeClock:
 
 @dataclass
 class Rollout:
-    """How the environment takes a release: done after ``polls`` looks, or never."""
+    """How the environment takes a release: done after ``polls`` looks, or never;
+    ``unhealthy_from``: the look from which a done release turns UNHEALTHY (0: never)."""
 
     polls: int = 1
     outcome: str = "healthy"  # healthy, unhealthy, stuck
+    unhealthy_from: int = 0
 
 
 @dataclass
@@ -232,6 +235,8 @@ class FakePlatform:
             return Observation(False, True, f"{summary}: UNHEALTHY")
         if plan.outcome == "stuck" or looks < plan.polls:
             return Observation(False, False, f"{summary}: DEPLOYING")
+        if plan.unhealthy_from and looks >= plan.unhealthy_from:
+            return Observation(False, True, f"{summary}: UNHEALTHY (a scheduler crashed)")
         return Observation(True, False, f"{summary}: HEALTHY")
 
     def import_errors(self, since: datetime, members: Sequence[str]) -> ImportErrors:
@@ -367,3 +372,96 @@ class FakeImages:
 
     def close(self) -> None:
         self.closed += 1
+
+
+@dataclass
+class FakeAirflow:
+    """Airflow's REST API in memory (the :class:`~ci_deploy.platform.Airflow` port), on a
+    :class:`FakeClock`: import errors that appear some seconds after the rollout was first
+    seen HEALTHY, DAGs (paused or not), runs that end ``success`` or ``failed`` after a few
+    looks, DAG versions. ``down``: every call raises AirflowApiError (the API unreachable)."""
+
+    clock: FakeClock
+    major: int = 3
+    errors: list[tuple[float, AirflowImportError]] = field(default_factory=list)
+    """(seconds after HEALTHY, the error): listed from then on."""
+    dags_known: dict[str, Dag] = field(default_factory=dict)
+    failing: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """DAG id -> the tasks whose failure fails its runs; other DAGs' runs succeed."""
+    run_looks: int = 2
+    """How many looks a run stays running before it ends."""
+    versions: dict[str, str] = field(default_factory=dict)
+    """DAG id -> the bundle version of its latest DAG version."""
+    down: bool = False
+    healthy_at: float | None = None
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    _runs: dict[str, int] = field(default_factory=dict)
+
+    def _call(self, *call: Any) -> None:
+        self.calls.append(call)
+        if self.down:
+            raise AirflowApiError("Airflow's API at https://fake/api/v2 answered HTTP 503")
+
+    def import_errors(self) -> list[AirflowImportError]:
+        self._call("import_errors")
+        if self.healthy_at is None:
+            return []
+        since = self.clock.now - self.healthy_at
+        return [error for after, error in self.errors if since >= after]
+
+    def dags(self) -> list[Dag]:
+        self._call("dags")
+        return list(self.dags_known.values())
+
+    def dag(self, dag_id: str) -> Dag | None:
+        self._call("dag", dag_id)
+        return self.dags_known.get(dag_id)
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self._call("set_paused", dag_id, paused)
+        self.dags_known[dag_id] = replace(self.dags_known[dag_id], is_paused=paused)
+
+    def trigger(self, dag_id: str, conf: Mapping[str, object]) -> DagRun:
+        self._call("trigger", dag_id, dict(conf))
+        run_id = f"manual__{len(self._runs) + 1}"
+        self._runs[run_id] = 0
+        return DagRun(dag_id, run_id, "queued")
+
+    def dag_run(self, dag_id: str, run_id: str) -> DagRun:
+        self._call("dag_run", dag_id, run_id)
+        looks = self._runs[run_id] = self._runs[run_id] + 1
+        if looks < self.run_looks:
+            return DagRun(dag_id, run_id, "running")
+        return DagRun(dag_id, run_id, "failed" if dag_id in self.failing else "success")
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> tuple[str, ...]:
+        self._call("failed_tasks", dag_id, run_id)
+        return self.failing.get(dag_id, ())
+
+    def bundle_version(self, dag_id: str) -> str | None:
+        self._call("bundle_version", dag_id)
+        return self.versions.get(dag_id) if self.major >= 3 else None
+
+    def run_link(self, dag_id: str, run_id: str) -> str:
+        return f"https://airflow.example/dags/{dag_id}/runs/{run_id}"
+
+
+@dataclass
+class FakeAirflowPlatform(FakePlatform):
+    """A :class:`FakePlatform` whose environment serves Airflow's API (``airflow_api``;
+    None: it has none that may be asked, ``airflow()`` raises)."""
+
+    airflow_api: FakeAirflow | None = None
+
+    def airflow(self) -> FakeAirflow:
+        self._call("airflow")
+        if self.airflow_api is None:
+            raise AirflowApiError("The Deployment has no Airflow API address (apiUrl)")
+        return self.airflow_api
+
+    def observe(self, release: Release) -> Observation:
+        seen = super().observe(release)
+        api = self.airflow_api
+        if seen.done and api is not None and api.healthy_at is None:
+            api.healthy_at = api.clock.now
+        return seen

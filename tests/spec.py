@@ -8,7 +8,9 @@ checkout), or the file named by ``CI_DEPLOY_SPEC``; the GitHub one is
 session; a missing spec fails the test, it never skips it. Paths are given relative to the
 API base URL and are checked as if sent to the spec's server, ``https://api.astronomer.io/v1``,
 ``https://api.github.com`` or ``https://api.digitalocean.com`` (App Platform paths start
-with ``/v2``). App Platform answers can be checked too (:func:`assert_do_response_matches_spec`).
+with ``/v2``). App Platform answers can be checked too (:func:`assert_do_response_matches_spec`),
+and the Airflow REST API's, v1 (Airflow 2) and v2 (Airflow 3), both ways: requests sent to an
+``apiUrl`` or received by the emulator, and the emulator's answers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import httpx
 from openapi_core import OpenAPI
@@ -32,11 +34,13 @@ from ci_deploy_testkit.emulator.wire import RecordedRequest
 __all__ = [
     "SPEC_SERVER",
     "airflow_openapi",
+    "assert_airflow_request_matches_spec",
     "assert_airflow_requests_match_spec",
     "assert_airflow_response_matches_spec",
     "assert_do_request_matches_spec",
     "assert_do_requests_match_spec",
     "assert_do_response_matches_spec",
+    "assert_emulated_airflow_requests_match_spec",
     "assert_github_request_matches_spec",
     "assert_httpx_request_matches_spec",
     "assert_request_matches_spec",
@@ -86,6 +90,64 @@ def do_openapi() -> OpenAPI:
     return _load(
         spec_path(DO_SPEC_ENV, "digitalocean-apps-openapi.yaml"), DO_SPEC_ENV, "App Platform API"
     )
+
+
+AIRFLOW_SPECS = {
+    2: ("CI_DEPLOY_AIRFLOW2_SPEC", "airflow-2.10.5-rest-api-v1.yaml"),
+    3: ("CI_DEPLOY_AIRFLOW3_SPEC", "airflow-3.3.2-rest-api-v2.yaml"),
+}
+"""Airflow's REST API specs by major version: ``/api/v1`` (Airflow 2), ``/api/v2`` (3)."""
+
+
+def airflow_openapi(major: int) -> OpenAPI:
+    """The loaded Airflow REST API spec of Airflow ``major`` (2 or 3), cached per session."""
+    env, name = AIRFLOW_SPECS[major]
+    return _load(spec_path(env, name), env, f"Airflow {major} REST API")
+
+
+def assert_airflow_request_matches_spec(
+    major: int,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+) -> None:
+    """:func:`assert_request_matches_spec` for Airflow ``major``'s REST API; ``path`` is
+    relative to the Deployment's ``apiUrl`` (``/importErrors``, ``/dags/x/dagRuns``)."""
+    api = "/api/v1" if major == 2 else "/api/v2"
+    _validate(
+        airflow_openapi(major),
+        f"Airflow {major} REST API",
+        f"http://localhost{api}",
+        method,
+        path,
+        query,
+        headers,
+        body,
+    )
+
+
+def assert_airflow_requests_match_spec(
+    major: int, requests: Iterable[httpx.Request], api_url: str
+) -> None:
+    """Every request sent to Airflow's API at ``api_url`` validates against Airflow
+    ``major``'s spec (and went to that host and path, nowhere else)."""
+    base = httpx.URL(api_url.rstrip("/") + "/")
+    for request in requests:
+        url = request.url
+        assert (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+        raw_path = url.raw_path.split(b"?", 1)[0].decode("ascii")
+        base_path = base.raw_path.decode("ascii").rstrip("/")
+        assert raw_path.startswith(base_path + "/"), f"{raw_path} is outside {base_path}"
+        assert_airflow_request_matches_spec(
+            major,
+            request.method,
+            raw_path[len(base_path) :],
+            url.query.decode("ascii"),
+            dict(request.headers.items()),
+            request.content or None,
+        )
 
 
 @dataclass
@@ -214,69 +276,27 @@ def _validate_response(
         ) from exc
 
 
-AIRFLOW_SPECS = {
-    "v1": ("CI_DEPLOY_AIRFLOW2_SPEC", "airflow-2.10.5-rest-api-v1.yaml"),
-    "v2": ("CI_DEPLOY_AIRFLOW3_SPEC", "airflow-3.3.2-rest-api-v2.yaml"),
-}
-_AIRFLOW_API = re.compile(r"/api/(v[12])(?:/|$)")
+_AIRFLOW_API = re.compile(r"/api/v([12])(?=/|$)")
+_MAJORS = {"1": 2, "2": 3}  # /api/v1: Airflow 2, /api/v2: Airflow 3
 
 
-def airflow_api_of(airflow_version: str) -> str:
-    """The Airflow REST API an Airflow version serves: ``v1`` for 2.x, ``v2`` from 3.0."""
-    return "v1" if airflow_version.split(".", 1)[0] in ("1", "2") else "v2"
-
-
-def airflow_openapi(version: str) -> OpenAPI:
-    """The loaded Airflow REST API spec of an Airflow version (``2.10.5``: the v1 spec,
-    ``3.0.1``: the v2 one) or of an API (``v1``, ``v2``); ``$CI_DEPLOY_AIRFLOW2_SPEC`` /
-    ``$CI_DEPLOY_AIRFLOW3_SPEC`` override where they are."""
-    api = version if version in AIRFLOW_SPECS else airflow_api_of(version)
-    env, name = AIRFLOW_SPECS[api]
-    return _load(spec_path(env, name), env, f"Airflow REST API {api}")
-
-
-def assert_airflow_requests_match_spec(requests: Iterable[RecordedRequest]) -> None:
-    """Every Airflow API request among ``requests`` (an emulator's: ``/airflow/<id>/api/...``)
-    validates against the spec of its API version."""
+def assert_emulated_airflow_requests_match_spec(requests: Iterable[RecordedRequest]) -> None:
+    """Every Airflow API request among ``requests`` (an emulator's, at
+    ``/airflow/<deployment>/api/v1|v2/...``) validates against the spec of its version."""
     for request in requests:
         match = _AIRFLOW_API.search(request.path)
         if not request.path.startswith("/airflow/") or match is None:
             continue
-        query = request.query
-        if match[1] == "v2":
-            query = _without_nullable_lists(request.method, request.path, query)
-        with warnings.catch_warnings():  # the v2 spec's OAuth2 scheme, which it cannot check
+        with warnings.catch_warnings():  # Airflow 3's OAuth2 scheme, which it cannot check
             warnings.filterwarnings("ignore", "Unsupported scheme type", UserWarning)
-            _validate(
-                airflow_openapi(match[1]),
-                f"Airflow REST API {match[1]}",
-                "http://localhost",
+            assert_airflow_request_matches_spec(
+                _MAJORS[match[1]],
                 request.method,
-                request.path[match.start() :],
-                query,
+                request.path[match.end() :],
+                request.query,
                 request.headers,
                 request.body or None,
             )
-
-
-# The v2 spec's query parameters typed ``anyOf: [array of strings, null]``: openapi-core
-# cannot read a list out of an ``anyOf`` and fails every value of them, valid or not
-# (``update_mask=is_paused`` is a one-item list, as Airflow 3 reads it).
-_NULLABLE_LIST_PARAMETERS = frozenset(
-    {"update_mask", "included_events", "excluded_events", "result"}
-)
-
-
-def _without_nullable_lists(method: str, path: str, query: str) -> str:
-    """``query`` without the :data:`_NULLABLE_LIST_PARAMETERS`, after checking their values
-    are strings a list of strings takes (non-empty)."""
-    kept: list[tuple[str, str]] = []
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name not in _NULLABLE_LIST_PARAMETERS:
-            kept.append((name, value))
-        elif not value:
-            raise AssertionError(f"{method} {path}: query parameter {name} is empty")
-    return urlencode(kept)
 
 
 def assert_airflow_response_matches_spec(response: httpx.Response) -> None:
@@ -289,10 +309,10 @@ def assert_airflow_response_matches_spec(response: httpx.Response) -> None:
     request = response.request
     match = _AIRFLOW_API.search(request.url.path)
     assert match is not None, f"{request.url.path} is not an Airflow REST API path"
-    api = match[1]
+    major = _MAJORS[match[1]]
     path = request.url.path[match.start() :]  # v1: its spec's server is /api/v1
     _validate_response(
-        airflow_openapi(api), f"Airflow REST API {api}", "http://localhost", path, response
+        airflow_openapi(major), f"Airflow {major} REST API", "http://localhost", path, response
     )
 
 

@@ -20,7 +20,7 @@ import pytest
 from ci_deploy_testkit.emulator import Emulator
 from tests.actionrun import Step, assert_requests_match_spec, change, example_repo, run_push
 from tests.gitrepo import GitRepo
-from tests.spec import assert_airflow_requests_match_spec
+from tests.spec import assert_emulated_airflow_requests_match_spec
 
 AIRFLOW_2, AIRFLOW_3 = "2.10.5", "3.0.1"
 BASELINE = {"verify-window": "0", "check-import-errors": "false"}
@@ -44,7 +44,7 @@ def emu(airflow_version: str) -> Iterator[Emulator]:
     ) as emulator:
         yield emulator
     assert_requests_match_spec(emulator)
-    assert_airflow_requests_match_spec(emulator.requests)
+    assert_emulated_airflow_requests_match_spec(emulator.requests)
 
 
 @pytest.fixture

@@ -310,6 +310,8 @@ class AstroPlatform:
                 "says neither Airflow 2 nor 3"
             )
         ui = deployment.webServerUrl or deployment.apiUrl.rstrip("/").rsplit("/api/", 1)[0]
+        if "://" not in ui:  # Astro's webServerUrl has no scheme: the API's it is
+            ui = f"{urlsplit(deployment.apiUrl).scheme or 'https'}://{ui}"
         self._airflow = AirflowClient(
             usable_api_url(deployment.apiUrl, major),
             self._registry_password,
