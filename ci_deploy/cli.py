@@ -61,7 +61,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         args.insert(0, "deploy")
     parsed = _parser().parse_args(args)
     if parsed.command == "emulator":
-        return _emulator(parsed.host, parsed.port, parsed.rollout_seconds, parsed.registry)
+        return _emulator(
+            parsed.host,
+            parsed.port,
+            parsed.rollout_seconds,
+            parsed.registry,
+            parsed.airflow_version,
+        )
     flags = {name: getattr(parsed, _dest(name), None) for name in INPUTS if name not in SECRET}
     if parsed.command == "plan":
         flags["dry-run"] = "true"
@@ -221,7 +227,9 @@ def _finish(runner: Runner, result: RunResult, context: GitHubContext) -> int:
     return 1 if result.error is not None else 0
 
 
-def _emulator(host: str, port: int, rollout_seconds: float, registry: str | None) -> int:
+def _emulator(
+    host: str, port: int, rollout_seconds: float, registry: str | None, airflow_version: str
+) -> int:
     try:  # a separate package: the action's image does not have it
         emulator = importlib.import_module("ci_deploy_testkit.emulator")
     except ImportError:
@@ -232,7 +240,13 @@ def _emulator(host: str, port: int, rollout_seconds: float, registry: str | None
         )
         return 2
     return int(
-        emulator.serve(host=host, port=port, rollout_seconds=rollout_seconds, registry=registry)
+        emulator.serve(
+            host=host,
+            port=port,
+            rollout_seconds=rollout_seconds,
+            registry=registry,
+            airflow_version=airflow_version,
+        )
     )
 
 
@@ -275,5 +289,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="a real registry for image deploys: imageRepository points at it and a finalize "
         "needs the image there (user cli, the API token as password)",
+    )
+    emulator_cmd.add_argument(
+        "--airflow-version",
+        default="3.0.1",
+        metavar="VERSION",
+        help="the Deployments' Airflow: 2.x serves the Airflow API at /api/v1, 3.x at /api/v2",
     )
     return parser

@@ -8,13 +8,17 @@ checkout), or the file named by ``CI_DEPLOY_SPEC``; the GitHub one is
 session; a missing spec fails the test, it never skips it. Paths are given relative to the
 API base URL and are checked as if sent to the spec's server, ``https://api.astronomer.io/v1``,
 ``https://api.github.com`` or ``https://api.digitalocean.com`` (App Platform paths start
-with ``/v2``). App Platform answers can be checked too (:func:`assert_do_response_matches_spec`).
+with ``/v2``). App Platform answers can be checked too (:func:`assert_do_response_matches_spec`),
+and the Airflow REST API's, v1 (Airflow 2) and v2 (Airflow 3), both ways: requests sent to an
+``apiUrl`` or received by the emulator, and the emulator's answers.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +36,11 @@ __all__ = [
     "airflow_openapi",
     "assert_airflow_request_matches_spec",
     "assert_airflow_requests_match_spec",
+    "assert_airflow_response_matches_spec",
     "assert_do_request_matches_spec",
     "assert_do_requests_match_spec",
     "assert_do_response_matches_spec",
+    "assert_emulated_airflow_requests_match_spec",
     "assert_github_request_matches_spec",
     "assert_httpx_request_matches_spec",
     "assert_request_matches_spec",
@@ -223,11 +229,21 @@ class _SpecResponse:
 def assert_do_response_matches_spec(response: httpx.Response) -> None:
     """Fail unless an App Platform answer (a request sent to a server at the root, such as
     the emulator) is one the spec allows for its request."""
+    _validate_response(
+        do_openapi(), "App Platform API", DO_SERVER, response.request.url.path, response
+    )
+
+
+def _validate_response(
+    spec: OpenAPI, name: str, host_url: str, path: str, response: httpx.Response
+) -> None:
+    """Fail unless ``response`` is an answer ``spec`` allows for its request, sent to
+    ``host_url`` + ``path``."""
     request = response.request
     header = Headers(list(request.headers.items()))
     spec_request = _SpecRequest(
-        host_url=DO_SERVER,
-        path=request.url.path,
+        host_url=host_url,
+        path=path,
         method=request.method.lower(),
         body=request.content or None,
         content_type=header.get("Content-Type", ""),
@@ -244,12 +260,54 @@ def assert_do_response_matches_spec(response: httpx.Response) -> None:
         response.content,
     )
     try:
-        do_openapi().validate_response(spec_request, spec_response)
+        with warnings.catch_warnings():  # Airflow 3's OAuth2 scheme, which it cannot check
+            warnings.filterwarnings("ignore", "Unsupported scheme type", UserWarning)
+            spec.validate_response(spec_request, spec_response)
     except Exception as exc:
         raise AssertionError(
             f"the answer {response.status_code} to {request.method} {request.url.path} does "
-            f"not match the App Platform API spec: {_explain(exc)}"
+            f"not match the {name} spec: {_explain(exc)}"
         ) from exc
+
+
+_AIRFLOW_API = re.compile(r"/api/v([12])(?=/|$)")
+_MAJORS = {"1": 2, "2": 3}  # /api/v1: Airflow 2, /api/v2: Airflow 3
+
+
+def assert_emulated_airflow_requests_match_spec(requests: Iterable[RecordedRequest]) -> None:
+    """Every Airflow API request among ``requests`` (an emulator's, at
+    ``/airflow/<deployment>/api/v1|v2/...``) validates against the spec of its version."""
+    for request in requests:
+        match = _AIRFLOW_API.search(request.path)
+        if not request.path.startswith("/airflow/") or match is None:
+            continue
+        with warnings.catch_warnings():  # Airflow 3's OAuth2 scheme, which it cannot check
+            warnings.filterwarnings("ignore", "Unsupported scheme type", UserWarning)
+            assert_airflow_request_matches_spec(
+                _MAJORS[match[1]],
+                request.method,
+                request.path[match.end() :],
+                request.query,
+                request.headers,
+                request.body or None,
+            )
+
+
+def assert_airflow_response_matches_spec(response: httpx.Response) -> None:
+    """Fail unless an Airflow API answer is one the right spec allows for its request.
+
+    The spec is chosen by the ``/api/v1`` or ``/api/v2`` in the request's path, and what
+    comes before it (the emulator's ``/airflow/<deployment>``, Astro's host prefix) is
+    dropped, as a server at that ``apiUrl`` would see it.
+    """
+    request = response.request
+    match = _AIRFLOW_API.search(request.url.path)
+    assert match is not None, f"{request.url.path} is not an Airflow REST API path"
+    major = _MAJORS[match[1]]
+    path = request.url.path[match.start() :]  # v1: its spec's server is /api/v1
+    _validate_response(
+        airflow_openapi(major), f"Airflow {major} REST API", "http://localhost", path, response
+    )
 
 
 def _validate(

@@ -250,6 +250,7 @@ def test_unhealthy_rollout_is_rolled_back(repo: GitRepo, emulator: Emulator) -> 
 
 
 def test_import_errors_are_annotated_and_rolled_back(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.airflow_api = False  # the logs are read when Airflow's API cannot be asked
     emulator.import_errors_after_finalize = [DAG]
     version_before = previous_version(emulator)
     before = change(repo)
@@ -305,6 +306,7 @@ def test_failed_upload_is_not_rolled_back(repo: GitRepo, emulator: Emulator) -> 
 
 
 def test_logs_endpoint_absent_is_a_notice(repo: GitRepo, emulator: Emulator) -> None:
+    emulator.airflow_api = False  # the logs are read when Airflow's API cannot be asked
     emulator.logs_available = False
     before = change(repo)
 
@@ -439,6 +441,7 @@ def test_a_logs_endpoint_failing_after_a_verified_rollout_is_a_warning(
     repo: GitRepo, emulator: Emulator
 ) -> None:
     # case 8: the Deployment is HEALTHY on the new version; only the logs cannot be read
+    emulator.airflow_api = False  # the logs are read when Airflow's API cannot be asked
     emulator.faults.add("GET", r"/logs$", 500, count=20)
     before = change(repo)
 

@@ -7,6 +7,8 @@ one port:
   overrides and Deployment logs (see :mod:`ci_deploy_testkit.emulator.api`);
 - ``/blob/...``: an Azure-like blob host for the deploys' upload URLs
   (see :mod:`ci_deploy_testkit.emulator.blob`);
+- ``/airflow/<id>/api/v1|v2/...``: the Airflow REST API at each Deployment's ``apiUrl``,
+  the subset the verification gates use (see :mod:`ci_deploy_testkit.emulator.airflow`);
 - ``/ui/deployments/<id>``: a page for the Deployment's ``uiUrl``.
 
 Every request is recorded in :attr:`Emulator.requests` before anything else happens, then
@@ -29,11 +31,17 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
+from ci_deploy_testkit.emulator.airflow import AirflowApi
 from ci_deploy_testkit.emulator.api import AstroApi
 from ci_deploy_testkit.emulator.blob import BlobHost
 from ci_deploy_testkit.emulator.faults import Fault
 from ci_deploy_testkit.emulator.serving import Log, ServedApi
-from ci_deploy_testkit.emulator.state import WORKSPACE_ID, AstroState, StoredBlob
+from ci_deploy_testkit.emulator.state import (
+    AIRFLOW_VERSION,
+    WORKSPACE_ID,
+    AstroState,
+    StoredBlob,
+)
 from ci_deploy_testkit.emulator.ui import deployment_page
 from ci_deploy_testkit.emulator.wire import (
     ApiProblem,
@@ -107,6 +115,16 @@ class Emulator(ServedApi):
     blob leaves only its size and sha256 in :attr:`stored_blobs`, :attr:`blobs` stays
     empty, and :attr:`requests` are recorded without their bodies. Staged blocks are held
     until their block list commits them, as Azure holds them.
+
+    Airflow: each Deployment serves the Airflow REST API subset of the verification gates
+    at its ``apiUrl`` (:mod:`~ci_deploy_testkit.emulator.airflow`), driven by the DAG files
+    of the tarball it runs and their ``# ci-deploy-emulator: ...`` markers.
+    ``airflow_version`` is every seeded and added Deployment's ``airflowVersion``: ``3.x``
+    serves ``/api/v2``, ``2.x`` ``/api/v1`` (the ``apiUrl`` ends so).
+    ``airflow_api=False`` (or :attr:`airflow_api` set later) answers every Airflow request
+    503, while the Astro API (and its logs endpoint) keep working. ``airflow_delay_scale``
+    multiplies the Airflow delays on ``clock``: an ``import-error-after 20`` marker's 20
+    seconds and a triggered run's one second (``0.05``: one second and 50 ms).
     """
 
     def __init__(
@@ -120,6 +138,9 @@ class Emulator(ServedApi):
         wall_clock: Callable[[], float] = time.time,
         keep_blobs: bool = True,
         registry: str | None = None,
+        airflow_version: str = AIRFLOW_VERSION,
+        airflow_api: bool = True,
+        airflow_delay_scale: float = 1.0,
     ) -> None:
         self.clock, self.wall_clock = clock, wall_clock
         self.organization_id = DEMO_ORGANIZATION_ID
@@ -136,12 +157,20 @@ class Emulator(ServedApi):
             wall_clock=wall_clock,
             keep_blobs=keep_blobs,
             registry=registry,
+            airflow_version=airflow_version,
+        )
+        self._airflow = AirflowApi(
+            self._state,
+            lambda token: token in self.tokens,
+            enabled=airflow_api,
+            delay_scale=airflow_delay_scale,
         )
         self._state.add_deployment(DEMO_DEPLOYMENT_ID, name="emulator")
         self._state.seed_history(DEMO_DEPLOYMENT_ID)
         self._routes: tuple[tuple[str, Callable[[RecordedRequest], Response]], ...] = (
             ("/v1/", AstroApi(self._state, lambda token: token in self.tokens).handle),
             ("/blob/", BlobHost(self._state).handle),
+            ("/airflow/", self._airflow.handle),
             ("/ui/", self._ui),
         )
 
@@ -221,6 +250,37 @@ class Emulator(ServedApi):
     def rollout_seconds(self, value: float) -> None:
         with self._state.lock:
             self._state.rollout_seconds = value
+
+    @property
+    def airflow_api(self) -> bool:
+        """False makes every Airflow API request (``/airflow/...``) answer 503."""
+        return self._airflow.enabled
+
+    @airflow_api.setter
+    def airflow_api(self, value: bool) -> None:
+        with self._state.lock:
+            self._airflow.enabled = value
+
+    @property
+    def airflow_delay_scale(self) -> float:
+        """What the Airflow delays (``import-error-after N``, a run's second) are multiplied by."""
+        return self._airflow.delay_scale
+
+    @airflow_delay_scale.setter
+    def airflow_delay_scale(self, value: float) -> None:
+        with self._state.lock:
+            self._airflow.delay_scale = value
+
+    def airflow_import_errors(self, deployment_id: str = DEMO_DEPLOYMENT_ID) -> list[str]:
+        """The files (``/usr/local/airflow/dags/x.py``) the Deployment's Airflow reports an
+        import error of now."""
+        with self._state.lock:
+            return [error["filename"] for error in self._airflow.import_errors(deployment_id)]
+
+    def airflow_dag_runs(self, deployment_id: str = DEMO_DEPLOYMENT_ID) -> list[tuple[str, str]]:
+        """The ``(dag_id, dag_run_id)`` of every run triggered on the Deployment, in order."""
+        with self._state.lock:
+            return self._airflow.run_ids(deployment_id)
 
     @property
     def logs_available(self) -> bool:
@@ -368,17 +428,25 @@ def serve(
     port: int = 8765,
     rollout_seconds: float = 1.0,
     registry: str | None = None,
+    airflow_version: str = AIRFLOW_VERSION,
 ) -> int:
     """Run an emulator until SIGINT or SIGTERM; for ``ci-deploy emulator``. Main thread only.
 
-    Prints the API URL, organization, Deployment and token to use, one ``name: value`` a
-    line, then a log line per request on stderr. ``registry`` (``host:port``) is a real
-    registry for image deploys (see :class:`Emulator`). Returns the exit code: 0, or 1 when
-    the port cannot be bound.
+    Prints the API URL, organization, Deployment and token to use, then the Deployment's
+    Airflow API URL, one ``name: value`` a line, then a log line per request on stderr.
+    ``registry`` (``host:port``) is a real registry for image deploys (see
+    :class:`Emulator`); ``airflow_version`` the Deployments'
+    Airflow (``2.x``: the Airflow API at ``/api/v1``, else ``/api/v2``). Returns the exit
+    code: 0, or 1 when the port cannot be bound.
     """
     try:
         emulator = Emulator(
-            host, port, rollout_seconds=rollout_seconds, log=_log_to_stderr, registry=registry
+            host,
+            port,
+            rollout_seconds=rollout_seconds,
+            log=_log_to_stderr,
+            registry=registry,
+            airflow_version=airflow_version,
         )
     except OSError as exc:
         print(f"ci-deploy emulator: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
@@ -396,7 +464,8 @@ def serve(
                 f"api-url: {emulator.api_url}\n"
                 f"organization-id: {emulator.organization_id}\n"
                 f"deployment-id: {emulator.deployment_id}\n"
-                f"token: {emulator.token}"
+                f"token: {emulator.token}\n"
+                f"airflow-api: {emulator.deployment(emulator.deployment_id)['apiUrl']}"
                 + (
                     f"\nregistry: {registry} (user cli, an API token as password)"
                     if registry

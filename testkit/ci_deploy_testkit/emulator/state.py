@@ -45,6 +45,7 @@ from ci_deploy_testkit.emulator.wire import ApiProblem, BlobProblem
 WORKSPACE_ID = "emulator-workspace"
 RUNTIME_VERSION = "3.0-1"
 AIRFLOW_VERSION = "3.0.1"
+AIRFLOW2_RUNTIME_VERSION = "12.7.1"  # the Astro Runtime of Airflow 2.10.5
 SEED_COMMIT_SHA = "5eed0000c0ffee0000000000000000000000a11f"
 SUBJECT = {"id": "emulator-api-token", "subjectType": "SERVICEKEY", "apiTokenName": "emulator"}
 
@@ -54,6 +55,12 @@ ROLLBACK_DAYS = 90  # Astro rolls back to deploys of the last 90 days only
 
 _ID_ALPHABET = string.digits + string.ascii_lowercase
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def airflow_api_path(airflow_version: str) -> str:
+    """The Airflow REST API's path for an Airflow version: ``/api/v1`` for Airflow 2,
+    ``/api/v2`` from Airflow 3 on."""
+    return "/api/v1" if airflow_version.split(".", 1)[0] in ("1", "2") else "/api/v2"
 
 
 def iso_seconds(epoch_seconds: float) -> str:
@@ -171,6 +178,19 @@ class HibernationOverride:
         return data
 
 
+@dataclass(frozen=True)
+class Parse:
+    """The DAG code a Deployment began to run, for the Airflow API
+    (:mod:`~ci_deploy_testkit.emulator.airflow`): from ``since`` (the clock, when its rollout
+    ended), the bundle version ``bundle_version`` (the DAG tarball version, or the deploy id
+    of an image deploy to a Deployment without DAG deploys), whose DAG tarball, if any, is
+    ``dag_version``."""
+
+    bundle_version: str
+    dag_version: str | None
+    since: float
+
+
 @dataclass
 class DeployRecord:
     data: dict[str, Any]
@@ -191,6 +211,7 @@ class DeploymentRecord:
     creating_since: float | None = None  # the clock when CreateDeployment made it, while CREATING
     logs: list[LogEntry] = field(default_factory=list)
     logs_available: bool | None = None  # None: as AstroState.logs_available says
+    parses: list[Parse] = field(default_factory=list)  # the code it ran, oldest first
 
 
 class AstroState:
@@ -206,8 +227,10 @@ class AstroState:
         wall_clock: Callable[[], float] = time.time,
         keep_blobs: bool = True,
         registry: str | None = None,
+        airflow_version: str = AIRFLOW_VERSION,
     ) -> None:
         self.lock = threading.RLock()
+        self.airflow_version = airflow_version
         self.base_url = base_url
         # A real registry (host:port) the image deploys are checked against; None: the
         # fake one of record_push.
@@ -246,6 +269,9 @@ class AstroState:
             data["dagTarballVersion"] = data["desiredDagTarballVersion"] = ""
         record = DeploymentRecord(data)
         self._update(record, fields)
+        if record.data["dagTarballVersion"]:
+            version = record.data["dagTarballVersion"]
+            record.parses.append(Parse(version, version, self._clock() - 3600))
         self._deployments[deployment_id] = record
 
     def update_deployment(self, deployment_id: str, **fields: Any) -> None:
@@ -813,8 +839,32 @@ class AstroState:
             data["dagTarballVersion"] = rollout.dag_version
         if rollout.image_tag:
             data["imageTag"] = data["imageVersion"] = rollout.image_tag
+        self._note_parse(deployment, rollout)
         if awake:
             data.update(status="HEALTHY", statusReason="Successfully Deployed")
+
+    def _note_parse(self, deployment: DeploymentRecord, rollout: Rollout) -> None:
+        """Record the code a rollout that ended well made the Deployment run, when it ended."""
+        ended = rollout.started + self.rollout_seconds
+        if rollout.dag_version:
+            parse = Parse(rollout.dag_version, rollout.dag_version, ended)
+        elif not deployment.data.get("isDagDeployEnabled") and rollout.image_tag:
+            parse = Parse(rollout.deploy_id, None, ended)  # the DAGs come in the image
+        else:
+            return  # an image deploy: the DAGs stay those of the last DAG deploy
+        deployment.parses.append(parse)
+
+    def parses(self, deployment_id: str) -> list[Parse]:
+        """The code the Deployment ran, oldest first, its current one last (settled now)."""
+        return list(self._record(deployment_id).parses)
+
+    def clock(self) -> float:
+        """The state's clock (monotonic seconds), which rollouts are measured on."""
+        return self._clock()
+
+    def wall_clock(self) -> float:
+        """The state's wall clock (epoch seconds)."""
+        return self._wall_clock()
 
     def _end_wake_up(self, deployment: DeploymentRecord) -> None:
         data = deployment.data
@@ -940,6 +990,8 @@ class AstroState:
     def _deployment_defaults(self, deployment_id: str) -> dict[str, Any]:
         host = self.base_url.split("://", 1)[1]
         airflow = f"{host}/airflow/{deployment_id}"
+        api = airflow_api_path(self.airflow_version)
+        runtime = RUNTIME_VERSION if api == "/api/v2" else AIRFLOW2_RUNTIME_VERSION
         registry = self.registry or host
         created = iso_seconds(self._started - 30 * 86400)
         version = self._versions.at(self._started - 3600)
@@ -961,19 +1013,19 @@ class AstroState:
             "isDevelopmentMode": False,
             "isCicdEnforced": False,
             "isHighAvailability": False,
-            "runtimeVersion": RUNTIME_VERSION,
-            "astroRuntimeVersion": RUNTIME_VERSION,
-            "airflowVersion": AIRFLOW_VERSION,
+            "runtimeVersion": runtime,
+            "astroRuntimeVersion": runtime,
+            "airflowVersion": self.airflow_version,
             "dagTarballVersion": version,
             "desiredDagTarballVersion": version,
             "imageRepository": f"{registry}/{self.organization_id}/{deployment_id}",
             "imageTag": "deploy-0",
             "imageVersion": "deploy-0",
             "uiUrl": f"{self.base_url}/ui/deployments/{deployment_id}",
-            "apiUrl": f"{self.base_url}/airflow/{deployment_id}/api/v2",
+            "apiUrl": f"{self.base_url}/airflow/{deployment_id}{api}",
             "webServerUrl": airflow,
             "webServerIngressHostname": airflow,
-            "webServerAirflowApiUrl": f"{airflow}/api/v2",
+            "webServerAirflowApiUrl": f"{airflow}{api}",
             "webServerCpu": "0.5",
             "webServerMemory": "1Gi",
             "webServerReplicas": 1,
