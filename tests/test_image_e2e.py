@@ -158,7 +158,7 @@ def test_the_emulator_command_takes_a_registry(real_registry: RealRegistry) -> N
     )
     try:
         assert process.stdout is not None
-        banner = dict(process.stdout.readline().strip().split(": ", 1) for _ in range(6))
+        banner = dict(process.stdout.readline().strip().split(": ", 1) for _ in range(7))
         assert banner["registry"] == f"{real_registry.host} (user cli, an API token as password)"
         url = (
             f"{banner['api-url']}/organizations/{banner['organization-id']}/deployments/"
