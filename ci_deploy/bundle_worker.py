@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from ci_deploy.bundle import Bundle, Packing, build_dag_tarball
+from ci_deploy.cancel import leave_signals_to_the_run
 from ci_deploy.compression import Compression, compression_for
 
 
@@ -105,7 +106,7 @@ def start(dags: Path, packing: Packing, *, fork: bool | None = None) -> Worker:
         if pid == 0:  # the child: never returns into the run
             code = 1
             try:
-                _leave_signals_to_the_run()
+                leave_signals_to_the_run()
                 _leave_output_to_the_run()
                 os.close(read)
                 with open(write, "wb") as pipe:
@@ -124,13 +125,6 @@ def start(dags: Path, packing: Packing, *, fork: bool | None = None) -> Worker:
         stderr=subprocess.DEVNULL,
     )
     return Worker(spawned.pid, cast(BinaryIO, spawned.stdout), spawned)
-
-
-def _leave_signals_to_the_run() -> None:
-    """The run's signal handlers are not this process's: Ctrl-C is the run's to handle, and
-    the run kills this process when it stops (SIGTERM ends it at once)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _leave_output_to_the_run() -> None:
@@ -153,7 +147,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    _leave_signals_to_the_run()
+    leave_signals_to_the_run()
     try:
         code = main(sys.argv[1:])
     except BaseException:  # the run packs the folder itself and says what is wrong

@@ -51,6 +51,13 @@ def _cancel(signum: int) -> None:
     )
 
 
+def leave_signals_to_the_run() -> None:
+    """In a worker process of the run (a syntax-check worker, the packing process): Ctrl-C is
+    the run's to handle, and SIGTERM ends the worker at once (the run stops its workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @contextmanager
 def guarded() -> Iterator[None]:
     """Inside: SIGTERM and SIGINT do not kill the process (see :func:`cancellable`)."""

@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import signal
 import threading
 import warnings
 from collections.abc import Collection, Iterable, Mapping, MutableMapping
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ci_deploy.bundle import shown
+from ci_deploy.cancel import leave_signals_to_the_run
 from ci_deploy.errors import SyntaxCheckError
 
 if TYPE_CHECKING:  # imported when a pool starts: a run without one does not pay for them
@@ -279,7 +279,7 @@ class _Compiler:
 
         try:
             self._pool = ProcessPoolExecutor(
-                self._workers, mp_context=_start_method(), initializer=_worker_signals
+                self._workers, mp_context=_start_method(), initializer=leave_signals_to_the_run
             )
         except (OSError, ImportError, ValueError):  # no processes here (no /dev/shm...)
             self._workers = 1  # compiled here, a batch at a time
@@ -342,12 +342,6 @@ def _start_method() -> BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     return context
-
-
-def _worker_signals() -> None:
-    """A worker leaves Ctrl-C and SIGTERM to the run: the run stops the pool."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _compile_batch(batch: Collection[tuple[bytes, bytes]]) -> list[tuple[bytes, Outcome]]:
